@@ -1,0 +1,74 @@
+"""The error hierarchy. Every failure the pipeline expects is one of these.
+
+    AggregatorError
+    ├── ConfigError            feeds.yaml is unreadable or invalid (file, line, field)
+    ├── FetchError(url)        a feed or page could not be fetched
+    │   ├── HTTPStatusError    the server answered with an error status
+    │   ├── ResponseTooLarge   the body (after decompression) passed the size cap
+    │   └── BlockedURL         a stranger's URL pointed at a private address or bad scheme
+    ├── ParseError(url)        a feed body held no usable entries
+    ├── ExtractError(url)      an article page gave no usable text
+    └── StorageError           the database could not be opened or migrated
+
+Errors that concern one URL carry it as ``.url`` so logs and feed health can name it.
+Lower-level exceptions are chained with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class ConfigError(AggregatorError):
+    """feeds.yaml could not be loaded. The message names file, line and field."""
+
+    def __init__(self, message: str, *, path: str = "", line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+class FetchError(AggregatorError):
+    """A URL could not be fetched."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class HTTPStatusError(FetchError):
+    """The server answered with a status that carries no usable body."""
+
+    def __init__(self, message: str, *, url: str, status: int) -> None:
+        super().__init__(message, url=url)
+        self.status = status
+
+
+class ResponseTooLarge(FetchError):
+    """The body grew past the configured cap; reading stopped there."""
+
+
+class BlockedURL(FetchError):
+    """A URL from feed content was refused (private address or non-http(s) scheme)."""
+
+
+class ParseError(AggregatorError):
+    """A feed body could not be parsed into any entry."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ExtractError(AggregatorError):
+    """An article page gave no usable text."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class StorageError(AggregatorError):
+    """The database could not be opened, migrated or written."""
