@@ -66,6 +66,7 @@ class Settings(_Frozen):
     min_article_chars: int = Field(default=400, ge=0)
     duplicate_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     duplicate_window: timedelta = timedelta(days=14)
+    output_dir: Path | None = None
     workers: int = Field(default=0, ge=0)
     page_concurrency: int = Field(default=8, ge=1)
     log_level: str = "INFO"
@@ -157,6 +158,13 @@ class Config(_Frozen):
             return Path(override)
         return (self.path.parent / self.settings.database).resolve()
 
+    @property
+    def output_directory(self) -> Path | None:
+        """Where refreshes also write feed files (relative to the config file), if set."""
+        if self.settings.output_dir is None:
+            return None
+        return (self.path.parent / self.settings.output_dir).resolve()
+
     def interval_for(self, feed: FeedSource) -> timedelta:
         return feed.interval or self.settings.refresh_interval
 
@@ -185,6 +193,8 @@ SETTINGS_HELP: dict[str, str] = {
     "duplicate_threshold": "Estimated Jaccard similarity of bodies above which two articles "
     "are copies of one article (MinHash over word 3-shingles).",
     "duplicate_window": "How far back copies are looked for.",
+    "output_dir": "If set, each refresh also writes feed.xml, feed.atom and feed.json "
+    "there (atomically), relative to feeds.yaml; for static hosting.",
     "workers": "Extraction worker processes; 0 means one per CPU core.",
     "page_concurrency": "Article pages fetched at once.",
     "log_level": "DEBUG, INFO, WARNING or ERROR.",

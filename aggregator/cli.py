@@ -1,0 +1,224 @@
+"""The ``aggregator`` command: a thin layer that parses arguments and calls functions.
+
+Logs go to stderr, so ``aggregator feed`` can print nothing but the feed to stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from aggregator import __version__
+from aggregator.config import Config, load_config, resolve_config_path
+from aggregator.errors import AggregatorError, ConfigError, StorageError
+from aggregator.publisher import FORMATS
+
+log = logging.getLogger("aggregator")
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format=LOG_FORMAT, force=True)
+    # httpx logs every request at INFO; our own lines already say what happened.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _load(ctx: click.Context) -> Config:
+    """Load the config named by --config / AGGREGATOR_CONFIG; exit 1 on any error."""
+    path: Path = ctx.obj["config_path"]
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+    _setup_logging(config.settings.log_level)
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Path to feeds.yaml (default: $AGGREGATOR_CONFIG, else config/feeds.yaml).",
+)
+@click.version_option(__version__, prog_name="aggregator")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """Defence-news aggregator: fetch many feeds, extract full text, group copies of
+    the same story, and publish one merged feed (RSS, Atom, JSON Feed).
+
+    Start with `aggregator demo` for a look with no network, or `aggregator run`
+    for the service on config/feeds.yaml.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = resolve_config_path(config_path)
+
+
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon: refresh feeds on schedule and serve the merged feed over HTTP.
+
+    Stops cleanly on SIGTERM or Ctrl-C.
+    """
+    from aggregator.daemon import run_daemon
+
+    config = _load(ctx)
+    try:
+        run_daemon(config)
+    except StorageError as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+@click.option("--workers", type=int, default=None, help="Extraction processes (default: settings).")
+@click.pass_context
+def refresh(ctx: click.Context, workers: int | None) -> None:
+    """Run one full cycle over every enabled feed (fetch, extract, group, publish), then exit.
+
+    Exits 0 even when some feeds failed (they are listed); 1 only when nothing
+    could run (bad config or unusable database).
+    """
+    from aggregator.pipeline import PipelineContext, publish, refresh_feeds, summarize
+    from aggregator.storage import Storage
+
+    config = _load(ctx)
+    try:
+        storage = Storage.open(config.database_path)
+    except StorageError as exc:
+        _fail(str(exc))
+    pipeline = PipelineContext.create(config, storage, workers=workers)
+    try:
+        outcomes = refresh_feeds(pipeline, config.enabled_feeds)
+        publish(pipeline)
+    finally:
+        pipeline.close()
+        storage.close()
+    click.echo(summarize(outcomes))
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            click.echo(f"  failed: {outcome.name} ({outcome.url}): {outcome.error}")
+
+
+@cli.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate feeds.yaml; print the first error (file:line: field: problem) and exit 1."""
+    config = _load(ctx)
+    enabled = len(config.enabled_feeds)
+    click.echo(f"{config.path}: OK ({len(config.feeds)} feeds, {enabled} enabled)")
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="rss",
+    show_default=True,
+    help="Feed format.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Stories (default: feed_limit)."
+)
+@click.pass_context
+def feed(ctx: click.Context, fmt: str, limit: int | None) -> None:
+    """Print the merged feed to stdout (and nothing else). Any --limit works, for export."""
+    from aggregator.output import render_from_storage
+    from aggregator.storage import Storage
+
+    config = _load(ctx)
+    try:
+        storage = Storage.open(config.database_path)
+    except StorageError as exc:
+        _fail(str(exc))
+    try:
+        rendered = render_from_storage(
+            storage, config.settings, fmt, limit or config.settings.feed_limit
+        )
+    finally:
+        storage.close()
+    sys.stdout.buffer.write(rendered.body)
+    sys.stdout.flush()
+
+
+@cli.command()
+@click.pass_context
+def feeds(ctx: click.Context) -> None:
+    """Show each feed's health: last fetch, errors, articles stored."""
+    from aggregator.storage import Storage
+
+    config = _load(ctx)
+    try:
+        storage = Storage.open(config.database_path)
+    except StorageError as exc:
+        _fail(str(exc))
+    rows = storage.feed_health()
+    storage.close()
+    click.echo(f"{'FEED':<30} {'STATUS':<8} {'ARTICLES':>8}  {'LAST SUCCESS':<25} ERROR")
+    for row in rows:
+        state = "disabled" if not row["enabled"] else ("failing" if row["last_error"] else "ok")
+        click.echo(
+            f"{row['name'][:30]:<30} {state:<8} {row['articles']:>8}  "
+            f"{row['last_success_at'] or '-':<25} {row['last_error'] or ''}"
+        )
+
+
+@cli.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Create or upgrade the database schema (run also happens on every start)."""
+    from aggregator.storage import Storage
+
+    config = _load(ctx)
+    try:
+        storage = Storage.open(config.database_path, migrate=False)
+        applied = storage.migrate()
+    except (StorageError, AggregatorError) as exc:
+        _fail(str(exc))
+    storage.close()
+    click.echo(
+        f"{config.database_path}: " + (f"applied {', '.join(applied)}" if applied else "up to date")
+    )
+
+
+@cli.command()
+@click.option("--port", type=int, default=8080, show_default=True, help="Port of the merged feed.")
+def demo(port: int) -> None:
+    """Serve invented sample outlets on loopback and run the daemon against them.
+
+    Needs no network: a first look at merged stories within seconds.
+    """
+    from aggregator.daemon import run_daemon
+    from aggregator.demo import DemoSite, demo_config_text
+
+    _setup_logging("INFO")
+    with DemoSite() as site, tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp:
+        config_path = Path(tmp) / "feeds.yaml"
+        config_path.write_text(
+            demo_config_text(site, listen=f"127.0.0.1:{port}", database=Path(tmp) / "demo.db"),
+            encoding="utf-8",
+        )
+        config = load_config(config_path)
+        click.echo(f"Sample outlets at {site.base_url}/ ; merged feed at:")
+        for path in ("/feed.xml", "/feed.atom", "/feed.json"):
+            click.echo(f"  {config.settings.base_url}{path}")
+        click.echo("Press Ctrl-C to stop.")
+        run_daemon(config)
+
+
+def main() -> None:
+    cli(prog_name="aggregator")

@@ -1,0 +1,431 @@
+"""Fetch feeds and article pages over HTTP: the only module (with extractor) that imports httpx.
+
+Every httpx failure is turned into one of our errors here, so nothing downstream has to
+know about httpx. Bodies are streamed and capped *after* decompression, so neither a huge
+feed nor a gzip bomb can fill memory, and a total deadline stops servers that trickle.
+
+Article links come from feed content, which strangers write. A client made with
+``guard=True`` therefore routes every request, each redirect hop included, through
+:class:`GuardedTransport`: it resolves the host once, refuses any address that is not
+globally routable, and connects to exactly the address it checked (no second DNS lookup
+an attacker could answer differently).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+import httpx
+
+from aggregator.config import Settings
+from aggregator.errors import BlockedURL, FetchError, HTTPStatusError, ResponseTooLarge
+from aggregator.models import FetchResult
+
+__all__ = [
+    "GuardedTransport",
+    "check_url_allowed",
+    "fetch_feed",
+    "fetch_page",
+    "make_client",
+]
+
+logger = logging.getLogger(__name__)
+
+Resolver = Callable[[str, int], list[str]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_REDIRECTS = 5
+# A server may take this many times the per-request timeout in all before we give up.
+DEADLINE_FACTOR = 2
+# Raw body chunks are cut to this size before httpx decompresses them: deflate expands
+# at most ~1032x, so one decode step can never produce more than ~4 MB at once.
+RAW_CHUNK_BYTES = 4096
+# Only codings whose expansion is bounded per input byte; see _SafeBodyTransport.
+ACCEPT_ENCODING = "gzip, deflate"
+_ALLOWED_SCHEMES = frozenset({"http", "https"})
+_NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$", re.IGNORECASE)
+_SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")
+_NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+_ADDRESS_CHECKS: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
+    ("loopback", lambda a: a.is_loopback),
+    ("unspecified", lambda a: a.is_unspecified),
+    ("link-local", lambda a: a.is_link_local),
+    ("multicast", lambda a: a.is_multicast),
+    ("shared (carrier-grade NAT)", lambda a: a in _SHARED_ADDRESS_SPACE),
+    ("private", lambda a: a.is_private),
+    ("reserved", lambda a: a.is_reserved),
+    ("non-public", lambda a: not a.is_global),
+)
+
+
+# --------------------------------------------------------------------------- clients
+
+
+def make_client(
+    settings: Settings, *, guard: bool, transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
+    """An httpx client with our User-Agent, timeouts and redirect policy.
+
+    Feed clients (URLs the admin wrote) use ``guard=False``; article-page clients
+    (URLs strangers wrote) use ``guard=True``, which is a no-op when the settings
+    allow private addresses.
+    """
+    guarded = guard and not settings.allow_private_addresses
+    inner = transport if transport is not None else _default_transport(guarded)
+    wrapped: httpx.BaseTransport = _SafeBodyTransport(inner)
+    if guarded:
+        wrapped = GuardedTransport(wrapped)
+    return httpx.Client(
+        transport=wrapped,
+        headers={"User-Agent": settings.effective_user_agent, "Accept-Encoding": ACCEPT_ENCODING},
+        timeout=httpx.Timeout(settings.timeout.total_seconds()),
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        # Proxies from the environment would connect on our behalf and bypass the guard.
+        trust_env=not guarded,
+    )
+
+
+def _default_transport(guarded: bool) -> httpx.BaseTransport:
+    if not guarded:
+        return httpx.HTTPTransport()
+    # The guard sends requests to an IP, so the pool keys connections by IP. Keeping
+    # none alive stops an https request for one host from reusing a TLS session that
+    # was verified for another host behind the same (CDN) address.
+    return httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+
+
+class _SafeBodyTransport(httpx.BaseTransport):
+    """Keeps httpx's eager body reads and decompression within bounds.
+
+    httpx reads every redirect body in full and decompresses each raw chunk in one
+    step, so it discards redirect bodies (we never use them), cuts raw chunks small,
+    and refuses stacked encodings (``gzip, gzip`` multiplies the expansion).
+    """
+
+    def __init__(self, transport: httpx.BaseTransport) -> None:
+        self._transport = transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._transport.handle_request(request)
+        if _codings(response.headers) > 1:
+            response.close()
+            raise httpx.DecodingError("stacked content encodings are refused", request=request)
+        if response.has_redirect_location:
+            response.close()
+            stream: httpx.SyncByteStream = httpx.ByteStream(b"")
+        else:
+            stream = _SmallChunks(response.stream)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=stream,
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+def _codings(headers: httpx.Headers) -> int:
+    values = ",".join(headers.get_list("content-encoding")).split(",")
+    return sum(1 for value in values if value.strip().lower() not in ("", "identity"))
+
+
+class _SmallChunks(httpx.SyncByteStream):
+    """Re-yields a byte stream in pieces of at most RAW_CHUNK_BYTES."""
+
+    def __init__(self, stream: httpx.SyncByteStream | httpx.AsyncByteStream) -> None:
+        assert isinstance(stream, httpx.SyncByteStream)
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            for start in range(0, len(chunk), RAW_CHUNK_BYTES):
+                yield chunk[start : start + RAW_CHUNK_BYTES]
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+# --------------------------------------------------------------------------- the guard
+
+
+class GuardedTransport(httpx.BaseTransport):
+    """Refuses requests to non-public addresses and pins the connection to the checked IP.
+
+    httpx calls the transport once per redirect hop, so every hop is checked. The
+    request the inner transport sees carries the IP in its URL, the original ``Host``
+    header and, for https, the host name as SNI so certificates are still checked
+    against the name. The client keeps its own request, so ``response.url`` stays the
+    host-name URL.
+    """
+
+    def __init__(self, transport: httpx.BaseTransport, *, resolve: Resolver | None = None) -> None:
+        self._transport = transport
+        self._resolve = resolve or _resolve_host
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        addresses = _checked_addresses(request.url, self._resolve)
+        for address in addresses[:-1]:
+            try:
+                return self._transport.handle_request(_pinned(request, address))
+            except httpx.ConnectError:
+                # Say, an IPv6 address on a host without IPv6: try the next one.
+                logger.debug("%s: could not connect to %s, trying next", request.url, address)
+        return self._transport.handle_request(_pinned(request, addresses[-1]))
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+def _pinned(request: httpx.Request, address: str) -> httpx.Request:
+    """A copy of ``request`` addressed to ``address``, for the wire only."""
+    extensions = dict(request.extensions)
+    if request.url.scheme == "https":
+        extensions["sni_hostname"] = request.url.raw_host.decode("ascii")
+    return httpx.Request(
+        request.method,
+        request.url.copy_with(host=address),
+        headers=request.headers,  # holds the original Host header
+        stream=request.stream,
+        extensions=extensions,
+    )
+
+
+def check_url_allowed(url: str, *, resolve: Resolver | None = None) -> None:
+    """Raise BlockedURL unless ``url`` is http(s) and its host resolves to public addresses only.
+
+    Raises FetchError (the parent of BlockedURL) when the host does not resolve.
+    """
+    _checked_addresses(_parse_http_url(url), resolve or _resolve_host)
+
+
+def _parse_http_url(url: str) -> httpx.URL:
+    """Parse ``url``, refusing anything but http(s).
+
+    Checked before httpx sees the URL: httpx treats ``javascript:x`` as a relative URL
+    and drops its scheme, so a transport could no longer tell what it was.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise BlockedURL(f"invalid URL: {exc}", url=url) from exc
+    if parsed.scheme not in _ALLOWED_SCHEMES:
+        raise BlockedURL(f"scheme {parsed.scheme or '(none)'!r} is not allowed", url=url)
+    return parsed
+
+
+def _checked_addresses(url: httpx.URL, resolve: Resolver) -> list[str]:
+    """The addresses ``url`` may be fetched from; raises BlockedURL if any is refused."""
+    if url.scheme not in _ALLOWED_SCHEMES:
+        raise BlockedURL(f"scheme {url.scheme or '(none)'!r} is not allowed", url=str(url))
+    host = url.raw_host.decode("ascii")
+    if not host:
+        raise BlockedURL("URL has no host", url=str(url))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    addresses = _addresses_of(host, port, resolve, url=str(url))
+    for address in addresses:
+        reason = _blocked_reason(address)
+        if reason:
+            raise BlockedURL(f"{host} resolves to {reason}", url=str(url))
+    return list(dict.fromkeys(str(address) for address in addresses))
+
+
+def _addresses_of(host: str, port: int, resolve: Resolver, *, url: str) -> list[IPAddress]:
+    literal = _literal_address(host)
+    if literal is not None:
+        return [literal]
+    try:
+        resolved = resolve(host, port)
+    except OSError as exc:
+        raise FetchError(f"could not resolve {host}: {exc}", url=url) from exc
+    if not resolved:
+        raise FetchError(f"could not resolve {host}: no addresses", url=url)
+    return [ipaddress.ip_address(address.partition("%")[0]) for address in resolved]
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    """Parse an IP literal, including the forms inet_aton accepts (2130706433, 0x7f.1, 127.1)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not _NUMERIC_HOST.match(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def _resolve_host(host: str, port: int) -> list[str]:
+    """All addresses ``host`` resolves to, in the order the system prefers them."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG)
+    return [str(info[4][0]) for info in infos]
+
+
+def _blocked_reason(address: IPAddress) -> str | None:
+    """Why ``address`` must not be fetched ("private address 10.0.0.5"), or None if public."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        # A dual-stack socket connects to the mapped IPv4 address, so judge that alone.
+        reason = _blocked_reason(address.ipv4_mapped)
+        return reason and f"{reason} (as {address})"
+    embedded = _embedded_ipv4(address)
+    reason = _blocked_reason(embedded) if embedded else None
+    if reason:
+        return f"{reason} (as {address})"
+    for label, test in _ADDRESS_CHECKS:
+        if test(address):
+            return f"{label} address {address}"
+    return None
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a 6to4 or NAT64 address would reach, if any."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.sixtofour:
+        return address.sixtofour
+    if address in _NAT64_PREFIX:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+# --------------------------------------------------------------------------- fetching
+
+
+def fetch_feed(
+    client: httpx.Client,
+    url: str,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    max_bytes: int,
+) -> FetchResult:
+    """GET a feed, conditionally when we hold its ETag or Last-Modified.
+
+    A 304 answer gives ``not_modified=True`` and no content.
+    """
+    headers: dict[str, str] = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return _fetch(client, url, headers=headers, max_bytes=max_bytes)
+
+
+def fetch_page(client: httpx.Client, url: str, *, max_bytes: int) -> FetchResult:
+    """GET an article page (unconditionally)."""
+    return _fetch(client, url, headers={}, max_bytes=max_bytes)
+
+
+def _fetch(
+    client: httpx.Client, url: str, *, headers: Mapping[str, str], max_bytes: int
+) -> FetchResult:
+    timeout = client.timeout.read or 0.0
+    deadline = time.monotonic() + timeout * DEADLINE_FACTOR if timeout else None
+    parsed = _parse_http_url(url)
+    try:
+        with client.stream("GET", parsed, headers=headers) as response:
+            return _read_response(
+                response, url, conditional=bool(headers), max_bytes=max_bytes, deadline=deadline
+            )
+    except httpx.TooManyRedirects as exc:
+        raise FetchError("too many redirects", url=url) from exc
+    except httpx.TimeoutException as exc:
+        raise FetchError(f"timed out after {timeout:g}s", url=url) from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(_describe_error(exc), url=url) from exc
+
+
+def _read_response(
+    response: httpx.Response,
+    url: str,
+    *,
+    conditional: bool,
+    max_bytes: int,
+    deadline: float | None,
+) -> FetchResult:
+    status = response.status_code
+    logger.debug("%s: HTTP %d from %s", url, status, response.url)
+    if status == 304 and conditional:
+        return _result(response, url, b"", not_modified=True)
+    if not 200 <= status < 300:
+        reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+        raise HTTPStatusError(f"HTTP {status}{reason}", url=url, status=status)
+    return _result(response, url, _read_body(response, url, max_bytes, deadline))
+
+
+def _read_body(response: httpx.Response, url: str, max_bytes: int, deadline: float | None) -> bytes:
+    """The decompressed body, refused as soon as it passes ``max_bytes`` or the deadline."""
+    _check_declared_length(response, url, max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ResponseTooLarge(f"body larger than {max_bytes} bytes", url=url)
+        if deadline is not None and time.monotonic() > deadline:
+            raise FetchError("server too slow: body not complete before the deadline", url=url)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_declared_length(response: httpx.Response, url: str, max_bytes: int) -> None:
+    """Refuse before reading when an unencoded body announces it is too big."""
+    if _codings(response.headers):
+        return
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ResponseTooLarge(f"body of {declared} bytes is larger than {max_bytes}", url=url)
+
+
+def _result(
+    response: httpx.Response, url: str, content: bytes, *, not_modified: bool = False
+) -> FetchResult:
+    return FetchResult(
+        url=url,
+        final_url=str(response.url),
+        status=response.status_code,
+        content=content,
+        headers={key.lower(): value for key, value in response.headers.items()},
+        not_modified=not_modified,
+        permanent_redirect=_permanent_target(response),
+    )
+
+
+def _permanent_target(response: httpx.Response) -> str | None:
+    """Where the leading run of 301/308 answers points, or None if the first hop was not one.
+
+    A temporary hop ends the run: a feed moved for good to B that redirects for now
+    to C should be updated to B, not C.
+    """
+    hops = [*response.history, response]
+    permanent = 0
+    while permanent < len(response.history) and hops[permanent].status_code in (301, 308):
+        permanent += 1
+    return str(hops[permanent].url) if permanent else None
+
+
+def _describe_error(exc: httpx.HTTPError) -> str:
+    """A short, plain-words reason for an httpx failure."""
+    text = str(exc)
+    if isinstance(exc, httpx.ConnectError):
+        if "refused" in text.lower():
+            return "connection refused"
+        if "name or service not known" in text.lower() or "nodename" in text.lower():
+            return "could not resolve host name"
+        return f"could not connect: {text}"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return f"unsupported URL scheme: {text}"
+    if isinstance(exc, httpx.DecodingError):
+        return f"could not decode the response body: {text}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"server broke the HTTP protocol: {text}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,282 @@
+"""Render the merged feed as RSS 2.0, Atom 1.0 or JSON Feed 1.1.
+
+:func:`render_feed` is pure and deterministic: the same stories and meta always give
+the same bytes (no clock, no random ids, stories kept in the order given, newest
+first). XML is built with :mod:`xml.etree.ElementTree`, so every value is escaped by
+the serialiser; characters XML 1.0 cannot carry at all are dropped first.
+
+Every format carries the same HTML body per item: the lead article's sanitised
+content followed by a "Sources" list naming every article of the story.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from html import escape
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from aggregator.models import FeedMeta, PublishedStory, StorySource
+from aggregator.sanitize import escape_text_as_html
+
+__all__ = ["CONTENT_TYPES", "FEED_PATHS", "FORMATS", "item_id", "render_feed", "story_html"]
+
+FORMATS: Final = ("rss", "atom", "json")
+CONTENT_TYPES: Final[Mapping[str, str]] = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+FEED_PATHS: Final[Mapping[str, str]] = {
+    "rss": "/feed.xml",
+    "atom": "/feed.atom",
+    "json": "/feed.json",
+}
+
+ATOM_NS: Final = "http://www.w3.org/2005/Atom"
+CONTENT_NS: Final = "http://purl.org/rss/1.0/modules/content/"
+DC_NS: Final = "http://purl.org/dc/elements/1.1/"
+JSON_FEED_VERSION: Final = "https://jsonfeed.org/version/1.1"
+# Used for Atom's mandatory feed-level <updated> when there is nothing to date it by.
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+_XML_DECLARATION: Final = '<?xml version="1.0" encoding="utf-8"?>\n'
+# Not allowed anywhere in an XML 1.0 document, escaped or not.
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def render_feed(stories: Sequence[PublishedStory], meta: FeedMeta, fmt: str) -> bytes:
+    """Return the merged feed in ``fmt`` (one of :data:`FORMATS`) as UTF-8 bytes."""
+    renderer = _RENDERERS.get(fmt)
+    if renderer is None:
+        raise ValueError(f"unknown feed format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return renderer(stories, meta)
+
+
+def item_id(story: PublishedStory) -> str:
+    """The permanent, globally unique id a story is published under."""
+    return f"urn:aggregator:story:{story.id}"
+
+
+# --- shared helpers ---------------------------------------------------------------
+
+
+def _rfc3339(dt: datetime) -> str:
+    return _as_utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rfc822(dt: datetime) -> str:
+    return format_datetime(_as_utc(dt).replace(microsecond=0), usegmt=True)
+
+
+def _as_utc(dt: datetime) -> datetime:
+    """UTC view of ``dt``; a naive value is taken to be UTC already, never local time."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _feed_updated(stories: Sequence[PublishedStory], meta: FeedMeta) -> datetime | None:
+    candidates = [_as_utc(s.updated) for s in stories]
+    if meta.updated is not None:
+        candidates.append(_as_utc(meta.updated))
+    return max(candidates, default=None)
+
+
+def _story_author(story: PublishedStory) -> str | None:
+    if story.author:
+        return story.author
+    return story.sources[0].feed_name if story.sources else None
+
+
+def _is_web_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _page_url(meta: FeedMeta, path: str = "/") -> str:
+    return meta.public_url.rstrip("/") + path
+
+
+def story_html(story: PublishedStory) -> str:
+    """The item body: the lead's HTML (or its escaped text), then the sources list."""
+    body = story.content_html or escape_text_as_html(story.content_text or story.summary)
+    return body + _sources_html(story.sources)
+
+
+def _sources_html(sources: Sequence[StorySource]) -> str:
+    if not sources:
+        return ""
+    items = "".join(f"<li>{_source_line(source)}</li>" for source in sources)
+    return f"<h3>Sources</h3><ul>{items}</ul>"
+
+
+def _source_line(source: StorySource) -> str:
+    name = escape(source.feed_name, quote=False)
+    if _is_web_url(source.url):
+        name = f'<a href="{escape(source.url)}">{name}</a>'
+    line = f"{name}: {escape(source.title, quote=False)}"
+    if source.published is not None:
+        line += f" ({_as_utc(source.published):%Y-%m-%d})"
+    return line
+
+
+# --- XML helpers --------------------------------------------------------------------
+
+
+def _xml_text(value: str) -> str:
+    return _XML_INVALID.sub("", value)
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    child = ET.SubElement(parent, tag, {k: _xml_text(v) for k, v in attrs.items()})
+    if text is not None:
+        child.text = _xml_text(text)
+    return child
+
+
+def _xml_bytes(root: ET.Element) -> bytes:
+    ET.indent(root, space="  ")
+    return (_XML_DECLARATION + ET.tostring(root, encoding="unicode") + "\n").encode("utf-8")
+
+
+# --- RSS 2.0 ------------------------------------------------------------------------
+
+
+def _render_rss(stories: Sequence[PublishedStory], meta: FeedMeta) -> bytes:
+    # Prefixed names with their xmlns declarations written out, rather than
+    # ET.register_namespace, which would change process-global state.
+    root = ET.Element(
+        "rss",
+        {"version": "2.0", "xmlns:atom": ATOM_NS, "xmlns:content": CONTENT_NS, "xmlns:dc": DC_NS},
+    )
+    channel = _sub(root, "channel")
+    _sub(channel, "title", meta.title)
+    _sub(channel, "link", _page_url(meta))
+    _sub(channel, "description", meta.description)
+    updated = _feed_updated(stories, meta)
+    if updated is not None:
+        _sub(channel, "lastBuildDate", _rfc822(updated))
+    self_url = _page_url(meta, FEED_PATHS["rss"])
+    _sub(channel, "atom:link", href=self_url, rel="self", type="application/rss+xml")
+    for story in stories:
+        _rss_item(channel, story)
+    return _xml_bytes(root)
+
+
+def _rss_item(channel: ET.Element, story: PublishedStory) -> None:
+    item = _sub(channel, "item")
+    body = story_html(story)
+    _sub(item, "title", story.title)
+    _sub(item, "link", story.link)
+    _sub(item, "guid", item_id(story), isPermaLink="false")
+    _sub(item, "pubDate", _rfc822(story.published))
+    _sub(item, "description", body)
+    _sub(item, "content:encoded", body)
+    for tag in story.tags:
+        _sub(item, "category", tag)
+    if story.author:
+        _sub(item, "dc:creator", story.author)
+
+
+# --- Atom 1.0 -----------------------------------------------------------------------
+
+
+def _render_atom(stories: Sequence[PublishedStory], meta: FeedMeta) -> bytes:
+    root = ET.Element("feed", {"xmlns": ATOM_NS})
+    _sub(root, "id", _page_url(meta))
+    _sub(root, "title", meta.title)
+    _sub(root, "subtitle", meta.description)
+    _sub(root, "updated", _rfc3339(_feed_updated(stories, meta) or EPOCH))
+    self_url = _page_url(meta, FEED_PATHS["atom"])
+    _sub(root, "link", rel="self", type="application/atom+xml", href=self_url)
+    _sub(root, "link", rel="alternate", type="text/html", href=_page_url(meta))
+    _sub(_sub(root, "author"), "name", meta.title)
+    for story in stories:
+        _atom_entry(root, story)
+    return _xml_bytes(root)
+
+
+def _atom_entry(root: ET.Element, story: PublishedStory) -> None:
+    entry = _sub(root, "entry")
+    _sub(entry, "id", item_id(story))
+    _sub(entry, "title", story.title)
+    _sub(entry, "updated", _rfc3339(story.updated))
+    _sub(entry, "published", _rfc3339(story.published))
+    author = _story_author(story)
+    if author:
+        _sub(_sub(entry, "author"), "name", author)
+    _sub(entry, "link", rel="alternate", type="text/html", href=story.link)
+    for source in story.sources:
+        if _is_web_url(source.url):
+            title = f"{source.feed_name}: {source.title}"
+            _sub(entry, "link", rel="related", href=source.url, title=title)
+    _sub(entry, "summary", story.summary, type="text")
+    _sub(entry, "content", story_html(story), type="html")
+    for tag in story.tags:
+        _sub(entry, "category", term=tag)
+
+
+# --- JSON Feed 1.1 ------------------------------------------------------------------
+
+
+def _render_json(stories: Sequence[PublishedStory], meta: FeedMeta) -> bytes:
+    feed = {
+        "version": JSON_FEED_VERSION,
+        "title": meta.title,
+        "home_page_url": _page_url(meta),
+        "feed_url": _page_url(meta, FEED_PATHS["json"]),
+        "description": meta.description,
+        "authors": [{"name": meta.title}],
+        "items": [_json_item(story) for story in stories],
+    }
+    text = json.dumps(feed, ensure_ascii=False, indent=2, sort_keys=False)
+    return (text + "\n").encode("utf-8")
+
+
+def _json_item(story: PublishedStory) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": item_id(story),
+        "url": story.link,
+        "title": story.title,
+        "content_html": story_html(story),
+        "content_text": story.content_text,
+        "summary": story.summary,
+        "date_published": _rfc3339(story.published),
+        "date_modified": _rfc3339(story.updated),
+        "tags": list(story.tags),
+    }
+    author = _story_author(story)
+    if author:
+        item["authors"] = [{"name": author}]
+    if story.image:
+        item["image"] = story.image
+    item["_aggregator"] = {"sources": [_json_source(source) for source in story.sources]}
+    return item
+
+
+def _json_source(source: StorySource) -> dict[str, Any]:
+    return {
+        "url": source.url,
+        "title": source.title,
+        "feed": source.feed_name,
+        "date_published": None if source.published is None else _rfc3339(source.published),
+        "relation": source.relation,
+        "score": _finite_or_none(source.score),
+    }
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN or infinity; publish those as null rather than invalid JSON."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+_RENDERERS: Final[Mapping[str, Callable[[Sequence[PublishedStory], FeedMeta], bytes]]] = {
+    "rss": _render_rss,
+    "atom": _render_atom,
+    "json": _render_json,
+}

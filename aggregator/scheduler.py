@@ -1,0 +1,50 @@
+"""The scheduler: when to run the pipeline. It holds no pipeline logic itself.
+
+One APScheduler interval job ("refresh") wakes up every ``TICK`` and refreshes the
+feeds that storage says are due; each feed's own interval (and later its backoff)
+lives in its ``next_check_at`` column, Miniflux-style. ``max_instances=1`` and
+``coalesce=True`` mean a slow refresh is never run twice at once nor replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from aggregator.pipeline import PipelineContext, publish, refresh_due_feeds, summarize
+
+log = logging.getLogger(__name__)
+
+TICK = timedelta(seconds=30)
+REFRESH_JOB_ID = "refresh"
+
+
+def build_scheduler(ctx: PipelineContext, *, tick: timedelta = TICK) -> BackgroundScheduler:
+    """A scheduler with the refresh job registered; the first run is immediate."""
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(
+        run_refresh_job,
+        "interval",
+        args=[ctx],
+        seconds=tick.total_seconds(),
+        id=REFRESH_JOB_ID,
+        name="refresh due feeds",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+        misfire_grace_time=None,
+    )
+    return scheduler
+
+
+def run_refresh_job(ctx: PipelineContext) -> None:
+    """Refresh due feeds; never let an exception escape into the scheduler."""
+    try:
+        outcomes = refresh_due_feeds(ctx)
+        if outcomes:
+            log.info(summarize(outcomes))
+            publish(ctx)
+    except Exception:
+        log.exception("refresh cycle failed; will retry on the next tick")

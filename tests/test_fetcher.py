@@ -1,0 +1,482 @@
+"""Tests for aggregator.fetcher.
+
+Most tests run in-process through httpx.MockTransport. Host names are resolved by a fake
+resolver and never connected to. One loopback server checks what only real sockets show:
+the guard refuses before connecting, and the total deadline stops a trickling server.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import threading
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from aggregator.config import Settings
+from aggregator.errors import BlockedURL, FetchError, HTTPStatusError, ResponseTooLarge
+from aggregator.fetcher import (
+    GuardedTransport,
+    check_url_allowed,
+    fetch_feed,
+    fetch_page,
+    make_client,
+)
+
+SETTINGS = Settings.model_validate({"timeout": "2s"})
+BASE = "http://feed.test"
+LAST_MODIFIED = "Wed, 01 Jan 2025 00:00:00 GMT"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def redirect(status: int, location: str) -> httpx.Response:
+    return httpx.Response(status, headers={"Location": location})
+
+
+@functools.cache
+def gzip_bomb(size: int = 50_000_000) -> bytes:
+    """``size`` zero bytes, gzipped (about 50 KB), built without holding them all."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1_000_000)
+    parts = [compressor.compress(block) for _ in range(size // len(block))]
+    return b"".join([*parts, compressor.flush()])
+
+
+def feed_route(request: httpx.Request) -> httpx.Response:
+    """A small feed with validators; answers 304 when both validators match."""
+    if (
+        request.headers.get("if-none-match") == '"v1"'
+        and request.headers.get("if-modified-since") == LAST_MODIFIED
+    ):
+        return httpx.Response(304, headers={"ETag": '"v1"'})
+    headers = {"ETag": '"v1"', "Last-Modified": LAST_MODIFIED, "X-Mixed-Case": "yes"}
+    return httpx.Response(200, headers=headers, content=b"<rss/>")
+
+
+def hop_route(request: httpx.Request) -> httpx.Response:
+    """/hop/N redirects N more times, then serves the feed."""
+    left = int(request.url.path.rsplit("/", 1)[1])
+    return redirect(302, f"/hop/{left - 1}") if left else feed_route(request)
+
+
+def timeout_route(request: httpx.Request) -> httpx.Response:
+    raise httpx.ReadTimeout("timed out", request=request)
+
+
+def refused_route(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+
+def bomb_route(request: httpx.Request) -> httpx.Response:
+    # An iterator, so httpx does not decode it eagerly inside the handler; one chunk,
+    # as a server could send it, so only the fetcher's own chunking bounds memory.
+    headers = {"Content-Encoding": "gzip"}
+    status = 302 if request.url.path == "/redirect-bomb" else 200
+    if status == 302:
+        headers["Location"] = "/feed"
+    return httpx.Response(status, headers=headers, content=iter([gzip_bomb()]))
+
+
+ROUTES: dict[str, Handler] = {
+    "/feed": feed_route,
+    "/moved": lambda r: redirect(301, "/feed"),
+    "/moved-308": lambda r: redirect(308, "/feed"),
+    "/temporary": lambda r: redirect(302, "/feed"),
+    "/moved-to-temporary": lambda r: redirect(301, "/temporary"),
+    "/temporary-to-moved": lambda r: redirect(307, "/moved"),
+    "/missing": lambda r: httpx.Response(404),
+    "/gone": lambda r: httpx.Response(410),
+    "/broken": lambda r: httpx.Response(500),
+    "/busy": lambda r: httpx.Response(429, headers={"Retry-After": "120"}),
+    "/no-location": lambda r: httpx.Response(302),
+    "/big-declared": lambda r: httpx.Response(200, content=bytes(20_000)),
+    "/big-streamed": lambda r: httpx.Response(200, content=iter([bytes(3000)] * 10)),
+    "/bomb": bomb_route,
+    "/redirect-bomb": bomb_route,
+    "/double-gzip": lambda r: httpx.Response(
+        200, headers={"Content-Encoding": "gzip, gzip"}, content=iter([b"x"])
+    ),
+    "/timeout": timeout_route,
+    "/refused": refused_route,
+}
+
+
+def route(request: httpx.Request) -> httpx.Response:
+    path = request.url.path
+    if path.startswith("/hop/"):
+        return hop_route(request)
+    return ROUTES[path](request)
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with make_client(SETTINGS, guard=False, transport=httpx.MockTransport(route)) as client:
+        yield client
+
+
+# --------------------------------------------------------------------------- fetching
+
+
+def test_200_captures_validators_and_lowercases_headers(client: httpx.Client) -> None:
+    result = fetch_feed(client, f"{BASE}/feed", etag=None, last_modified=None, max_bytes=10_000)
+    assert (result.status, result.content, result.not_modified) == (200, b"<rss/>", False)
+    assert (result.etag, result.last_modified) == ('"v1"', LAST_MODIFIED)
+    assert type(result.headers) is dict
+    assert result.headers["x-mixed-case"] == "yes"
+    assert result.final_url == result.url == f"{BASE}/feed"
+    assert result.permanent_redirect is None
+
+
+def test_sends_user_agent_and_conditional_headers() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return feed_route(request)
+
+    with make_client(SETTINGS, guard=False, transport=httpx.MockTransport(handler)) as client:
+        result = fetch_feed(
+            client, f"{BASE}/feed", etag='"v1"', last_modified=LAST_MODIFIED, max_bytes=10_000
+        )
+    assert result.not_modified
+    assert result.content == b""
+    assert result.status == 304
+    headers = seen[0].headers
+    assert headers["if-none-match"] == '"v1"'
+    assert headers["if-modified-since"] == LAST_MODIFIED
+    assert headers["user-agent"] == SETTINGS.effective_user_agent
+
+
+def test_no_conditional_headers_without_validators(client: httpx.Client) -> None:
+    result = fetch_feed(client, f"{BASE}/feed", etag=None, last_modified=None, max_bytes=10_000)
+    assert not result.not_modified
+
+
+def test_page_fetch_treats_unasked_304_as_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert "if-none-match" not in request.headers
+        return httpx.Response(304)
+
+    with make_client(SETTINGS, guard=False, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(HTTPStatusError) as info:
+            fetch_page(client, f"{BASE}/page", max_bytes=10_000)
+    assert info.value.status == 304
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/missing", 404), ("/gone", 410), ("/broken", 500), ("/busy", 429), ("/no-location", 302)],
+)
+def test_error_status_raises_with_status(client: httpx.Client, path: str, status: int) -> None:
+    with pytest.raises(HTTPStatusError) as info:
+        fetch_page(client, f"{BASE}{path}", max_bytes=10_000)
+    assert info.value.status == status
+    assert info.value.url == f"{BASE}{path}"
+    assert str(status) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "permanent"),
+    [
+        ("/hop/5", None),
+        ("/temporary", None),
+        ("/moved", f"{BASE}/feed"),
+        ("/moved-308", f"{BASE}/feed"),
+        # Only the leading run of permanent hops counts: the feed moved for good to
+        # /temporary, which redirects for now.
+        ("/moved-to-temporary", f"{BASE}/temporary"),
+        ("/temporary-to-moved", None),
+    ],
+)
+def test_redirects_followed(client: httpx.Client, path: str, permanent: str | None) -> None:
+    result = fetch_feed(client, f"{BASE}{path}", etag=None, last_modified=None, max_bytes=10_000)
+    assert result.content == b"<rss/>"
+    assert result.url == f"{BASE}{path}"
+    assert result.final_url == f"{BASE}/feed" or path.startswith("/hop/")
+    assert result.permanent_redirect == permanent
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "message"),
+    [
+        ("/hop/6", FetchError, "too many redirects"),
+        ("/timeout", FetchError, "timed out after 2s"),
+        ("/refused", FetchError, "connection refused"),
+        ("/big-declared", ResponseTooLarge, "larger than 10000"),
+        ("/big-streamed", ResponseTooLarge, "larger than 10000"),
+        ("/bomb", ResponseTooLarge, "larger than 10000"),
+        ("/double-gzip", FetchError, "stacked content encodings"),
+    ],
+)
+def test_failures_become_fetch_errors(
+    client: httpx.Client, path: str, error: type[FetchError], message: str
+) -> None:
+    with pytest.raises(error, match=message) as info:
+        fetch_page(client, f"{BASE}{path}", max_bytes=10_000)
+    assert type(info.value) is error
+    assert info.value.url == f"{BASE}{path}"
+
+
+def test_invalid_url_becomes_fetch_error(client: httpx.Client) -> None:
+    with pytest.raises(FetchError, match="invalid URL"):
+        fetch_page(client, "http://[::1/", max_bytes=10_000)
+
+
+@pytest.mark.parametrize("path", ["/bomb", "/redirect-bomb"])
+def test_gzip_bomb_is_never_held_in_memory(client: httpx.Client, path: str) -> None:
+    """50 MB of zeros arrive as one 50 KB chunk; peak memory stays a few MB."""
+    gzip_bomb()  # built before measuring
+    tracemalloc.start()
+    try:
+        try:
+            fetch_page(client, f"{BASE}{path}", max_bytes=1_000_000)
+        except ResponseTooLarge:
+            assert path == "/bomb"
+        else:
+            assert path == "/redirect-bomb"  # the redirect body is dropped, not decoded
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12_000_000
+
+
+# --------------------------------------------------------------------------- the guard
+
+FAKE_DNS = {
+    "fine.test": ["93.184.216.34"],
+    "evil.test": ["10.0.0.5"],
+    "metadata.test": ["169.254.169.254"],
+    "mixed.test": ["93.184.216.34", "127.0.0.1"],
+    "dual.test": ["2606:2800:220:1::", "93.184.216.34"],
+}
+
+
+def fake_resolve(host: str, port: int) -> list[str]:
+    if host not in FAKE_DNS:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return FAKE_DNS[host]
+
+
+def no_dns(host: str, port: int) -> list[str]:
+    raise AssertionError(f"literal {host!r} must not be looked up")
+
+
+class Recorder:
+    """An inner MockTransport handler that records what would go on the wire."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.url.path == "/to-evil":
+            return redirect(302, "http://evil.test/")
+        if request.url.path == "/to-loopback":
+            return redirect(301, "http://127.0.0.1/")
+        if request.url.path == "/to-file":
+            return redirect(302, "file:///etc/passwd")
+        return httpx.Response(200, content=b"page")
+
+
+def guarded_client(recorder: Recorder, resolve: Callable[[str, int], list[str]]) -> httpx.Client:
+    transport = GuardedTransport(httpx.MockTransport(recorder), resolve=resolve)
+    return make_client(SETTINGS, guard=False, transport=transport)
+
+
+BLOCKED_LITERALS = [
+    ("http://127.0.0.1/", "loopback address 127.0.0.1"),
+    ("http://2130706433/", "loopback address 127.0.0.1"),
+    ("http://0x7f.1/", "loopback address 127.0.0.1"),
+    ("http://127.1/", "loopback address 127.0.0.1"),
+    ("http://[::1]/", "loopback address ::1"),
+    ("http://[::ffff:127.0.0.1]/", "loopback address 127.0.0.1"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local address 169.254.169.254"),
+    ("http://10.1.2.3/", "private address 10.1.2.3"),
+    ("http://192.168.1.1/", "private address 192.168.1.1"),
+    ("http://172.16.0.1/", "private address 172.16.0.1"),
+    ("http://100.64.0.1/", "shared (carrier-grade NAT) address 100.64.0.1"),
+    ("http://0.0.0.0/", "unspecified address 0.0.0.0"),
+    ("http://[fe80::1]/", "link-local address fe80::1"),
+    ("http://[fc00::1]/", "private address fc00::1"),
+    ("http://224.0.0.1/", "multicast address 224.0.0.1"),
+    ("http://[2002:7f00:1::]/", "loopback address 127.0.0.1"),  # 6to4
+    ("https://[64:ff9b::a00:5]/", "private address 10.0.0.5"),  # NAT64
+    ("https://evil.test/", "evil.test resolves to private address 10.0.0.5"),
+    ("http://metadata.test/", "link-local address 169.254.169.254"),
+    ("http://mixed.test/", "loopback address 127.0.0.1"),
+    ("file:///etc/passwd", "scheme 'file' is not allowed"),
+    ("ftp://fine.test/", "scheme 'ftp' is not allowed"),
+    ("javascript:alert(1)", "scheme 'javascript' is not allowed"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), BLOCKED_LITERALS)
+def test_check_url_allowed_refuses(url: str, reason: str) -> None:
+    with pytest.raises(BlockedURL, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        check_url_allowed(url, resolve=fake_resolve)
+
+
+@pytest.mark.parametrize(("url", "reason"), BLOCKED_LITERALS)
+def test_guarded_client_refuses_before_sending(url: str, reason: str) -> None:
+    recorder = Recorder()
+    with guarded_client(recorder, fake_resolve) as client:
+        with pytest.raises(BlockedURL) as info:
+            fetch_page(client, url, max_bytes=10_000)
+    assert reason in str(info.value)
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1/", "http://2130706433/", "http://0x7f.1/", "http://[::1]/"]
+)
+def test_literals_are_parsed_not_resolved(url: str) -> None:
+    with pytest.raises(BlockedURL):
+        check_url_allowed(url, resolve=no_dns)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://93.184.216.34/", "https://[2606:2800:220:1::]/", "https://fine.test/a"]
+)
+def test_check_url_allowed_passes_public_addresses(url: str) -> None:
+    check_url_allowed(url, resolve=fake_resolve)
+
+
+def test_unresolvable_name_is_a_fetch_error_not_blocked() -> None:
+    with pytest.raises(FetchError, match="could not resolve nx.test") as info:
+        check_url_allowed("http://nx.test/", resolve=fake_resolve)
+    assert not isinstance(info.value, BlockedURL)
+
+
+@pytest.mark.parametrize("hop", ["/to-evil", "/to-loopback", "/to-file"])
+def test_redirect_to_private_address_refused_on_second_hop(hop: str) -> None:
+    recorder = Recorder()
+    with guarded_client(recorder, fake_resolve) as client:
+        with pytest.raises(BlockedURL):
+            fetch_page(client, f"http://fine.test{hop}", max_bytes=10_000)
+    assert [str(r.url) for r in recorder.requests] == [f"http://93.184.216.34{hop}"]
+
+
+def test_guard_pins_checked_address_but_keeps_names() -> None:
+    recorder = Recorder()
+    with guarded_client(recorder, fake_resolve) as client:
+        result = fetch_page(client, "https://fine.test:8443/a?b=1", max_bytes=10_000)
+    wire = recorder.requests[0]
+    assert str(wire.url) == "https://93.184.216.34:8443/a?b=1"
+    assert wire.headers["host"] == "fine.test:8443"
+    assert wire.extensions["sni_hostname"] == "fine.test"
+    assert result.final_url == "https://fine.test:8443/a?b=1"
+    assert result.content == b"page"
+
+
+def test_guard_tries_next_address_when_connect_fails() -> None:
+    attempts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        attempts.append(request.url.host)
+        if ":" in request.url.host:
+            raise httpx.ConnectError("[Errno 101] Network is unreachable", request=request)
+        return httpx.Response(200, content=b"page")
+
+    transport = GuardedTransport(httpx.MockTransport(handler), resolve=fake_resolve)
+    with make_client(SETTINGS, guard=False, transport=transport) as client:
+        result = fetch_page(client, "http://dual.test/", max_bytes=10_000)
+    assert result.content == b"page"
+    assert attempts == ["2606:2800:220:1::", "93.184.216.34"]
+
+
+@pytest.mark.parametrize(("allow", "blocked"), [(False, True), (True, False)])
+def test_make_client_guard_follows_settings(allow: bool, blocked: bool) -> None:
+    recorder = Recorder()
+    settings = Settings.model_validate({"allow_private_addresses": allow})
+    with make_client(settings, guard=True, transport=httpx.MockTransport(recorder)) as client:
+        if blocked:
+            with pytest.raises(BlockedURL):
+                fetch_page(client, "http://10.0.0.5/", max_bytes=10_000)
+        else:
+            assert fetch_page(client, "http://10.0.0.5/", max_bytes=10_000).content == b"page"
+    assert len(recorder.requests) == (0 if blocked else 1)
+
+
+# --------------------------------------------------------------------------- real sockets
+
+
+class LoopbackHandler(BaseHTTPRequestHandler):
+    server: LoopbackServer
+
+    def do_GET(self) -> None:
+        self.server.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        if self.path == "/trickle":
+            self.end_headers()
+            self._trickle()
+            return
+        self.send_header("Content-Length", "6")
+        self.end_headers()
+        self.wfile.write(b"<rss/>")
+
+    def _trickle(self) -> None:
+        """One byte every 0.2 s, until the client hangs up (or 20 s pass)."""
+        try:
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:  # the client gave up: that is the point
+            pass
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), LoopbackHandler)
+        self.hits: list[str] = []
+
+
+@pytest.fixture
+def loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    server = LoopbackServer()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_real_socket_guarded_refuses_unguarded_fetches(loopback: LoopbackServer) -> None:
+    url = f"http://127.0.0.1:{loopback.server_address[1]}/feed"
+    with make_client(SETTINGS, guard=True) as client:
+        with pytest.raises(BlockedURL, match="loopback"):
+            fetch_page(client, url, max_bytes=10_000)
+    assert loopback.hits == []
+
+    with make_client(SETTINGS, guard=False) as client:
+        result = fetch_feed(client, url, etag=None, last_modified=None, max_bytes=10_000)
+    assert result.content == b"<rss/>"
+    assert loopback.hits == ["/feed"]
+
+
+def test_real_socket_trickle_stops_at_deadline(loopback: LoopbackServer) -> None:
+    settings = Settings.model_validate({"timeout": "1s"})
+    url = f"http://127.0.0.1:{loopback.server_address[1]}/trickle"
+    started = time.monotonic()
+    with make_client(settings, guard=False) as client:
+        with pytest.raises(FetchError, match="deadline"):
+            fetch_page(client, url, max_bytes=10_000)
+    assert time.monotonic() - started < 3.0
