@@ -28,6 +28,7 @@ def _setup_logging(level: str) -> None:
     # httpx logs every request at INFO; our own lines already say what happened.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _fail(message: str) -> NoReturn:

@@ -1,14 +1,21 @@
 """``aggregator run``: the scheduler and the HTTP server in one process.
 
-uvicorn owns the main thread and its signal handling: SIGTERM or SIGINT stops the
-server, then the pipeline is told to stop between units of work and the scheduler is
-shut down, waiting for the feed in flight (bounded by the fetch timeouts).
+uvicorn runs in the main thread. The first SIGTERM or SIGINT stops the server, then
+the pipeline is told to stop between units of work and the scheduler is shut down,
+waiting for the feed in flight (bounded by the fetch timeouts); the process exits 0.
+A second signal exits at once: SQLite's journal keeps the database consistent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 
 import uvicorn
 
@@ -28,7 +35,7 @@ def run_daemon(config: Config, *, tick: timedelta = TICK) -> None:
     storage.sync_feeds(config.feeds, datetime.now(UTC))
     ctx = PipelineContext.create(config, storage)
     scheduler = build_scheduler(ctx, tick=tick)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             create_app(config),
             host=config.settings.listen_host,
@@ -53,3 +60,31 @@ def run_daemon(config: Config, *, tick: timedelta = TICK) -> None:
         ctx.close()
         storage.close()
         log.info("stopped")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with our signal policy.
+
+    uvicorn re-raises a captured SIGTERM after shutting down (so the process dies of
+    the signal); a daemon that stopped cleanly should exit 0 instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self._on_signal) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            log.warning("second %s: exiting now", signal.Signals(sig).name)
+            os._exit(1)
+        log.info("%s received: shutting down", signal.Signals(sig).name)
+        self.should_exit = True

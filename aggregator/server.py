@@ -106,6 +106,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 def health_report(storage: Storage) -> dict[str, Any]:
     """A summary of feed health: ok when no enabled feed is failing."""
+    counts = storage.counts()
     feeds = [feed for feed in storage.feed_health() if feed["enabled"]]
     failing = [feed for feed in feeds if feed["consecutive_failures"]]
     attempts = [feed["last_attempt_at"] for feed in feeds if feed["last_attempt_at"]]
@@ -118,7 +119,8 @@ def health_report(storage: Storage) -> dict[str, Any]:
             for feed in failing
         ],
         "last_refresh": max(attempts, default=None),
-        **storage.counts(),
+        "articles": counts["articles"],
+        "stories": counts["stories"],
     }
 
 
