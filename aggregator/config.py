@@ -225,7 +225,11 @@ def load_config(path: str | Path) -> Config:
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise ConfigError(f"{path}:1: top level must be a mapping with 'settings' and 'feeds'")
+        raise ConfigError(
+            f"{path}:1: top level must be a mapping with 'settings' and 'feeds'",
+            path=str(path),
+            line=1,
+        )
     try:
         config = Config.model_validate({**document, "path": path})
     except ValidationError as exc:

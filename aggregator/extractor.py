@@ -20,7 +20,7 @@ import lxml.html
 import trafilatura
 from trafilatura.htmlprocessing import convert_to_html
 from trafilatura.settings import Document
-from trafilatura.xml import xmltotxt
+from trafilatura.utils import load_html
 
 from aggregator.models import Article, Entry
 
@@ -45,18 +45,26 @@ _TRAFILATURA_OPTIONS: dict[str, Any] = {
 def extract_article(page: bytes | str, url: str) -> Article | None:
     """Run trafilatura on one page. ``None`` is a normal outcome: no main text found."""
     try:
-        document = trafilatura.bare_extraction(page, url=url, **_TRAFILATURA_OPTIONS)
+        tree = load_html(page)
+        if tree is None:
+            return None
+        # trafilatura resolves relative links against the site root, not the page:
+        # resolve them ourselves, on the tree it will reuse (one parse, not two).
+        tree.make_links_absolute(url, resolve_base_href=True, handle_failures="discard")
+        document = trafilatura.bare_extraction(tree, url=url, **_TRAFILATURA_OPTIONS)
     except Exception:  # trafilatura has no error contract; a bad page must not kill a worker
         log.warning("trafilatura failed on %s", url, exc_info=True)
         return None
     if not isinstance(document, Document) or document.body is None:
         return None
-    text = xmltotxt(document.body, include_formatting=False).strip()
+    html = _body_html(document.body)
+    # From the HTML, not trafilatura's text: that one keeps markdown link syntax.
+    text = html_to_text(html)
     if not text:
         return None
     return Article(
         text=text,
-        html=_body_html(document.body),
+        html=html,
         title=document.title or None,
         author=document.author or None,
         date=document.date or None,

@@ -78,8 +78,10 @@ def _entry_from_feedparser(raw: Mapping[str, Any], now: datetime) -> Entry | Non
         title=title or "(untitled)",
         summary_html=raw.get("summary", "") or "",
         content_html=content[0].get("value", "") if content else "",
-        published=_date(raw.get("published_parsed") or raw.get("updated_parsed"), now),
-        updated=_date(raw.get("updated_parsed"), now),
+        # dict.get, not raw.get: feedparser's own get() maps updated<->published
+        # with a DeprecationWarning when one is missing.
+        published=_date(dict.get(raw, "published_parsed") or dict.get(raw, "updated_parsed"), now),
+        updated=_date(dict.get(raw, "updated_parsed"), now),
         author=raw.get("author") or None,
         tags=tuple(t["term"] for t in raw.get("tags", []) if t.get("term")),
     )
