@@ -78,13 +78,19 @@ def _entry_from_feedparser(raw: Mapping[str, Any], now: datetime) -> Entry | Non
         title=title or "(untitled)",
         summary_html=raw.get("summary", "") or "",
         content_html=content[0].get("value", "") if content else "",
-        # dict.get, not raw.get: feedparser's own get() maps updated<->published
-        # with a DeprecationWarning when one is missing.
-        published=_date(dict.get(raw, "published_parsed") or dict.get(raw, "updated_parsed"), now),
-        updated=_date(dict.get(raw, "updated_parsed"), now),
+        published=_date(
+            _plain_get(raw, "published_parsed") or _plain_get(raw, "updated_parsed"), now
+        ),
+        updated=_date(_plain_get(raw, "updated_parsed"), now),
         author=raw.get("author") or None,
         tags=tuple(t["term"] for t in raw.get("tags", []) if t.get("term")),
     )
+
+
+def _plain_get(raw: Mapping[str, Any], key: str) -> Any:
+    """dict.get without feedparser's own get(), which maps updated<->published with a
+    DeprecationWarning when one of them is missing."""
+    return dict.get(raw, key) if isinstance(raw, dict) else raw.get(key)
 
 
 def entry_key(guid: str | None, link: str, title: str) -> str:

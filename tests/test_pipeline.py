@@ -51,7 +51,9 @@ def refresh(tmp_path: Path) -> Iterator[object]:
 def test_a_broken_feed_and_a_missing_feed_do_not_stop_the_others(
     site: DemoSite, tmp_path: Path, refresh
 ) -> None:
-    site.overrides["/broken/feed.xml"] = b"<html><body>Service temporarily unavailable</body></html>"
+    site.overrides["/broken/feed.xml"] = (
+        b"<html><body>Service temporarily unavailable</body></html>"
+    )
     extra = (
         f'  - name: Broken\n    url: "{site.base_url}/broken/feed.xml"\n'
         f'  - name: Missing\n    url: "{site.base_url}/missing/feed.xml"\n'
@@ -80,7 +82,10 @@ def test_article_links_to_private_addresses_are_refused_and_never_fetched(
     assert page_hits == {}
     rows = list(storage.db.query("SELECT extraction_status, extraction_note, text FROM articles"))
     assert rows and {row["extraction_status"] for row in rows} == {"refused"}
-    assert all("private address" in row["extraction_note"] or "loopback" in row["extraction_note"] for row in rows)
+    assert all(
+        "private address" in row["extraction_note"] or "loopback" in row["extraction_note"]
+        for row in rows
+    )
     assert all(row["text"] for row in rows)  # the feed's own text is the floor
 
 

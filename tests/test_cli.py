@@ -1,0 +1,88 @@
+"""The `aggregator` command, through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aggregator.cli import cli
+from aggregator.demo import DemoSite, demo_config_text
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_check_config_accepts_the_shipped_file(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--config", "config/feeds.yaml", "check-config"])
+    assert result.exit_code == 0
+    assert "OK" in result.output
+
+
+def test_check_config_names_file_line_and_field(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "feeds:\n  - name: Naval\n    url: https://naval.test/feed\n    interval: soon\n"
+    )
+    result = runner.invoke(cli, ["--config", str(path), "check-config"])
+    assert result.exit_code == 1
+    assert f"{path}:4: feeds[0] (Naval).interval" in result.output
+
+
+def test_config_path_comes_from_the_environment(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "elsewhere.yaml"
+    path.write_text("feeds: []\n")
+    monkeypatch.setenv("AGGREGATOR_CONFIG", str(path))
+    result = runner.invoke(cli, ["check-config"])
+    assert result.exit_code == 0 and str(path) in result.output
+
+
+def test_missing_config_file_exits_1(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["--config", str(tmp_path / "nope.yaml"), "refresh"])
+    assert result.exit_code == 1 and "cannot read config" in result.output
+
+
+def test_unusable_database_exits_1(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    path = tmp_path / "feeds.yaml"
+    path.write_text(f"settings:\n  database: {tmp_path}/blocker/db.sqlite\nfeeds: []\n")
+    result = runner.invoke(cli, ["--config", str(path), "refresh"])
+    assert result.exit_code == 1 and "cannot open database" in result.output
+
+
+def test_refresh_feed_feeds_and_migrate(runner: CliRunner, tmp_path: Path) -> None:
+    with DemoSite() as site:
+        path = tmp_path / "feeds.yaml"
+        path.write_text(demo_config_text(site, listen="127.0.0.1:1", database=tmp_path / "d.db"))
+        path.write_text(
+            path.read_text() + '  - name: Gone\n    url: "' + site.base_url + '/gone.xml"\n'
+        )
+        refreshed = runner.invoke(cli, ["--config", str(path), "refresh", "--workers", "0"])
+        assert refreshed.exit_code == 0, refreshed.output
+        assert "5 feeds refreshed: 18 new articles, 0 not modified, 1 failed" in refreshed.output
+        assert "failed: Gone" in refreshed.output and "404" in refreshed.output
+
+    exported = runner.invoke(
+        cli, ["--config", str(path), "feed", "--format", "json", "--limit", "2"]
+    )
+    assert exported.exit_code == 0
+    assert len(json.loads(exported.stdout)["items"]) == 2
+
+    table = runner.invoke(cli, ["--config", str(path), "feeds"])
+    assert table.exit_code == 0
+    assert "Harbour Watch" in table.output and "failing" in table.output
+
+    migrated = runner.invoke(cli, ["--config", str(path), "migrate"])
+    assert migrated.exit_code == 0 and "up to date" in migrated.output
+
+
+def test_every_command_has_help(runner: CliRunner) -> None:
+    for command in cli.list_commands(None):  # type: ignore[arg-type]
+        result = runner.invoke(cli, [command, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output
