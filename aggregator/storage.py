@@ -128,9 +128,25 @@ class Storage:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One unit of work: committed whole, or rolled back whole."""
-        with self.db.conn:
+        """One unit of work: committed whole, or rolled back whole.
+
+        An explicit BEGIN is needed: sqlite-utils 4 ``Database.execute`` commits any
+        write that opened an implicit transaction, so ``with conn:`` alone would
+        commit statement by statement. A nested call joins the outer unit of work.
+        """
+        connection = self.db.conn
+        if connection.in_transaction:
             yield
+            return
+        # IMMEDIATE takes the write lock now, so a second writer waits (busy_timeout)
+        # instead of failing later with "database is locked" on lock upgrade.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
 
     # -- feeds ---------------------------------------------------------------
 

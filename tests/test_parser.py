@@ -142,9 +142,7 @@ def test_latin1_feed_keeps_its_accents(content_type: str) -> None:
         ("application/rss+xml; charset=utf-8", True),
     ],
 )
-def test_windows_1252_labelled_latin1_reads_as_windows_1252(
-    content_type: str, warns: bool
-) -> None:
+def test_windows_1252_labelled_latin1_reads_as_windows_1252(content_type: str, warns: bool) -> None:
     body = (FEEDS / "cp1252-mislabelled.xml").read_bytes()
     assert "\u201c".encode("cp1252") in body  # a curly quote, which Latin-1 lacks
     parsed = parse_feed(fetched(body, content_type=content_type), now=NOW)
@@ -187,7 +185,7 @@ def test_entry_key_falls_back_to_the_canonical_link() -> None:
 
 
 def test_entry_key_falls_back_to_a_hash_of_the_title() -> None:
-    expected = "sha1:" + hashlib.sha1("Tank deal signed".encode()).hexdigest()
+    expected = "sha1:" + hashlib.sha1(b"Tank deal signed").hexdigest()
     assert entry_key(None, "", "Tank deal signed") == expected
 
 
@@ -275,7 +273,7 @@ def test_json_title_markup_and_control_chars_are_cleaned() -> None:
     document = {
         "version": "https://jsonfeed.org/version/1.1",
         "items": [
-            {"id": "j1", "url": "https://j.example/1", "title": "<i>Tank</i>\u0007 deal &amp; more"},
+            {"id": "j1", "url": "https://j.example/1", "title": "<i>Tank</i>\a deal &amp; more"},
             {"id": "j2", "url": "https://j.example/2", "title": "  "},
         ],
     }

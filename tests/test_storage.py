@@ -1,0 +1,333 @@
+"""Tests for aggregator.storage: the schema, feed state, articles grouped into stories,
+and what the published feed reads back. Every test gets a fresh database file
+(the ``storage`` fixture in conftest.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aggregator.clusterer import Assignment
+from aggregator.config import FeedSource
+from aggregator.errors import StorageError
+from aggregator.storage import NewArticle, Storage, StoredPage
+
+NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+NEW = Assignment(None, "new")
+
+WIRE = FeedSource(url="https://wire.example/feed", name="Northern Wire", tags=("wire", "land"))
+HARBOUR = FeedSource(url="https://harbour.example/rss", name="Harbour Weekly", tags=("naval",))
+
+
+def new_article(feed_id: int, key: str, **changes: Any) -> NewArticle:
+    """An extracted article with sensible defaults; override any field by keyword."""
+    values: dict[str, Any] = {
+        "feed_id": feed_id,
+        "entry_key": key,
+        "guid": None,
+        "url": f"https://news.example/{key}?utm_source=rss",
+        "canonical_url": f"https://news.example/{key}",
+        "title": f"Story {key}",
+        "author": None,
+        "summary": "",
+        "feed_content": "",
+        "text": f"Body of {key}.\nSecond paragraph.",
+        "html": f"<p>Body of {key}.</p>",
+        "image": None,
+        "published_at": NOW - HOUR,
+        "fetched_at": NOW,
+        "extraction_status": "extracted",
+        "extraction_note": "",
+        "signature": None,
+        "bands": (),
+    }
+    values.update(changes)
+    return NewArticle(**values)
+
+
+def feed_ids(storage: Storage, *sources: FeedSource) -> list[int]:
+    storage.sync_feeds(sources, NOW)
+    return [storage.feed_state(source.url).id for source in sources]
+
+
+def count(storage: Storage, table: str) -> int:
+    return storage.counts()[table]
+
+
+def add(storage: Storage, article: NewArticle, assignment: Assignment = NEW) -> int:
+    with storage.transaction():
+        return storage.add_article(article, assignment, f"story-{article.entry_key}")
+
+
+def column(storage: Storage, sql: str, params: list[Any] | None = None) -> Any:
+    return next(iter(storage.db.execute(sql, params or []).fetchone()))
+
+
+# -- schema ----------------------------------------------------------------------------
+
+
+def test_migrations_apply_once(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    first = Storage.open(path, migrate=False)
+    try:
+        assert first.migrate() == ["m001_initial_schema"]
+        assert {"feeds", "stories", "articles", "article_bands"} <= set(first.db.table_names())
+    finally:
+        first.close()
+    second = Storage.open(path)
+    try:
+        assert second.migrate() == []
+    finally:
+        second.close()
+
+
+def test_database_is_in_wal_mode(storage: Storage) -> None:
+    assert column(storage, "PRAGMA journal_mode") == "wal"
+    assert column(storage, "PRAGMA foreign_keys") == 1
+
+
+def test_unopenable_database_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(StorageError, match="cannot open database"):
+        Storage.open(tmp_path / "a-file" / "test.db")
+
+
+# -- feeds -----------------------------------------------------------------------------
+
+
+def test_sync_feeds_inserts_listed_feeds(storage: Storage) -> None:
+    storage.sync_feeds([WIRE, HARBOUR], NOW)
+    rows = {row["url"]: row for row in storage.feed_health()}
+    assert set(rows) == {WIRE.url, HARBOUR.url}
+    assert rows[WIRE.url]["name"] == "Northern Wire"
+    assert rows[WIRE.url]["enabled"] == 1
+    assert column(storage, "SELECT tags FROM feeds WHERE url = ?", [WIRE.url]) == '["wire", "land"]'
+
+
+def test_sync_feeds_updates_name_and_tags_in_place(storage: Storage) -> None:
+    (feed_id,) = feed_ids(storage, WIRE)
+    renamed = WIRE.model_copy(update={"name": "Wire Service", "tags": ("wire",)})
+    storage.sync_feeds([renamed], NOW + HOUR)
+    state = storage.feed_state(WIRE.url)
+    assert (state.id, state.name) == (feed_id, "Wire Service")
+    assert column(storage, "SELECT tags FROM feeds WHERE id = ?", [feed_id]) == '["wire"]'
+
+
+def test_sync_feeds_disables_feeds_dropped_from_config(storage: Storage) -> None:
+    storage.sync_feeds([WIRE, HARBOUR], NOW)
+    storage.sync_feeds([WIRE], NOW)
+    enabled = {row["url"]: row["enabled"] for row in storage.feed_health()}
+    assert enabled == {WIRE.url: 1, HARBOUR.url: 0}
+    storage.sync_feeds([WIRE, HARBOUR], NOW)  # listed again: polled again
+    assert {row["enabled"] for row in storage.feed_health()} == {1}
+
+
+def test_feed_state_of_unknown_feed_is_a_storage_error(storage: Storage) -> None:
+    with pytest.raises(StorageError, match="not in database"):
+        storage.feed_state("https://unknown.example/feed")
+
+
+def test_due_feeds_respect_next_check_and_enabled(storage: Storage) -> None:
+    disabled = FeedSource(url="https://off.example/feed", enabled=False)
+    wire_id, _, _ = feed_ids(storage, WIRE, HARBOUR, disabled)
+    assert storage.due_feed_urls(NOW) == [WIRE.url, HARBOUR.url]  # new feeds are due at once
+    with storage.transaction():
+        storage.record_fetch_success(
+            wire_id, now=NOW, next_check=NOW + HOUR, status=200, etag=None, last_modified=None
+        )
+    assert storage.due_feed_urls(NOW) == [HARBOUR.url]
+    assert storage.due_feed_urls(NOW + HOUR) == [HARBOUR.url, WIRE.url]
+
+
+def test_record_fetch_success_and_failure(storage: Storage) -> None:
+    (feed_id,) = feed_ids(storage, WIRE)
+    for attempt in (1, 2):
+        storage.record_fetch_failure(
+            feed_id, now=NOW, next_check=NOW + attempt * HOUR, error="HTTP 503", status=503
+        )
+        assert storage.feed_state(WIRE.url).consecutive_failures == attempt
+    (row,) = storage.feed_health()
+    assert (row["last_error"], row["last_status"]) == ("HTTP 503", 503)
+    assert row["last_success_at"] is None
+
+    with storage.transaction():
+        storage.record_fetch_success(
+            feed_id,
+            now=NOW,
+            next_check=NOW + HOUR,
+            status=200,
+            etag='"v7"',
+            last_modified="Mon, 10 Mar 2025 11:00:00 GMT",
+            title="Northern Wire: all stories",
+            permanent_url="https://wire.example/new-feed",
+        )
+    state = storage.feed_state(WIRE.url)
+    assert state.consecutive_failures == 0
+    assert (state.etag, state.last_modified) == ('"v7"', "Mon, 10 Mar 2025 11:00:00 GMT")
+    assert state.permanent_url == "https://wire.example/new-feed"
+    (row,) = storage.feed_health()
+    assert (row["last_error"], row["last_status"]) == (None, 200)
+    assert row["last_success_at"] == row["last_attempt_at"] == "2025-03-10T12:00:00+00:00"
+
+
+def test_success_without_validators_keeps_the_old_ones(storage: Storage) -> None:
+    (feed_id,) = feed_ids(storage, WIRE)
+    for etag in ('"v1"', None):  # a 304 may come back without an ETag
+        with storage.transaction():
+            storage.record_fetch_success(
+                feed_id, now=NOW, next_check=NOW, status=200, etag=etag, last_modified=None
+            )
+    assert storage.feed_state(WIRE.url).etag == '"v1"'
+
+
+# -- articles and stories ----------------------------------------------------------------
+
+
+def test_new_article_creates_its_story(storage: Storage) -> None:
+    (feed_id,) = feed_ids(storage, WIRE)
+    article_id = add(storage, new_article(feed_id, "a1"))
+    story = storage.db["stories"].get("story-a1")
+    assert story["lead_article_id"] == article_id
+    assert story["published_at"] == "2025-03-10T11:00:00+00:00"
+    article = storage.db["articles"].get(article_id)
+    assert (article["story_id"], article["method"]) == ("story-a1", "new")
+
+
+def test_second_article_joins_the_story_and_moves_updated_at(storage: Storage) -> None:
+    wire_id, harbour_id = feed_ids(storage, WIRE, HARBOUR)
+    first = add(storage, new_article(wire_id, "a1"))
+    before = storage.db["stories"].get("story-a1")
+    joined = Assignment("story-a1", "near-duplicate", 0.8, first)
+    copy = new_article(harbour_id, "h1", published_at=NOW, fetched_at=NOW + HOUR)
+    second = add(storage, copy, joined)
+    after = storage.db["stories"].get("story-a1")
+    assert count(storage, "stories") == 1
+    assert after["lead_article_id"] == first  # the earliest extracted article leads
+    assert after["published_at"] == before["published_at"]
+    assert after["updated_at"] == "2025-03-10T13:00:00+00:00" > before["updated_at"]
+    row = storage.db["articles"].get(second)
+    assert (row["story_id"], row["method"], row["score"]) == ("story-a1", "near-duplicate", 0.8)
+    assert row["matched_article_id"] == first
+
+
+def test_extracted_article_leads_over_an_earlier_fallback(storage: Storage) -> None:
+    wire_id, harbour_id = feed_ids(storage, WIRE, HARBOUR)
+    early = new_article(wire_id, "a1", published_at=NOW - 5 * HOUR, extraction_status="fallback")
+    first = add(storage, early)
+    second = add(storage, new_article(harbour_id, "h1"), Assignment("story-a1", "url", 1.0, first))
+    assert storage.db["stories"].get("story-a1")["lead_article_id"] == second
+
+
+def test_same_entry_twice_raises_and_rolls_back_whole(storage: Storage) -> None:
+    (feed_id,) = feed_ids(storage, WIRE)
+    add(storage, new_article(feed_id, "a1", bands=("0:aa",)))
+    before = storage.counts(), column(storage, "SELECT count(*) FROM article_bands")
+    # The pipeline asks known_entry_keys() first; the constraint is the backstop.
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        with storage.transaction():
+            storage.add_article(new_article(feed_id, "b1"), NEW, "story-b1")
+            storage.add_article(new_article(feed_id, "a1"), NEW, "story-a1-again")
+    assert (storage.counts(), column(storage, "SELECT count(*) FROM article_bands")) == before
+    assert storage.db["stories"].count == 1
+    assert storage.known_entry_keys(feed_id, ["a1", "b1"]) == {"a1"}
+
+
+def test_known_entry_keys_are_per_feed(storage: Storage) -> None:
+    wire_id, harbour_id = feed_ids(storage, WIRE, HARBOUR)
+    add(storage, new_article(wire_id, "a1"))
+    add(storage, new_article(wire_id, "a2", canonical_url="https://news.example/other"))
+    assert storage.known_entry_keys(wire_id, ["a1", "a2", "a3"]) == {"a1", "a2"}
+    assert storage.known_entry_keys(harbour_id, ["a1"]) == set()
+    assert storage.known_entry_keys(wire_id, []) == set()
+
+
+def test_duplicate_candidates_by_url_guid_and_band(storage: Storage) -> None:
+    (feed_id,) = feed_ids(storage, WIRE)
+    by_url = add(storage, new_article(feed_id, "u", canonical_url="https://news.example/same"))
+    by_guid = add(storage, new_article(feed_id, "g", guid="tag:wire.example,2025:g"))
+    by_band = add(storage, new_article(feed_id, "b", bands=("3:abc", "4:def"), signature=b"s"))
+    add(storage, new_article(feed_id, "unrelated", guid="tag:x", bands=("3:zzz",)))
+
+    def found(**query: Any) -> list[int]:
+        defaults: dict[str, Any] = {"canonical_url": "", "guid": None, "bands": (), "since": NOW}
+        return [c.article_id for c in storage.duplicate_candidates(**{**defaults, **query})]
+
+    assert found(canonical_url="https://news.example/same") == [by_url]
+    assert found(guid="tag:wire.example,2025:g") == [by_guid]
+    assert found(bands=["4:def", "9:nope"]) == [by_band]
+    assert found(
+        canonical_url="https://news.example/same", guid="tag:wire.example,2025:g", bands=["3:abc"]
+    ) == [by_url, by_guid, by_band]
+    assert found() == []  # no guid never matches articles without one
+    assert found(canonical_url="https://news.example/same", since=NOW + HOUR) == []
+    (candidate,) = storage.duplicate_candidates(
+        canonical_url="", guid=None, bands=["3:abc"], since=NOW
+    )
+    assert (candidate.story_id, candidate.signature) == ("story-b", b"s")
+
+
+def test_stored_page_returns_only_extracted_pages(storage: Storage) -> None:
+    (feed_id,) = feed_ids(storage, WIRE)
+    add(storage, new_article(feed_id, "ok", image="https://news.example/ok.jpg", author="Ann"))
+    add(storage, new_article(feed_id, "fb", extraction_status="fallback"))
+    assert storage.stored_page("https://news.example/ok") == StoredPage(
+        text="Body of ok.\nSecond paragraph.",
+        html="<p>Body of ok.</p>",
+        image="https://news.example/ok.jpg",
+        author="Ann",
+        extraction_status="extracted",
+    )
+    assert storage.stored_page("https://news.example/fb") is None
+    assert storage.stored_page("https://news.example/missing") is None
+
+
+# -- publishing ------------------------------------------------------------------------
+
+
+def test_published_stories_lead_first_newest_first(storage: Storage) -> None:
+    wire_id, harbour_id = feed_ids(storage, WIRE, HARBOUR)
+    add(storage, new_article(harbour_id, "old", published_at=NOW - 10 * HOUR))
+    lead = add(storage, new_article(wire_id, "lead", published_at=NOW - 2 * HOUR))
+    copy = new_article(harbour_id, "copy", published_at=NOW - HOUR, title="Copy of lead")
+    add(storage, copy, Assignment("story-lead", "near-duplicate", 0.9, lead))
+
+    newest, oldest = storage.published_stories(limit=10)
+    assert (newest.id, oldest.id) == ("story-lead", "story-old")
+    assert newest.title == "Story lead"
+    assert newest.link == "https://news.example/lead?utm_source=rss"
+    assert newest.summary == "Body of lead."
+    assert newest.published == NOW - 2 * HOUR
+    assert newest.tags == ("land", "naval", "wire")  # from both member feeds, sorted
+    assert [(s.feed_name, s.relation, s.score) for s in newest.sources] == [
+        ("Northern Wire", "lead", None),
+        ("Harbour Weekly", "duplicate", 0.9),
+    ]
+    assert oldest.tags == ("naval",)
+    assert [s.relation for s in oldest.sources] == ["lead"]
+    assert [story.id for story in storage.published_stories(limit=1)] == ["story-lead"]
+
+
+def test_published_stories_of_empty_database(storage: Storage) -> None:
+    assert storage.published_stories(limit=10) == []
+
+
+def test_content_version_changes_after_a_write(storage: Storage) -> None:
+    (feed_id,) = feed_ids(storage, WIRE)
+    empty = storage.content_version()
+    first = add(storage, new_article(feed_id, "a1"))
+    one = storage.content_version()
+    add(storage, new_article(feed_id, "a2"), Assignment("story-a1", "url", 1.0, first))
+    joined = storage.content_version()
+    assert len({empty, one, joined}) == 3
+    assert storage.content_version() == joined  # reading changes nothing
+
+
+def test_new_article_helper_covers_every_field() -> None:
+    # If NewArticle grows a field, new_article() must learn it (and so must the schema).
+    assert {f.name for f in dataclasses.fields(NewArticle)} == set(vars(new_article(1, "x")).keys())
