@@ -156,10 +156,47 @@ def feed(ctx: click.Context, fmt: str, limit: int | None) -> None:
     sys.stdout.flush()
 
 
-@cli.command()
+@cli.command("import-opml")
+@click.argument("opml_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
 @click.pass_context
-def feeds(ctx: click.Context) -> None:
-    """Show each feed's health: last fetch, errors, articles stored."""
+def import_opml(ctx: click.Context, opml_file: Path, dry_run: bool) -> None:
+    """Add the feeds of OPML_FILE (a reader's export) to feeds.yaml.
+
+    Keeps the file's comments and order; feeds already listed (same URL) are
+    skipped. The result is validated before it replaces feeds.yaml.
+    """
+    from aggregator.errors import OPMLError
+    from aggregator.opml import import_opml_file
+
+    config_path: Path = ctx.obj["config_path"]
+    try:
+        edit = import_opml_file(config_path, opml_file, dry_run=dry_run)
+    except (OPMLError, ConfigError) as exc:
+        _fail(str(exc))
+    verb = "would add" if dry_run else "added"
+    for added in edit.added:
+        click.echo(f"{verb}: {added.name} ({added.url})")
+    for skipped in edit.skipped:
+        click.echo(f"already present: {skipped.name} ({skipped.url})")
+    click.echo(f"{config_path}: {len(edit.added)} {verb}, {len(edit.skipped)} already present")
+
+
+@cli.command()
+@click.option(
+    "--reset",
+    "reset",
+    metavar="URL_OR_NAME",
+    default=None,
+    help="Forget a feed's failures, its 410 Gone and its recorded move; fetch it next tick.",
+)
+@click.pass_context
+def feeds(ctx: click.Context, reset: str | None) -> None:
+    """Show each feed's health: state, HTTP status, consecutive failures, articles,
+    last attempt and success, next fetch, bytes saved by 304s, and what to fix."""
+    from datetime import UTC, datetime
+
+    from aggregator.health import format_table
     from aggregator.storage import Storage
 
     config = _load(ctx)
@@ -167,15 +204,57 @@ def feeds(ctx: click.Context) -> None:
         storage = Storage.open(config.database_path)
     except StorageError as exc:
         _fail(str(exc))
-    rows = storage.feed_health()
-    storage.close()
-    click.echo(f"{'FEED':<30} {'STATUS':<8} {'ARTICLES':>8}  {'LAST SUCCESS':<25} ERROR")
+    try:
+        if reset is not None:
+            urls = storage.reset_feed(reset, datetime.now(UTC))
+            if not urls:
+                _fail(f"no feed with URL or name {reset!r}")
+            click.echo("reset: " + ", ".join(urls))
+        rows = storage.feed_health()
+    finally:
+        storage.close()
+    click.echo(format_table(rows, datetime.now(UTC)))
+
+
+@cli.command()
+@click.option("--url", "url", required=True, help="The article's URL, as the feed linked it.")
+@click.pass_context
+def articles(ctx: click.Context, url: str) -> None:
+    """Show how each stored article at URL got its text: the extraction status and
+    step (precision, recall, selectors, feed-content, feed-summary), why, and language."""
+    from aggregator.storage import Storage
+    from aggregator.urls import canonicalize_url
+
+    config = _load(ctx)
+    try:
+        storage = Storage.open(config.database_path)
+    except StorageError as exc:
+        _fail(str(exc))
+    try:
+        rows = storage.articles_at(url, canonicalize_url(url))
+    finally:
+        storage.close()
+    if not rows:
+        _fail(f"no stored article at {url}")
     for row in rows:
-        state = "disabled" if not row["enabled"] else ("failing" if row["last_error"] else "ok")
-        click.echo(
-            f"{row['name'][:30]:<30} {state:<8} {row['articles']:>8}  "
-            f"{row['last_success_at'] or '-':<25} {row['last_error'] or ''}"
-        )
+        click.echo(_describe_article(row))
+
+
+def _describe_article(row: dict[str, object]) -> str:
+    fields = [
+        ("article", f"{row['id']} in story {row['story_id']}"),
+        ("url", row["url"]),
+        ("feed", row["feed"]),
+        ("title", row["title"]),
+        ("status", row["extraction_status"]),
+        ("step", row["extraction_step"] or "unknown (stored before steps were recorded)"),
+        ("note", row["extraction_note"] or "-"),
+        ("language", row["language"] or "unknown"),
+        ("published", row["published_at"] or "-"),
+        ("fetched", row["fetched_at"]),
+        ("text", f"{row['chars']} characters"),
+    ]
+    return "\n".join(f"{name + ':':<11}{value}" for name, value in fields) + "\n"
 
 
 @cli.command()

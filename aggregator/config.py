@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import cssselect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
@@ -48,6 +49,23 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ClusteringSettings(_Frozen):
+    """``settings.clustering``: how different outlets' reports of one event are grouped.
+
+    Defaults were chosen on the ECB+ train topics with bench/cluster_eval.py.
+    """
+
+    join_threshold: float = Field(default=0.3, gt=0.0, le=1.0)
+    merge_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    window: timedelta = timedelta(hours=72)
+    candidates: int = Field(default=30, ge=1, le=1000)
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+
 class Settings(_Frozen):
     """Service-wide settings (the ``settings:`` mapping). Every key is optional."""
 
@@ -66,15 +84,38 @@ class Settings(_Frozen):
     min_article_chars: int = Field(default=400, ge=0)
     duplicate_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     duplicate_window: timedelta = timedelta(days=14)
+    clustering: ClusteringSettings = ClusteringSettings()
     output_dir: Path | None = None
     workers: int = Field(default=0, ge=0)
     page_concurrency: int = Field(default=8, ge=1)
+    extract_time_limit: timedelta = timedelta(seconds=10)
     log_level: str = "INFO"
+    feed_concurrency: int = Field(default=16, ge=1, le=256)
+    per_host_limit: int = Field(default=1, ge=1, le=16)
+    max_backoff: timedelta = timedelta(hours=24)
+    jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    cache_max_age: int = Field(default=60, ge=0)
+    title_source_count: bool = False
+    websub_hub: str = ""
 
-    @field_validator("refresh_interval", "timeout", "duplicate_window", mode="before")
+    @field_validator(
+        "refresh_interval", "timeout", "duplicate_window", "max_backoff", mode="before"
+    )
     @classmethod
     def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("extract_time_limit", mode="before")
+    @classmethod
+    def _extract_time_limit(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("websub_hub")
+    @classmethod
+    def _websub_hub(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value.strip()
 
     @field_validator("listen")
     @classmethod
@@ -112,6 +153,16 @@ class Settings(_Frozen):
         return self.workers or (os.cpu_count() or 1)
 
 
+def _check_css_selector(selector: object) -> None:
+    """Refuse a ``keep``/``drop`` entry that is not a valid CSS selector."""
+    if not isinstance(selector, str) or not selector.strip() or len(selector) > 200:
+        raise ValueError(f"expected a CSS selector (at most 200 characters), got {selector!r}")
+    try:
+        cssselect.GenericTranslator().css_to_xpath(selector)
+    except cssselect.SelectorError as exc:
+        raise ValueError(f"invalid CSS selector {selector!r}: {exc}") from exc
+
+
 class FeedSource(_Frozen):
     """One entry of the ``feeds:`` list."""
 
@@ -120,6 +171,29 @@ class FeedSource(_Frozen):
     tags: tuple[str, ...] = ()
     interval: timedelta | None = None
     enabled: bool = True
+    priority: int = 0
+    # Per-site extraction fixes (issue 5): declarative, validated, no code.
+    extract: bool = True  # false: publish the feed's own content, never fetch the page
+    keep: tuple[str, ...] = ()  # CSS selectors of the article's own blocks
+    drop: tuple[str, ...] = ()  # CSS selectors removed from the page before extraction
+    note: str = ""  # why this feed has the settings above, for the next admin
+    language: str | None = None  # ISO 639-1 code of the feed's articles
+
+    @field_validator("keep", "drop", mode="before")
+    @classmethod
+    def _selectors(cls, value: object) -> object:
+        selectors = (value,) if isinstance(value, str) else value
+        if isinstance(selectors, list | tuple):
+            for selector in selectors:
+                _check_css_selector(selector)
+        return selectors
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-zA-Z]{2}", value.strip()):
+            raise ValueError(f"expected a two-letter language code like 'en', got {value!r}")
+        return value.strip().lower() if value is not None else None
 
     @field_validator("url")
     @classmethod
@@ -143,11 +217,49 @@ class FeedSource(_Frozen):
         return self.name or self.url
 
 
+# A slice is served at a path ending in one of these (format chosen by the suffix).
+OUTPUT_SUFFIXES = {".xml": "rss", ".rss": "rss", ".atom": "atom", ".json": "json"}
+_OUTPUT_PATH = re.compile(r"^/[A-Za-z0-9][A-Za-z0-9._/-]{0,100}$")
+
+
+class OutputSlice(_Frozen):
+    """One entry of the ``outputs:`` list: a named slice of the merged feed."""
+
+    path: str
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    q: str = ""
+    min_sources: int = Field(default=1, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=1000)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        suffix = Path(value).suffix
+        if not _OUTPUT_PATH.match(value) or ".." in value or suffix not in OUTPUT_SUFFIXES:
+            raise ValueError(
+                f"expected a path like '/naval.xml' ending in .xml, .rss, .atom or .json,"
+                f" got {value!r}"
+            )
+        return value
+
+    @field_validator("tags", "sources", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @property
+    def format(self) -> str:
+        return OUTPUT_SUFFIXES[Path(self.path).suffix]
+
+
 class Config(_Frozen):
     """The whole of feeds.yaml, plus where it was read from."""
 
     settings: Settings = Settings()
     feeds: tuple[FeedSource, ...] = ()
+    outputs: tuple[OutputSlice, ...] = ()
     path: Path = Path("feeds.yaml")
 
     @property
@@ -193,11 +305,37 @@ SETTINGS_HELP: dict[str, str] = {
     "duplicate_threshold": "Estimated Jaccard similarity of bodies above which two articles "
     "are copies of one article (MinHash over word 3-shingles).",
     "duplicate_window": "How far back copies are looked for.",
+    "clustering": "Grouping of different outlets' reports of one event (a mapping; "
+    "see CLUSTERING_HELP).",
     "output_dir": "If set, each refresh also writes feed.xml, feed.atom and feed.json "
     "there (atomically), relative to feeds.yaml; for static hosting.",
     "workers": "Extraction worker processes; 0 means one per CPU core.",
     "page_concurrency": "Article pages fetched at once.",
+    "extract_time_limit": "Longest extraction of one page (in a worker process); past it the "
+    "page is skipped and the feed's own text is used.",
     "log_level": "DEBUG, INFO, WARNING or ERROR.",
+    "feed_concurrency": "Feeds fetched at once, over all sites.",
+    "per_host_limit": "Feeds fetched at once from one site (scheme, host and port), so "
+    "many feeds on one site do not hammer it.",
+    "max_backoff": "Longest wait between fetches of a failing feed (doubling per failure), "
+    "and the most a publisher's Retry-After, Cache-Control or ttl can delay a feed.",
+    "jitter": "Fraction of each wait added at random (0 to 1), so feeds do not fire together; "
+    "never fetches sooner than asked.",
+    "cache_max_age": "Seconds readers and proxies may cache the feeds and the page "
+    "(Cache-Control max-age).",
+    "title_source_count": "Append the number of outlets to a story's title when more than "
+    "one carried it, like '... (4 sources)'.",
+    "websub_hub": "WebSub hub URL: advertised in every feed (rel=hub) and pinged after "
+    "each refresh that changed the feed. Unset: no WebSub.",
+}
+
+CLUSTERING_HELP: dict[str, str] = {
+    "join_threshold": "Similarity (cosine of weighted terms) at which an article joins "
+    "an open story as related coverage.",
+    "merge_threshold": "Similarity at which an article that joins one story also shows "
+    "another open story to be the same event, so the two are merged.",
+    "window": "A story stays open to new members this long after its last member.",
+    "candidates": "Open stories compared with each new article (found by the index).",
 }
 
 FEED_KEYS_HELP: dict[str, str] = {
@@ -206,6 +344,27 @@ FEED_KEYS_HELP: dict[str, str] = {
     "tags": "List of tags copied onto every story from this feed.",
     "interval": "Refresh interval for this feed (like 15m, 2h); default refresh_interval.",
     "enabled": "false stops polling the feed; its stories stay.",
+    "extract": "false: publish the feed's own content and never fetch article pages.",
+    "keep": "CSS selectors of the blocks that hold the article; only they are extracted.",
+    "drop": "CSS selectors of blocks removed from article pages before extraction.",
+    "note": "Free text: why this feed needs its extraction settings.",
+    "language": "Two-letter language of the feed's articles (like en); also a target "
+    "for extraction: a page detected in another language gives way to the feed's text.",
+    "priority": "Lead choice: a story's title, link and text come from the member whose "
+    "feed has the highest priority (e.g. 10 for an official release or a wire, "
+    "-5 for an aggregator blog); default 0.",
+}
+
+
+OUTPUT_KEYS_HELP: dict[str, str] = {
+    "path": "Where the slice is served, like /naval.xml; the suffix (.xml or .rss, .atom,"
+    " .json) picks the format. Required.",
+    "title": "Title of the slice's feed; default feed_title.",
+    "tags": "Only stories carrying one of these tags.",
+    "sources": "Only stories carried by one of these feeds (by name).",
+    "q": "Only stories whose articles match this full-text search.",
+    "min_sources": "Only stories carried by at least this many outlets. Default 1.",
+    "limit": "Stories in the slice; default feed_limit.",
 }
 
 
@@ -235,6 +394,7 @@ def load_config(path: str | Path) -> Config:
     except ValidationError as exc:
         raise _config_error(exc, document, path) from exc
     _check_duplicate_urls(config, document, path)
+    _check_output_paths(config, document, path)
     return config
 
 
@@ -331,3 +491,21 @@ def _check_duplicate_urls(config: Config, document: Any, path: Path) -> None:
                 line=line,
             )
         seen[feed.url] = index
+
+
+# Built-in paths a slice must not shadow.
+RESERVED_OUTPUT_PATHS = frozenset({"/feed.xml", "/feed.atom", "/feed.json"})
+
+
+def _check_output_paths(config: Config, document: Any, path: Path) -> None:
+    seen: set[str] = set()
+    for index, output in enumerate(config.outputs):
+        if output.path in seen or output.path in RESERVED_OUTPUT_PATHS:
+            line = _line_of(document, ("outputs", index, "path"))
+            problem = "duplicate path" if output.path in seen else "path is built in"
+            raise ConfigError(
+                f"{path}:{line or '?'}: outputs[{index}].path: {problem} ({output.path})",
+                path=str(path),
+                line=line,
+            )
+        seen.add(output.path)

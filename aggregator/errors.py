@@ -8,13 +8,18 @@
     │   └── BlockedURL         a stranger's URL pointed at a private address or bad scheme
     ├── ParseError(url)        a feed body held no usable entries
     ├── ExtractError(url)      an article page gave no usable text
-    └── StorageError           the database could not be opened or migrated
+    │   └── ExtractTimeout     extraction passed the per-page time limit
+    ├── StorageError           the database could not be opened or migrated
+    ├── BadRequest             a query string the server refuses (400), like a damaged cursor
+    └── OPMLError              an OPML file to import is unreadable or unsafe
 
 Errors that concern one URL carry it as ``.url`` so logs and feed health can name it.
 Lower-level exceptions are chained with ``raise ... from exc``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 
 class AggregatorError(Exception):
@@ -39,11 +44,18 @@ class FetchError(AggregatorError):
 
 
 class HTTPStatusError(FetchError):
-    """The server answered with a status that carries no usable body."""
+    """The server answered with a status that carries no usable body.
 
-    def __init__(self, message: str, *, url: str, status: int) -> None:
+    ``headers`` (lower-case keys) keep what the answer said about coming back
+    (``Retry-After``, ``Date``), so the scheduler can honour it.
+    """
+
+    def __init__(
+        self, message: str, *, url: str, status: int, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message, url=url)
         self.status = status
+        self.headers: Mapping[str, str] = dict(headers or {})
 
 
 class ResponseTooLarge(FetchError):
@@ -70,5 +82,17 @@ class ExtractError(AggregatorError):
         self.url = url
 
 
+class ExtractTimeout(ExtractError):
+    """Extracting one page took longer than the per-page time limit."""
+
+
 class StorageError(AggregatorError):
     """The database could not be opened, migrated or written."""
+
+
+class BadRequest(AggregatorError):
+    """A request's query string cannot be honoured (the server answers 400)."""
+
+
+class OPMLError(AggregatorError):
+    """An OPML file could not be read, or was refused (too big, DTD, not OPML)."""

@@ -2,26 +2,49 @@
 
 ``extract_article`` is pure CPU work over bytes (no IO), so it can run in worker
 processes: trafilatura holds the GIL, threads would not use the second core.
-``choose_body`` applies the fallback rule: a missing or clearly too short extraction
-gives way to the feed's own content or summary, and the article records that it did.
+
+The chain, each step recorded on the article (``Article.step``, then ``ChosenBody.step``):
+
+1. ``precision``: trafilatura favouring precision. On news pages it keeps the same
+   article text as the default while leaving out more related-story boxes and
+   teasers (measured in ``bench/extract_eval.py``). trafilatura's own fallbacks
+   (readability, jusText) run inside this step.
+2. ``recall``: when step 1 gives nothing or something implausible (too short for the
+   page, mostly link text, a paywall or cookie wall), a second pass favouring recall,
+   kept if it is plausible or at least longer.
+3. ``feed-content`` / ``feed-summary`` (``choose_body``): the feed's own text, which is
+   the floor: an item is never published empty when the feed had text.
+
+Whatever step won, paragraphs of the same article that the page split into sibling
+blocks (ad breaks) are appended, and the article's inline images are put back into
+the HTML: the text pass runs without images, because trafilatura's image mode also
+keeps captions and picture-led teaser boxes, which readers do not want in the text.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Iterable, Iterator
+import re
+import signal
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import lxml.etree
 import lxml.html
+import py3langid
 import trafilatura
+from lxml.cssselect import CSSSelector
 from trafilatura.htmlprocessing import convert_to_html
 from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
+from aggregator.errors import ExtractTimeout
 from aggregator.models import Article, Entry
 
 log = logging.getLogger(__name__)
@@ -32,56 +55,389 @@ FALLBACK = "fallback"  # the feed's own content or summary (page failed or too s
 REFUSED = "refused"  # the page URL was blocked by the private-address guard
 FAILED = "failed"  # no page text and no feed text either
 
+# The step of the chain that produced the text (stored as ``extraction_step``).
+STEP_PRECISION = "precision"
+STEP_RECALL = "recall"
+STEP_SELECTORS = "selectors"  # the feed's `keep` selectors chose the article's blocks
+STEP_FEED_CONTENT = "feed-content"
+STEP_FEED_SUMMARY = "feed-summary"
+STEP_NONE = "none"
+
 _TRAFILATURA_OPTIONS: dict[str, Any] = {
     "include_comments": False,  # comment threads are not the article
     "include_tables": True,  # order-of-battle and budget tables are content here
-    "include_images": True,
-    "include_links": True,
-    "include_formatting": True,
-    "with_metadata": True,
+    "include_images": False,  # images are put back by _place_images (see the docstring)
+    "include_links": False,  # with favor_precision it drops text around links; put back later
+    "include_formatting": True,  # headings, bold, lists: the structured HTML
+    "deduplicate": False,  # its cache is per process and would drop a re-extracted page
 }
 
+# Words that, in a short extraction, mean we got a wall instead of the article.
+_WALL_WORDS = re.compile(
+    r"\b(subscribe|subscription|sign in|log in|cookies?|consent|enable javascript|"
+    r"paywall|already a subscriber|create an account|register to)\b",
+    re.IGNORECASE,
+)
+_MIN_PLAUSIBLE_CHARS = 200  # below this, an extraction from a page is a stub
+_MIN_SHARE_OF_PAGE = 0.15  # ... or below this share of the page's paragraph text
+_MAX_LINK_SHARE = 0.5  # more link text than this is a list of links, not an article
+_MIN_CHUNK_CHARS = 150  # a split-off block must carry this much paragraph text
 
-def extract_article(page: bytes | str, url: str) -> Article | None:
-    """Run trafilatura on one page. ``None`` is a normal outcome: no main text found."""
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Per-feed extraction options (feeds.yaml), plus the service-wide limits."""
+
+    language: str | None = None  # the feed's declared language (ISO 639-1)
+    keep: tuple[str, ...] = ()  # CSS selectors of the article's own blocks
+    drop: tuple[str, ...] = ()  # CSS selectors removed before extraction
+    max_bytes: int = 5_000_000  # page HTML beyond this is cut before parsing
+    time_limit: float = 0.0  # seconds per page in a worker process; 0 = no limit
+
+
+DEFAULT_OPTIONS = ExtractOptions()
+
+
+def extract_article(
+    page: bytes | str, url: str, *, options: ExtractOptions = DEFAULT_OPTIONS
+) -> Article | None:
+    """Run the extraction chain on one page. ``None`` is a normal outcome: no main text."""
     try:
-        tree = load_html(page)
-        if tree is None:
-            return None
-        # trafilatura resolves relative links against the site root, not the page:
-        # resolve them ourselves, on the tree it will reuse (one parse, not two).
-        tree.make_links_absolute(url, resolve_base_href=True, handle_failures="discard")
-        document = trafilatura.bare_extraction(tree, url=url, **_TRAFILATURA_OPTIONS)
-    except Exception:  # trafilatura has no error contract; a bad page must not kill a worker
-        log.warning("trafilatura failed on %s", url, exc_info=True)
+        with _time_limit(options.time_limit):
+            return _extract(page[: options.max_bytes], url, options)
+    except ExtractTimeout:
+        log.warning("extraction of %s passed %.0f s; skipped", url, options.time_limit)
         return None
+    except Exception:  # trafilatura has no error contract; a bad page must not kill a worker
+        log.warning("extraction failed on %s", url, exc_info=True)
+        return None
+
+
+def _extract(page: bytes | str, url: str, options: ExtractOptions) -> Article | None:
+    tree = load_html(page)
+    if tree is None:
+        return None
+    # trafilatura resolves relative links against the site root, not the page:
+    # resolve them ourselves, on the tree it will reuse (one parse, not two).
+    tree.make_links_absolute(url, resolve_base_href=True, handle_failures="discard")
+    _drop_blocks(tree, options.drop)
+    source, first_step = _kept_blocks(tree, options.keep), STEP_PRECISION
+    if source is not tree:
+        first_step = STEP_SELECTORS
+    page_chars = _paragraph_chars(tree)
+    first = _run_trafilatura(source, url, options, favor="precision", metadata=True)
+    chosen, step = first, first_step
+    if not _plausible(first, page_chars):
+        second = _run_trafilatura(source, url, options, favor="recall", metadata=first is None)
+        if second is not None and (
+            _plausible(second, page_chars) or first is None or len(second[1]) > len(first[1])
+        ):
+            chosen, step = second, STEP_RECALL
+    if chosen is None:
+        return None
+    return _article(chosen, first, tree, url, step, options)
+
+
+def _run_trafilatura(
+    tree: Any, url: str, options: ExtractOptions, *, favor: str, metadata: bool
+) -> tuple[Document, str, Any] | None:
+    """One trafilatura pass: (document, plain text, body as an HTML tree), or None."""
+    document = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        favor_precision=favor == "precision",
+        favor_recall=favor == "recall",
+        with_metadata=metadata,
+        target_language=options.language,
+        **_TRAFILATURA_OPTIONS,
+    )
     if not isinstance(document, Document) or document.body is None:
         return None
-    html = _body_html(document.body)
-    # From the HTML, not trafilatura's text: that one keeps markdown link syntax.
+    body = _body_tree(document.body)
+    text = html_to_text(_inner_html(body))
+    return (document, text, body) if text else None
+
+
+def _plausible(result: tuple[Document, str, Any] | None, page_chars: int) -> bool:
+    """Whether an extraction looks like the article rather than a stub or a wall."""
+    if result is None:
+        return False
+    _, text, body = result
+    if len(text) < _MIN_PLAUSIBLE_CHARS or len(text) < _MIN_SHARE_OF_PAGE * page_chars:
+        return False
+    if _link_chars(body) > _MAX_LINK_SHARE * len(text):
+        return False
+    return not (len(text) < 1000 and len(_WALL_WORDS.findall(text)) >= 2)
+
+
+def _article(
+    chosen: tuple[Document, str, Any],
+    first: tuple[Document, str, Any] | None,
+    tree: Any,
+    url: str,
+    step: str,
+    options: ExtractOptions,
+) -> Article:
+    document, _, body = chosen
+    meta = first[0] if first is not None else document  # metadata came with the first pass
+    located = _locate_paragraphs(body, tree)
+    _restore_inline_markup(body, located)
+    _append_split_blocks(body, located)
+    _place_images(body, located)
+    html = _inner_html(body)
     text = html_to_text(html)
-    if not text:
-        return None
     return Article(
         text=text,
         html=html,
-        title=document.title or None,
-        author=document.author or None,
-        date=document.date or None,
-        image=document.image or None,
-        sitename=document.sitename or None,
-        description=document.description or None,
+        title=meta.title or None,
+        author=meta.author or None,
+        date=meta.date or None,
+        image=meta.image or None,
+        sitename=meta.sitename or None,
+        description=meta.description or None,
+        language=_language(tree, text, options),
+        step=step,
     )
 
 
-def _body_html(body: Any) -> str:
+# --- per-feed selectors ----------------------------------------------------------------
+
+
+def _drop_blocks(tree: Any, selectors: Sequence[str]) -> None:
+    for selector in selectors:
+        for element in CSSSelector(selector)(tree):
+            if element.getparent() is not None:
+                element.drop_tree()
+
+
+def _kept_blocks(tree: Any, selectors: Sequence[str]) -> Any:
+    """A new page holding only the blocks the feed's ``keep`` selectors name, in order."""
+    if not selectors:
+        return tree
+    kept = [element for selector in selectors for element in CSSSelector(selector)(tree)]
+    if not kept:
+        return tree  # the site changed its layout: better the whole page than nothing
+    page = lxml.html.fromstring("<html><body><article></article></body></html>")
+    article = page.find(".//article")
+    for element in sorted(set(kept), key=_document_order(tree)):
+        copy = lxml.html.fromstring(lxml.html.tostring(element))
+        copy.tail = None
+        article.append(copy)
+    return page
+
+
+def _document_order(tree: Any) -> Any:
+    positions = {element: index for index, element in enumerate(tree.iter())}
+    return lambda element: positions.get(element, 0)
+
+
+# --- measuring an extraction ------------------------------------------------------------
+
+
+def _paragraph_chars(tree: Any) -> int:
+    """Characters of paragraph text on the whole page: what an article could be."""
+    return sum(len(" ".join(p.text_content().split())) for p in tree.iter("p"))
+
+
+def _link_chars(body: Any) -> int:
+    return sum(len(" ".join(a.text_content().split())) for a in body.iter("a"))
+
+
+# --- the article split into sibling blocks ---------------------------------------------
+
+
+def _key(text: str) -> str:
+    return " ".join(text.split())[:80]
+
+
+def _locate_paragraphs(body: Any, tree: Any) -> dict[str, Any]:
+    """The page's <p> elements whose text is an extracted paragraph, by paragraph key."""
+    wanted = {_key(p.text_content()) for p in body.iter("p")}
+    wanted.discard("")
+    found: dict[str, Any] = {}
+    for element in tree.iter("p"):
+        key = _key(element.text_content())
+        if key in wanted and key not in found:
+            found[key] = element
+    return found
+
+
+_INLINE = frozenset({"a", "b", "strong", "i", "em", "code", "sub", "sup", "br", "span", "abbr"})
+
+
+def _restore_inline_markup(body: Any, located: dict[str, Any]) -> None:
+    """Give extracted paragraphs back the page's links and emphasis.
+
+    The text pass runs without links (see _TRAFILATURA_OPTIONS); a paragraph whose
+    text is exactly the page's gets the page's inline markup, so the text is
+    unchanged and readers keep the links (already absolute). Anything else in the
+    copy is removed here and by the sanitiser before publishing.
+    """
+    for paragraph in body.iter("p"):
+        source = located.get(_key(paragraph.text_content()))
+        if source is None or not _same_text(paragraph, source):
+            continue
+        if any(child.tag not in _INLINE for child in source.iter() if child is not source):
+            continue
+        markup = lxml.html.tostring(source, encoding="unicode", with_tail=False)
+        copy = lxml.html.fragment_fromstring(markup)
+        paragraph.clear()
+        paragraph.text = copy.text
+        paragraph.extend(copy)
+
+
+def _same_text(a: Any, b: Any) -> bool:
+    return " ".join(a.text_content().split()) == " ".join(b.text_content().split())
+
+
+def _append_split_blocks(body: Any, located: dict[str, Any]) -> None:
+    """Add the article's paragraphs that sit in later blocks of the same kind.
+
+    Pages break a long article into several sibling blocks (around ads or promos)
+    sharing one class; extractors tend to keep only the first. Only later blocks
+    of the same tag and class as the one holding most extracted paragraphs count,
+    and only when they carry real paragraph text rather than links.
+    """
+    if len(located) < 2:
+        return
+    parents = Counter(p.getparent() for p in located.values() if p.getparent() is not None)
+    container, _ = parents.most_common(1)[0]
+    css_class = container.get("class")
+    if not css_class:
+        return
+    seen = set(located)
+    after = False
+    for element in container.getroottree().iter(container.tag):
+        if element is container:
+            after = True
+        elif after and element.get("class") == css_class and _is_outside(element, container):
+            _append_block(body, element, seen)
+
+
+def _is_outside(element: Any, container: Any) -> bool:
+    return container not in element.iterancestors() and element not in container.iterancestors()
+
+
+def _append_block(body: Any, block: Any, seen: set[str]) -> None:
+    paragraphs = [" ".join(p.text_content().split()) for p in block.iter("p")]
+    fresh = [text for text in paragraphs if text and _key(text) not in seen]
+    total = sum(len(text) for text in fresh)
+    links = sum(len(" ".join(a.text_content().split())) for a in block.iter("a"))
+    if total < _MIN_CHUNK_CHARS or links > _MAX_LINK_SHARE * total:
+        return
+    for text in fresh:
+        seen.add(_key(text))
+        paragraph = lxml.etree.SubElement(body, "p")
+        paragraph.text = text
+
+
+# --- images ------------------------------------------------------------------------------
+
+# Lazy-loading pages keep the real picture in a data- attribute and a placeholder in src.
+_IMAGE_SOURCES = ("data-src", "data-lazy-src", "data-original", "src")
+_PLACEHOLDER = re.compile(r"placeholder|blank\.|spacer|pixel\.|lazy[_-]?load", re.IGNORECASE)
+_MAX_IMAGES = 20
+_MIN_IMAGE_SIDE = 100  # pixels, when the page says: smaller ones are icons and pixels
+
+
+def _place_images(body: Any, located: dict[str, Any]) -> None:
+    """Put the article's own images back, before the paragraph each one precedes.
+
+    An image counts when it sits, in the page, inside the smallest block holding all
+    extracted paragraphs and before the last of them; pictures after the text are
+    related-story teasers.
+    """
+    if not located:
+        return
+    region = _common_ancestor(list(located.values()))
+    if region is None:
+        return
+    targets = {id(p): key for key, p in located.items()}
+    pending: list[Any] = []
+    placed: dict[str, list[Any]] = {}
+    for element in region.iter():
+        if element.tag == "img":
+            pending.extend(_figure(element))
+        elif id(element) in targets and pending:
+            placed[targets[id(element)]] = pending[:_MAX_IMAGES]
+            pending = []
+    for paragraph in list(body.iter("p")):
+        figures = placed.pop(_key(paragraph.text_content()), [])
+        for figure in figures:
+            paragraph.addprevious(figure)
+
+
+def _common_ancestor(elements: list[Any]) -> Any:
+    common = [elements[0], *elements[0].iterancestors()]
+    for element in elements[1:]:
+        ancestors = {element, *element.iterancestors()}
+        common = [candidate for candidate in common if candidate in ancestors]
+    return common[0] if common else None
+
+
+def _figure(img: Any) -> list[Any]:
+    sources = (img.get(name) or "" for name in _IMAGE_SOURCES)
+    src = next((src for src in sources if src and not _PLACEHOLDER.search(src)), "")
+    if not src.startswith(("http://", "https://")) or _is_small(img):
+        return []
+    figure = lxml.etree.Element("figure")
+    lxml.etree.SubElement(figure, "img", src=src, alt=img.get("alt") or "")
+    return [figure]
+
+
+def _is_small(img: Any) -> bool:
+    for side in ("width", "height"):
+        value = (img.get(side) or "").removesuffix("px")
+        if value.isdigit() and int(value) < _MIN_IMAGE_SIDE:
+            return True
+    return False
+
+
+# --- language ----------------------------------------------------------------------------
+
+_LANGUAGE = re.compile(r"^[a-z]{2,3}\b")
+
+
+def _language(tree: Any, text: str, options: ExtractOptions) -> str | None:
+    """The article's language: the feed's setting, else the page's, else detected."""
+    if options.language:
+        return options.language.lower()
+    declared = tree.get("lang") or tree.get("xml:lang") or ""
+    for meta in tree.iter("meta"):
+        if (meta.get("http-equiv") or "").lower() == "content-language":
+            declared = declared or meta.get("content") or ""
+    match = _LANGUAGE.match(declared.strip().lower())
+    if match:
+        return match[0]
+    return detect_language(text)
+
+
+def detect_language(text: str) -> str | None:
+    """The ISO 639-1 language of a text (py3langid), or None when it is too short."""
+    if len(text) < 50:
+        return None
+    language, _ = py3langid.classify(text[:3000])
+    return str(language)
+
+
+# --- HTML and text -----------------------------------------------------------------------
+
+
+def _body_tree(body: Any) -> Any:
+    """trafilatura's body as an lxml.html <div> (its own tree is plain lxml.etree)."""
     tree = convert_to_html(body)
     inner = tree.find("body") if tree.tag == "html" else tree
-    if inner is None:
-        inner = tree
+    html = _inner_html(inner if inner is not None else tree)
+    return lxml.html.fragment_fromstring(html, create_parent="div")
+
+
+def _inner_html(body: Any) -> str:
     return "".join(
-        lxml.etree.tostring(child, encoding="unicode", method="html") for child in inner
+        lxml.etree.tostring(child, encoding="unicode", method="html") for child in body
     ).strip()
+
+
+_BLOCKS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "br", "tr", "blockquote")
 
 
 def html_to_text(html: str) -> str:
@@ -92,10 +448,37 @@ def html_to_text(html: str) -> str:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
     except (lxml.etree.ParserError, ValueError):
         return html.strip()
-    for block in root.iter("p", "div", "li", "h1", "h2", "h3", "h4", "br", "tr"):
+    for block in root.iter(*_BLOCKS):
         block.tail = "\n" + (block.tail or "")
+    for cell in root.iter("td", "th"):
+        cell.tail = " " + (cell.tail or "")
     lines = (" ".join(line.split()) for line in root.text_content().splitlines())
     return "\n".join(line for line in lines if line)
+
+
+# --- the time limit -----------------------------------------------------------------------
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise ExtractTimeout after ``seconds`` of wall time (main thread only: SIGALRM)."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise ExtractTimeout(f"extraction passed {seconds} s", url="")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# --- choosing the body ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -106,24 +489,36 @@ class ChosenBody:
     html: str
     status: str
     note: str = ""
+    step: str = STEP_NONE
 
 
 def choose_body(
     article: Article | None, entry: Entry, *, min_chars: int, reason: str = ""
 ) -> ChosenBody:
     """Prefer the extracted page; fall back to the feed's text when it is missing or short."""
-    feed_html = entry.content_html or entry.summary_html
+    feed_html, feed_step = entry.content_html, STEP_FEED_CONTENT
+    if not html_to_text(feed_html):
+        feed_html, feed_step = entry.summary_html, STEP_FEED_SUMMARY
     feed_text = html_to_text(feed_html)
     if article is not None and (
         len(article.text) >= min_chars or len(article.text) > len(feed_text)
     ):
-        return ChosenBody(article.text, article.html, EXTRACTED)
+        return ChosenBody(article.text, article.html, EXTRACTED, step=article.step)
     if article is not None:
         reason = reason or f"extracted text too short ({len(article.text)} chars)"
     reason = reason or "no main text found on the page"
     if feed_text:
-        return ChosenBody(feed_text, feed_html, FALLBACK, f"{reason}; used the feed's text")
+        note = f"{reason}; used the feed's text"
+        return ChosenBody(feed_text, feed_html, FALLBACK, note, step=feed_step)
     return ChosenBody("", "", FAILED, f"{reason}; the feed has no text either")
+
+
+def feed_body(entry: Entry, note: str) -> ChosenBody:
+    """The feed's own text, for feeds configured with ``extract: false``."""
+    return replace(choose_body(None, entry, min_chars=0, reason=note), note=note)
+
+
+# --- the worker pool -------------------------------------------------------------------------
 
 
 class ExtractionPool:
@@ -139,14 +534,22 @@ class ExtractionPool:
             context = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
-    def extract_many(self, pages: Iterable[tuple[bytes, str]]) -> Iterator[Article | None]:
+    def extract_many(
+        self,
+        pages: Iterable[tuple[bytes, str]],
+        options: Iterable[ExtractOptions] | None = None,
+    ) -> Iterator[Article | None]:
         """Extract each (page, url) pair, yielding results in input order."""
         pages = list(pages)
+        per_page = list(options) if options is not None else [DEFAULT_OPTIONS] * len(pages)
         if self._executor is None:
-            return (extract_article(page, url) for page, url in pages)
+            return (
+                extract_article(page, url, options=opts)
+                for (page, url), opts in zip(pages, per_page, strict=True)
+            )
         bodies = [page for page, _ in pages]
         urls = [url for _, url in pages]
-        return self._executor.map(extract_article, bodies, urls)
+        return self._executor.map(_extract_in_worker, bodies, urls, per_page)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -158,3 +561,7 @@ class ExtractionPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _extract_in_worker(page: bytes, url: str, options: ExtractOptions) -> Article | None:
+    return extract_article(page, url, options=options)

@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import queue
 import re
 import socket
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
+import httpcore
 import httpx
 
 from aggregator.config import Settings
@@ -27,11 +34,14 @@ from aggregator.errors import BlockedURL, FetchError, HTTPStatusError, ResponseT
 from aggregator.models import FetchResult
 
 __all__ = [
+    "FEED_ACCEPT",
     "GuardedTransport",
     "check_url_allowed",
     "fetch_feed",
     "fetch_page",
+    "host_key",
     "make_client",
+    "polite_map",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,6 +57,11 @@ DEADLINE_FACTOR = 2
 RAW_CHUNK_BYTES = 4096
 # Only codings whose expansion is bounded per input byte; see _SafeBodyTransport.
 ACCEPT_ENCODING = "gzip, deflate"
+# Feed formats first, so a server with content negotiation sends the feed, not a page.
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+)
 _ALLOWED_SCHEMES = frozenset({"http", "https"})
 _NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$", re.IGNORECASE)
 _SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")
@@ -93,11 +108,108 @@ def make_client(
 
 def _default_transport(guarded: bool) -> httpx.BaseTransport:
     if not guarded:
-        return httpx.HTTPTransport()
+        return _DeadlineTransport(httpx.Limits(max_connections=100, max_keepalive_connections=40))
     # The guard sends requests to an IP, so the pool keys connections by IP. Keeping
     # none alive stops an https request for one host from reusing a TLS session that
     # was verified for another host behind the same (CDN) address.
-    return httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+    return _DeadlineTransport(httpx.Limits(max_keepalive_connections=0))
+
+
+# --------------------------------------------------------------------------- deadline
+
+
+class _Deadline(threading.local):
+    """The monotonic time the current thread's request must be over by, if any."""
+
+    at: float | None = None
+
+
+_deadline = _Deadline()
+
+
+@contextmanager
+def _request_deadline(seconds: float | None) -> Iterator[float | None]:
+    """Give every socket operation of this thread's request at most ``seconds`` in all."""
+    previous = _deadline.at
+    _deadline.at = time.monotonic() + seconds if seconds else None
+    try:
+        yield _deadline.at
+    finally:
+        _deadline.at = previous
+
+
+def _time_left(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` shortened to what is left of the deadline; raises once it passed."""
+    at = _deadline.at
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise error("the total deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read, write and handshake ends by the deadline.
+
+    httpx's timeouts apply per socket operation, so a server sending one byte a second
+    (of the headers or of the body) would never trip them; this bounds the sum.
+    """
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, left))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, left, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's own transport (pooling, exception mapping) over the deadline backend."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )
 
 
 class _SafeBodyTransport(httpx.BaseTransport):
@@ -312,7 +424,7 @@ def fetch_feed(
 
     A 304 answer gives ``not_modified=True`` and no content.
     """
-    headers: dict[str, str] = {}
+    headers = {"Accept": FEED_ACCEPT}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
@@ -325,23 +437,31 @@ def fetch_page(client: httpx.Client, url: str, *, max_bytes: int) -> FetchResult
     return _fetch(client, url, headers={}, max_bytes=max_bytes)
 
 
+_CONDITIONAL_HEADERS = ("If-None-Match", "If-Modified-Since")
+
+
 def _fetch(
     client: httpx.Client, url: str, *, headers: Mapping[str, str], max_bytes: int
 ) -> FetchResult:
     timeout = client.timeout.read or 0.0
-    deadline = time.monotonic() + timeout * DEADLINE_FACTOR if timeout else None
+    total = timeout * DEADLINE_FACTOR
     parsed = _parse_http_url(url)
-    try:
-        with client.stream("GET", parsed, headers=headers) as response:
-            return _read_response(
-                response, url, conditional=bool(headers), max_bytes=max_bytes, deadline=deadline
-            )
-    except httpx.TooManyRedirects as exc:
-        raise FetchError("too many redirects", url=url) from exc
-    except httpx.TimeoutException as exc:
-        raise FetchError(f"timed out after {timeout:g}s", url=url) from exc
-    except httpx.HTTPError as exc:
-        raise FetchError(_describe_error(exc), url=url) from exc
+    conditional = any(name in headers for name in _CONDITIONAL_HEADERS)
+    with _request_deadline(total) as deadline:
+        try:
+            with client.stream("GET", parsed, headers=headers) as response:
+                return _read_response(
+                    response, url, conditional=conditional, max_bytes=max_bytes, deadline=deadline
+                )
+        except httpx.TooManyRedirects as exc:
+            raise FetchError(f"too many redirects (more than {MAX_REDIRECTS})", url=url) from exc
+        except httpx.TimeoutException as exc:
+            if deadline is not None and time.monotonic() >= deadline:
+                message = f"server too slow: no complete answer within {total:g}s (deadline)"
+                raise FetchError(message, url=url) from exc
+            raise FetchError(f"timed out after {timeout:g}s", url=url) from exc
+        except httpx.HTTPError as exc:
+            raise FetchError(_describe_error(exc), url=url) from exc
 
 
 def _read_response(
@@ -358,7 +478,11 @@ def _read_response(
         return _result(response, url, b"", not_modified=True)
     if not 200 <= status < 300:
         reason = f" {response.reason_phrase}" if response.reason_phrase else ""
-        raise HTTPStatusError(f"HTTP {status}{reason}", url=url, status=status)
+        retry = response.headers.get("retry-after", "").strip()[:40]
+        hint = f" (Retry-After: {retry})" if retry and status in (429, 503) else ""
+        raise HTTPStatusError(
+            f"HTTP {status}{reason}{hint}", url=url, status=status, headers=_lowered(response)
+        )
     return _result(response, url, _read_body(response, url, max_bytes, deadline))
 
 
@@ -394,10 +518,14 @@ def _result(
         final_url=str(response.url),
         status=response.status_code,
         content=content,
-        headers={key.lower(): value for key, value in response.headers.items()},
+        headers=_lowered(response),
         not_modified=not_modified,
         permanent_redirect=_permanent_target(response),
     )
+
+
+def _lowered(response: httpx.Response) -> dict[str, str]:
+    return {key.lower(): value for key, value in response.headers.items()}
 
 
 def _permanent_target(response: httpx.Response) -> str | None:
@@ -427,5 +555,138 @@ def _describe_error(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.DecodingError):
         return f"could not decode the response body: {text}"
     if isinstance(exc, httpx.RemoteProtocolError):
+        if "disconnected" in text.lower():  # closed or reset before answering
+            return f"connection lost: {text}"
         return f"server broke the HTTP protocol: {text}"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return f"connection lost: {text or 'reset by the server'}"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- politeness
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def host_key(url: str) -> str:
+    """What the per-host limit counts connections by: scheme, host and port."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return url
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}"
+
+
+def polite_map(
+    items: Iterable[Item],
+    work: Callable[[Item], Result],
+    *,
+    key: Callable[[Item], Hashable],
+    concurrency: int,
+    per_host: int,
+    stop: threading.Event | None = None,
+) -> Iterator[Result]:
+    """Run ``work`` over ``items`` on ``concurrency`` threads, never more than ``per_host``
+    at once for items with the same ``key``; yield results as they complete.
+
+    A host with many feeds waits its turn without holding a thread, so one slow site
+    cannot starve the others. ``work`` must not raise. Once ``stop`` is set nothing new
+    starts; the generator ends after the items in flight.
+    """
+    dispatcher = _PoliteDispatcher(work, key, max(1, per_host), stop)
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fetch") as pool:
+        dispatcher.start(pool, items, max(1, concurrency))
+        try:
+            yield from dispatcher.results()
+        finally:  # the caller stopped early (or raised): start nothing more
+            dispatcher.halt()
+
+
+class _PoliteDispatcher(Generic[Item, Result]):
+    """Hands items to the pool as threads and hosts free up (see ``polite_map``)."""
+
+    def __init__(
+        self,
+        work: Callable[[Item], Result],
+        key: Callable[[Item], Hashable],
+        per_host: int,
+        stop: threading.Event | None,
+    ) -> None:
+        self._work = work
+        self._key = key
+        self._per_host = per_host
+        self._stop = stop or threading.Event()
+        self._lock = threading.Lock()
+        self._waiting: dict[Hashable, deque[Item]] = {}
+        self._ready: deque[Hashable] = deque()  # hosts with waiting items and a free slot
+        self._busy: Counter[Hashable] = Counter()
+        self._in_flight = 0
+        self._halted = False
+        self._done: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
+
+    def start(self, pool: ThreadPoolExecutor, items: Iterable[Item], slots: int) -> None:
+        self._pool = pool
+        for item in items:
+            host = self._key(item)
+            if host not in self._waiting:
+                self._waiting[host] = deque()
+                self._ready.append(host)
+            self._waiting[host].append(item)
+        with self._lock:
+            for _ in range(slots):
+                self._submit_next()
+            if self._in_flight == 0:
+                self._done.put(None)
+
+    def halt(self) -> None:
+        self._halted = True
+
+    def results(self) -> Iterator[Result]:
+        while (result := self._done.get()) is not None:
+            yield result
+
+    def _submit_next(self) -> None:
+        """Start the next item whose host has a free slot (call with the lock held)."""
+        if self._halted or self._stop.is_set() or not self._ready:
+            return
+        host = self._ready.popleft()
+        item = self._waiting[host].popleft()
+        self._busy[host] += 1
+        if self._waiting[host] and self._busy[host] < self._per_host:
+            self._ready.append(host)
+        self._in_flight += 1
+        self._pool.submit(self._run, host, item)
+
+    def _run(self, host: Hashable, item: Item) -> None:
+        """On a pool thread: do the work, then free the slot and start the next item."""
+        try:
+            self._done.put(self._work(item))
+        except Exception:  # a bug in ``work``: lose this item, never the whole batch
+            logger.exception("fetch worker failed")
+        with self._lock:
+            self._busy[host] -= 1
+            if self._waiting[host] and self._busy[host] == self._per_host - 1:
+                self._ready.append(host)
+            self._in_flight -= 1
+            self._submit_next()
+            if self._in_flight == 0:
+                self._done.put(None)
+
+
+def ping_websub_hub(client: httpx.Client, hub_url: str, topic_urls: Iterable[str]) -> None:
+    """Tell a WebSub hub these feeds changed (``hub.mode=publish``, one POST per feed).
+
+    Raises FetchError (HTTPStatusError for an error status) on the first failure.
+    """
+    for topic in topic_urls:
+        try:
+            response = client.post(hub_url, data={"hub.mode": "publish", "hub.url": topic})
+        except httpx.HTTPError as exc:
+            raise FetchError(f"WebSub hub: {_describe_error(exc)}", url=hub_url) from exc
+        if response.status_code >= 400:
+            raise HTTPStatusError(
+                f"WebSub hub answered HTTP {response.status_code}",
+                url=hub_url,
+                status=response.status_code,
+            )

@@ -89,3 +89,117 @@ def _run(db: Database, script: str) -> None:
     for statement in "\n".join(lines).split(";"):
         if statement.strip():
             db.execute(statement)
+
+
+# The FTS5 index behind `?q=`: articles' titles and bodies, kept in step with the
+# articles table by triggers, so every insert path (and a later delete or edit) is
+# covered without the writer having to remember it.
+_ARTICLE_SEARCH = (
+    """
+    CREATE VIRTUAL TABLE article_search USING fts5(
+        title, text, content='articles', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2'
+    )
+    """,
+    """
+    CREATE TRIGGER article_search_insert AFTER INSERT ON articles BEGIN
+        INSERT INTO article_search (rowid, title, text) VALUES (new.id, new.title, new.text);
+    END
+    """,
+    """
+    CREATE TRIGGER article_search_delete AFTER DELETE ON articles BEGIN
+        INSERT INTO article_search (article_search, rowid, title, text)
+        VALUES ('delete', old.id, old.title, old.text);
+    END
+    """,
+    """
+    CREATE TRIGGER article_search_update AFTER UPDATE OF title, text ON articles BEGIN
+        INSERT INTO article_search (article_search, rowid, title, text)
+        VALUES ('delete', old.id, old.title, old.text);
+        INSERT INTO article_search (rowid, title, text) VALUES (new.id, new.title, new.text);
+    END
+    """,
+    "INSERT INTO article_search (article_search) VALUES ('rebuild')",
+)
+
+
+@migrations()
+def m002_story_search(db: Database) -> None:
+    # Statement by statement: triggers contain ';', which _run would split on.
+    for statement in _ARTICLE_SEARCH:
+        db.execute(statement)
+
+
+@migrations()
+def m003_feed_health(db: Database) -> None:
+    """Per-feed health and politeness state; a digest per entry to spot edited entries."""
+    _run(
+        db,
+        """
+        ALTER TABLE feeds ADD COLUMN content_hash TEXT;          -- sha256 of the last body
+        ALTER TABLE feeds ADD COLUMN body_bytes INTEGER;         -- size of the last full body
+        ALTER TABLE feeds ADD COLUMN bytes_saved INTEGER NOT NULL DEFAULT 0;  -- by 304s
+        ALTER TABLE feeds ADD COLUMN not_modified_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE feeds ADD COLUMN ttl_seconds INTEGER;        -- the feed's own <ttl>
+        ALTER TABLE feeds ADD COLUMN disabled_reason TEXT;       -- set on 410 Gone
+        ALTER TABLE articles ADD COLUMN entry_hash TEXT;         -- title + feed text digest
+        """,
+    )
+
+
+@migrations()
+def m004_story_clustering(db: Database) -> None:
+    """Related coverage: document frequencies, story centroids and their inverted index,
+    story aliases after merges, per-feed lead priority, and admin overrides."""
+    _run(
+        db,
+        """
+        CREATE TABLE term_stats (                 -- document frequency of each term
+            term TEXT PRIMARY KEY,
+            df INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE corpus_stats (               -- counters such as the number of documents
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE story_terms (                -- a story's centroid (sum of unit tf vectors)
+            story_id TEXT NOT NULL REFERENCES stories (id),
+            term TEXT NOT NULL,
+            weight REAL NOT NULL,
+            PRIMARY KEY (story_id, term)
+        ) WITHOUT ROWID;
+        CREATE TABLE story_keys (                 -- inverted index: distinctive term -> story
+            term TEXT NOT NULL,
+            story_id TEXT NOT NULL REFERENCES stories (id),
+            PRIMARY KEY (term, story_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX story_keys_story ON story_keys (story_id);
+        ALTER TABLE stories ADD COLUMN last_member_at TEXT;   -- bounds the joining window
+        ALTER TABLE stories ADD COLUMN merged_into TEXT;      -- alias: this id now redirects
+        CREATE INDEX stories_open ON stories (last_member_at) WHERE merged_into IS NULL;
+        ALTER TABLE articles ADD COLUMN copy_of INTEGER;      -- first article of its copy group
+        ALTER TABLE feeds ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE story_overrides (            -- admin splits and merges, remembered
+            id INTEGER PRIMARY KEY,
+            action TEXT NOT NULL,                 -- split | merge
+            article_url TEXT,                     -- split: the article taken out
+            story_id TEXT,                        -- split: the story it was taken from
+            target_story_id TEXT,                 -- merge: the survivor
+            created_at TEXT NOT NULL
+        );
+        UPDATE stories SET last_member_at = updated_at;
+        UPDATE articles SET copy_of = matched_article_id WHERE method != 'new';
+        """,
+    )
+
+
+@migrations()
+def m005_extraction_step(db: Database) -> None:
+    """Which step of the extraction chain gave each article its text, and its language."""
+    _run(
+        db,
+        """
+        ALTER TABLE articles ADD COLUMN extraction_step TEXT;  -- precision, recall, feed-content...
+        ALTER TABLE articles ADD COLUMN language TEXT;         -- ISO 639-1, or NULL if unknown
+        """,
+    )

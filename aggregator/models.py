@@ -71,6 +71,8 @@ class Article:
     image: str | None = None
     sitename: str | None = None
     description: str | None = None
+    language: str | None = None  # ISO 639-1: the feed's setting, the page's, or detected
+    step: str = "precision"  # the extraction step that produced the text
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class StorySource:
     published: datetime | None
     relation: str  # "lead", "duplicate" (same article republished) or "related"
     score: float | None = None
+    extraction_step: str | None = None  # how its text was obtained (extractor.STEP_*)
+    language: str | None = None  # ISO 639-1
 
 
 @dataclass(frozen=True)
@@ -111,3 +115,25 @@ class FeedMeta:
     public_url: str  # base URL the service is reachable at, no trailing slash
     description: str = "Defence news from many outlets, one story per event."
     updated: datetime | None = None
+    self_path: str | None = None  # path and query of this feed; default its format's path
+    next_path: str | None = None  # the next (older) page, RFC 5005; None on the last page
+    hub_url: str | None = None  # WebSub hub advertised with rel="hub"
+    title_source_count: bool = False  # "Title (4 sources)" when several outlets carried it
+
+
+@dataclass(frozen=True)
+class StoryFilter:
+    """Which stories a slice shows. The default shows every story."""
+
+    tags: tuple[str, ...] = ()  # any of these tags
+    sources: tuple[str, ...] = ()  # carried by any of these feeds (by name)
+    query: str = ""  # full-text search over the stories' articles
+    min_sources: int = 1  # carried by at least this many outlets
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Where the next (older) page starts: just after this story in feed order."""
+
+    published: datetime
+    story_id: str

@@ -1,21 +1,63 @@
 """The publish step's edges: read stories from storage, render them, write files.
 
-``publisher`` renders (pure); this module feeds it from the database and writes the
-results where they go: a response body, stdout, or files replaced atomically.
+``publisher`` and ``webpage`` render (pure); this module feeds them from the database
+and writes the results where they go: a response body, stdout, or files replaced
+atomically. It also turns a request's query string into a slice (:class:`FeedQuery`),
+so the server, the page and the CLI agree on what ``?tag=naval&limit=5`` means.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
-from aggregator.config import Settings
-from aggregator.models import FeedMeta
+from aggregator.config import Config, OutputSlice, Settings
+from aggregator.errors import BadRequest
+from aggregator.models import FeedMeta, PageCursor, PublishedStory, StoryFilter
 from aggregator.publisher import FEED_PATHS, FORMATS, render_feed
 from aggregator.storage import Storage
+from aggregator.webpage import PageView, render_page
+
+MAX_LIMIT = 1000
+# Bounds on what a stranger's query string may ask for.
+MAX_FILTER_VALUES = 20
+MAX_VALUE_CHARS = 200
+# Last-Modified of a feed with no stories yet.
+NO_STORIES_DATE = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FeedQuery:
+    """One slice of the merged feed: which stories, which page, where it is served."""
+
+    limit: int
+    default_limit: int = 0  # a limit equal to this is left out of links
+    story_filter: StoryFilter = field(default_factory=StoryFilter)
+    after: PageCursor | None = None
+    path: str | None = None  # the path served at; default the format's own path
+    title: str | None = None  # a named slice's title
+
+    def query_string(self, *, after: PageCursor | None = None) -> str:
+        """The canonical query string of this slice (``after`` overrides the page)."""
+        cursor = after or self.after
+        pairs: list[tuple[str, str]] = [("tag", tag) for tag in self.story_filter.tags]
+        pairs += [("source", source) for source in self.story_filter.sources]
+        if self.story_filter.query:
+            pairs.append(("q", self.story_filter.query))
+        if self.story_filter.min_sources > 1:
+            pairs.append(("min_sources", str(self.story_filter.min_sources)))
+        if self.limit != self.default_limit:
+            pairs.append(("limit", str(self.limit)))
+        if cursor is not None:
+            pairs.append(("after", encode_cursor(cursor)))
+        return urlencode(pairs)
 
 
 @dataclass(frozen=True)
@@ -25,22 +67,158 @@ class Rendered:
     items: int
 
 
-def render_from_storage(storage: Storage, settings: Settings, fmt: str, limit: int) -> Rendered:
-    """The merged feed in ``fmt`` with the newest ``limit`` stories."""
-    stories = storage.published_stories(limit)
-    updated = max((story.updated for story in stories), default=datetime(2000, 1, 1, tzinfo=UTC))
-    meta = FeedMeta(title=settings.feed_title, public_url=settings.base_url, updated=updated)
+def parse_feed_query(
+    params: Mapping[str, Sequence[str]],
+    default_limit: int,
+    base: OutputSlice | None = None,
+) -> FeedQuery:
+    """Read ``tag``, ``source``, ``q``, ``min_sources``, ``limit`` and ``after``.
+
+    A named slice (``base``) supplies the defaults; a parameter given replaces that
+    field. Malformed numbers fall back to the default rather than failing, so a
+    reader's typo still gets a feed; only a damaged ``after`` cursor is an error.
+    """
+    start = _slice_query(base, default_limit) if base else FeedQuery(default_limit)
+    start = replace(start, default_limit=start.limit)
+    story_filter = _apply_filter_params(start.story_filter, params)
+    limit = _bounded_int(_last(params, "limit"), start.limit, 1, MAX_LIMIT)
+    after_text = _last(params, "after")
+    after = decode_cursor(after_text) if after_text else None
+    return replace(start, limit=limit, story_filter=story_filter, after=after)
+
+
+def _slice_query(output: OutputSlice, default_limit: int) -> FeedQuery:
+    story_filter = StoryFilter(
+        tags=output.tags, sources=output.sources, query=output.q, min_sources=output.min_sources
+    )
+    limit = output.limit or default_limit
+    return FeedQuery(limit, story_filter=story_filter, path=output.path, title=output.title or None)
+
+
+def _apply_filter_params(base: StoryFilter, params: Mapping[str, Sequence[str]]) -> StoryFilter:
+    query = _last(params, "q")
+    minimum = _last(params, "min_sources")
+    return StoryFilter(
+        tags=_values(params, "tag") or base.tags,
+        sources=_values(params, "source") or base.sources,
+        query=base.query if query is None else query.strip()[:MAX_VALUE_CHARS],
+        min_sources=_bounded_int(minimum, base.min_sources, 1, MAX_LIMIT),
+    )
+
+
+def _values(params: Mapping[str, Sequence[str]], key: str) -> tuple[str, ...]:
+    """Every non-empty value of ``key``; a comma also separates values (tag=a,b)."""
+    values = (
+        part.strip()[:MAX_VALUE_CHARS] for value in params.get(key, ()) for part in value.split(",")
+    )
+    unique = dict.fromkeys(value for value in values if value)
+    return tuple(unique)[:MAX_FILTER_VALUES]
+
+
+def _last(params: Mapping[str, Sequence[str]], key: str) -> str | None:
+    values = params.get(key)
+    return values[-1] if values else None
+
+
+def _bounded_int(text: str | None, default: int, low: int, high: int) -> int:
+    try:
+        value = int(text) if text is not None else default
+    except ValueError:
+        return default
+    return max(low, min(value, high))
+
+
+def encode_cursor(cursor: PageCursor) -> str:
+    """An opaque, URL-safe token for "the stories after this one"."""
+    raw = f"{cursor.published.astimezone(UTC).isoformat()}|{cursor.story_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> PageCursor:
+    """Read a token made by :func:`encode_cursor`; raise BadRequest for anything else."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        published, story_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
+        moment = datetime.fromisoformat(published)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise BadRequest(f"invalid after= cursor: {token[:40]!r}") from exc
+    if moment.tzinfo is None or not story_id or len(token) > 200:
+        raise BadRequest(f"invalid after= cursor: {token[:40]!r}")
+    return PageCursor(moment, story_id)
+
+
+def read_page(storage: Storage, query: FeedQuery) -> tuple[list[PublishedStory], PageCursor | None]:
+    """One page of the slice and the cursor of the next page (None on the last)."""
+    stories = storage.published_stories(query.limit + 1, query.story_filter, query.after)
+    if len(stories) <= query.limit:
+        return stories, None
+    last = stories[query.limit - 1]
+    return stories[: query.limit], PageCursor(last.published, last.id)
+
+
+def render_from_storage(
+    storage: Storage,
+    settings: Settings,
+    fmt: str,
+    limit: int,
+    query: FeedQuery | None = None,
+) -> Rendered:
+    """The merged feed in ``fmt``: the newest ``limit`` stories, or the slice ``query``."""
+    query = query or FeedQuery(limit, default_limit=settings.feed_limit)
+    stories, next_cursor = read_page(storage, query)
+    updated = max((story.updated for story in stories), default=NO_STORIES_DATE)
+    path = query.path or FEED_PATHS[fmt]
+    meta = FeedMeta(
+        title=query.title or settings.feed_title,
+        public_url=settings.base_url,
+        updated=updated,
+        self_path=_with_query(path, query.query_string()),
+        next_path=None
+        if next_cursor is None
+        else _with_query(path, query.query_string(after=next_cursor)),
+        hub_url=settings.websub_hub or None,
+        title_source_count=settings.title_source_count,
+    )
     return Rendered(render_feed(stories, meta, fmt), updated, len(stories))
 
 
-def write_feed_files(storage: Storage, settings: Settings, directory: Path) -> list[Path]:
-    """Write feed.xml, feed.atom and feed.json into ``directory``, each atomically."""
+def _with_query(path: str, query_string: str) -> str:
+    return f"{path}?{query_string}" if query_string else path
+
+
+def render_page_from_storage(storage: Storage, config: Config, query: FeedQuery) -> Rendered:
+    """The HTML page at ``/``: the newest stories of the slice, with filters."""
+    stories, next_cursor = read_page(storage, query)
+    updated = max((story.updated for story in stories), default=NO_STORIES_DATE)
+    view = PageView(
+        title=config.settings.feed_title,
+        stories=tuple(stories),
+        tags=tuple(storage.published_tags()),
+        story_filter=query.story_filter,
+        query_string=replace(query, after=None).query_string(),
+        next_query=None if next_cursor is None else query.query_string(after=next_cursor),
+        slices=tuple((output.title or output.path, output.path) for output in config.outputs),
+    )
+    return Rendered(render_page(view), updated, len(stories))
+
+
+def write_feed_files(
+    storage: Storage, settings: Settings, directory: Path, outputs: Sequence[OutputSlice] = ()
+) -> list[Path]:
+    """Write feed.xml, feed.atom, feed.json and each named slice into ``directory``,
+    each atomically."""
     written = []
     for fmt in FORMATS:
         target = directory / FEED_PATHS[fmt].lstrip("/")
         write_atomically(
             target, render_from_storage(storage, settings, fmt, settings.feed_limit).body
         )
+        written.append(target)
+    for output in outputs:
+        target = directory / output.path.lstrip("/")
+        query = parse_feed_query({}, settings.feed_limit, output)
+        rendered = render_from_storage(storage, settings, output.format, query.limit, query)
+        write_atomically(target, rendered.body)
         written.append(target)
     return written
 

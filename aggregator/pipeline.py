@@ -8,24 +8,69 @@ in plain words and recorded on the feed's row: one bad feed never stops the othe
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aggregator import clusterer
+from aggregator import clusterer, metrics
 from aggregator.config import Config, FeedSource
-from aggregator.errors import AggregatorError, BlockedURL, FetchError, HTTPStatusError
-from aggregator.extractor import REFUSED, ChosenBody, ExtractionPool, choose_body
-from aggregator.fetcher import fetch_feed, fetch_page, make_client
+from aggregator.errors import (
+    AggregatorError,
+    BlockedURL,
+    FetchError,
+    HTTPStatusError,
+    ParseError,
+    StorageError,
+)
+from aggregator.extractor import (
+    EXTRACTED,
+    REFUSED,
+    ChosenBody,
+    ExtractionPool,
+    ExtractOptions,
+    choose_body,
+    detect_language,
+    feed_body,
+)
+from aggregator.fetcher import (
+    fetch_feed,
+    fetch_page,
+    host_key,
+    make_client,
+    ping_websub_hub,
+    polite_map,
+)
 from aggregator.models import Article, Entry, FetchResult, ParsedFeed
 from aggregator.output import write_feed_files
 from aggregator.parser import parse_feed
+from aggregator.publisher import FEED_PATHS
 from aggregator.sanitize import sanitize_html
-from aggregator.storage import FeedState, NewArticle, Storage, StoredPage
+from aggregator.schedule import (
+    SchedulePolicy,
+    ServerHints,
+    backoff_delay,
+    hints_from_headers,
+    next_fetch_after_failure,
+    next_fetch_after_success,
+    rss_ttl,
+)
+from aggregator.storage import (
+    BodyFacts,
+    EntryChange,
+    FeedState,
+    NewArticle,
+    Storage,
+    StoredPage,
+    entry_digest,
+)
+from aggregator.stories import add_article_to_story
 
 if TYPE_CHECKING:
     import httpx
@@ -33,7 +78,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=24)
-FEED_CONCURRENCY = 8
+GONE_STATUS = 410
 
 
 def utc_now() -> datetime:
@@ -41,11 +86,8 @@ def utc_now() -> datetime:
 
 
 def next_check_after(now: datetime, interval: timedelta, consecutive_failures: int = 0) -> datetime:
-    """When to fetch a feed next: its interval, doubled per consecutive failure, capped."""
-    if consecutive_failures <= 0:
-        return now + interval
-    backoff = interval * (1 << min(consecutive_failures, 16))
-    return now + min(backoff, max(MAX_BACKOFF, interval))
+    """When to fetch a feed next, without hints or jitter (see aggregator.schedule)."""
+    return now + backoff_delay(interval, consecutive_failures, MAX_BACKOFF)
 
 
 @dataclass
@@ -59,6 +101,13 @@ class PipelineContext:
     pool: ExtractionPool
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], datetime] = utc_now
+    rand: Callable[[], float] = random.random  # jitter; tests pass a constant
+    published_version: str = ""  # content version the WebSub hub last heard about
+
+    @property
+    def policy(self) -> SchedulePolicy:
+        settings = self.config.settings
+        return SchedulePolicy(max_backoff=settings.max_backoff, jitter=settings.jitter)
 
     @classmethod
     def create(
@@ -88,14 +137,21 @@ class RefreshOutcome:
     status: str  # "ok", "not-modified" or "failed"
     new_articles: int = 0
     error: str = ""
+    updated_articles: int = 0
+    moved_to: str = ""  # a permanent redirect the admin should copy into feeds.yaml
 
 
 @dataclass(frozen=True)
 class _Fetched:
+    """A feed's fetch (and parse), done on a worker thread; parsed is None when the
+    body was not parsed (a 304, or the same bytes as last time)."""
+
     source: FeedSource
     result: FetchResult | None = None
     parsed: ParsedFeed | None = None
     error: AggregatorError | None = None
+    body: BodyFacts | None = None
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -109,26 +165,62 @@ class _Page:
 
 
 def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[RefreshOutcome]:
-    """Refresh the given feeds. Feeds are fetched concurrently; each is stored in turn
-    by this thread, which owns the database connection."""
+    """Refresh the given feeds.
+
+    Feeds are fetched (and parsed) concurrently on worker threads, at most
+    ``feed_concurrency`` at once and ``per_host_limit`` per site; each is stored as
+    soon as it arrives by this thread, which owns the database connection.
+    """
     ctx.storage.sync_feeds(ctx.config.feeds, ctx.clock())
     states = {source.url: ctx.storage.feed_state(source.url) for source in sources}
-    outcomes: list[RefreshOutcome] = []
-    with ThreadPoolExecutor(max_workers=FEED_CONCURRENCY, thread_name_prefix="fetch") as pool:
-        fetches = [
-            pool.submit(_fetch_and_parse, ctx, source, states[source.url]) for source in sources
-        ]
-        for future in fetches:
-            if ctx.stop.is_set():  # stop between units of work; in-flight fetches end soon
-                future.cancel()
-                continue
-            fetched = future.result()
-            outcomes.append(_store_feed(ctx, fetched, states[fetched.source.url]))
+    settings = ctx.config.settings
+    outcomes = [_still_gone(states[s.url]) for s in sources if states[s.url].disabled_reason]
+    live = [source for source in sources if not states[source.url].disabled_reason]
+    for fetched in polite_map(
+        live,
+        lambda source: _fetch_and_parse(ctx, source, states[source.url]),
+        key=lambda source: host_key(states[source.url].permanent_url or source.url),
+        concurrency=settings.feed_concurrency,
+        per_host=settings.per_host_limit,
+        stop=ctx.stop,
+    ):
+        if ctx.stop.is_set():  # stop between units of work; in-flight fetches end soon
+            break
+        outcomes.append(_store_safely(ctx, fetched, states[fetched.source.url]))
     return outcomes
+
+
+def _still_gone(state: FeedState) -> RefreshOutcome:
+    """A feed stopped by a 410 is not fetched again, but the admin still hears of it."""
+    log.info("%s: not fetched: %s (%s)", state.name, state.disabled_reason, state.url)
+    return RefreshOutcome(state.url, state.name, "failed", error=state.disabled_reason or "")
+
+
+def _store_safely(ctx: PipelineContext, fetched: _Fetched, state: FeedState) -> RefreshOutcome:
+    """Store one feed; an unexpected error rolls back its transaction and is recorded
+    on the feed like any failure, so the rest of the batch goes on."""
+    try:
+        return _store_feed(ctx, fetched, state)
+    except Exception as exc:
+        log.exception("%s: could not store the feed (%s)", state.name, state.url)
+        error = StorageError(f"could not store the feed: {type(exc).__name__}: {exc}")
+        interval = ctx.config.interval_for(fetched.source)
+        return _record_failure(ctx, state, error, ctx.clock(), interval)
 
 
 def _fetch_and_parse(ctx: PipelineContext, source: FeedSource, state: FeedState) -> _Fetched:
     """Network and parsing only (no database): safe to run on a worker thread."""
+    started = time.monotonic()
+    fetched = _fetch_unless_unchanged(ctx, source, state)
+    seconds = time.monotonic() - started
+    metrics.FETCH_SECONDS.observe(seconds)
+    return _Fetched(
+        source, fetched.result, fetched.parsed, fetched.error, fetched.body, seconds=seconds
+    )
+
+
+def _fetch_unless_unchanged(ctx: PipelineContext, source: FeedSource, state: FeedState) -> _Fetched:
+    """Fetch conditionally; parse only a body that differs from the last one."""
     try:
         result = fetch_feed(
             ctx.feed_client,
@@ -139,9 +231,26 @@ def _fetch_and_parse(ctx: PipelineContext, source: FeedSource, state: FeedState)
         )
         if result.not_modified:
             return _Fetched(source, result=result)
-        return _Fetched(source, result=result, parsed=parse_feed(result, now=ctx.clock()))
+        body = _body_facts(result.content)
+        if body.content_hash == state.content_hash:  # same bytes, new ETag (or none)
+            return _Fetched(source, result=result, body=body)
+        parsed = parse_feed(result, now=ctx.clock())
+        return _Fetched(source, result=result, parsed=parsed, body=body)
     except AggregatorError as exc:
         return _Fetched(source, error=exc)
+    except Exception as exc:  # feedparser has no error contract: one feed, not the batch
+        log.exception("unexpected error reading %s", source.url)
+        error = ParseError(f"unexpected {type(exc).__name__} reading the feed", url=source.url)
+        return _Fetched(source, error=error)
+
+
+def _body_facts(content: bytes) -> BodyFacts:
+    ttl = rss_ttl(content)
+    return BodyFacts(
+        content_hash=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+        ttl_seconds=int(ttl.total_seconds()) if ttl else None,
+    )
 
 
 def _store_feed(ctx: PipelineContext, fetched: _Fetched, state: FeedState) -> RefreshOutcome:
@@ -152,23 +261,47 @@ def _store_feed(ctx: PipelineContext, fetched: _Fetched, state: FeedState) -> Re
     if fetched.error is not None or fetched.result is None:
         return _record_failure(ctx, state, fetched.error, now, interval)
     result = fetched.result
-    if fetched.parsed is None:  # 304: only the fetch state changes
+    moved = result.permanent_redirect or ""
+    if fetched.parsed is None:  # 304 or the same bytes: only the fetch state changes
         with ctx.storage.transaction():
-            _record_success(ctx, state, result, now, interval)
-        log.info("%s: not modified (%s)", name, source.url)
-        return RefreshOutcome(source.url, name, "not-modified")
+            _record_success(ctx, state, result, now, interval, body=fetched.body)
+        outcome = "not_modified" if result.not_modified else "unchanged"
+        metrics.FEED_FETCHES.labels(outcome).inc()
+        log.info("%s: %s (%s)", name, outcome.replace("_", " "), source.url)
+        return RefreshOutcome(source.url, name, "not-modified", moved_to=moved)
     if fetched.parsed.warning:
         log.warning("%s: feed is malformed but readable: %s", name, fetched.parsed.warning)
-    new_entries = _new_entries(ctx, state, fetched.parsed)
-    pages = _extract_pages(ctx, new_entries)
+    sorted_entries = _sort_entries(ctx, state, fetched.parsed)
+    pages = _extract_pages(ctx, sorted_entries.new, source)
     with ctx.storage.transaction():
         for page in pages:
             _store_article(ctx, state, page, source)
-        _record_success(ctx, state, result, now, interval, fetched.parsed)
+        _apply_edits(ctx, state, sorted_entries, now)
+        _record_success(ctx, state, result, now, interval, fetched.parsed, body=fetched.body)
+    _count_articles(pages)
+    metrics.FEED_FETCHES.labels("ok").inc()
     log.info(
-        "%s: %d entries, %d new (%s)", name, len(fetched.parsed.entries), len(pages), source.url
+        "%s: %d entries, %d new, %d edited (%s)",
+        name,
+        len(fetched.parsed.entries),
+        len(pages),
+        len(sorted_entries.changed),
+        source.url,
     )
-    return RefreshOutcome(source.url, name, "ok", new_articles=len(pages))
+    return RefreshOutcome(
+        source.url,
+        name,
+        "ok",
+        new_articles=len(pages),
+        updated_articles=len(sorted_entries.changed),
+        moved_to=moved,
+    )
+
+
+def _count_articles(pages: Sequence[_Page]) -> None:
+    for page in pages:
+        source = "refused" if page.refused else ("page" if page.article else "feed")
+        metrics.ARTICLES_EXTRACTED.labels(source).inc()
 
 
 def _record_failure(
@@ -180,11 +313,17 @@ def _record_failure(
 ) -> RefreshOutcome:
     message = str(error) if error else "unknown error"
     status = error.status if isinstance(error, HTTPStatusError) else None
+    if status == GONE_STATUS:
+        return _record_gone(ctx, state, message, now)
     failures = state.consecutive_failures + 1
-    next_check = next_check_after(now, interval, failures)
+    hints = ServerHints()
+    if isinstance(error, HTTPStatusError):
+        hints = hints_from_headers(error.headers, now, status=error.status)
+    next_check = next_fetch_after_failure(now, interval, failures, hints, ctx.policy, ctx.rand())
     ctx.storage.record_fetch_failure(
         state.id, now=now, next_check=next_check, error=message, status=status
     )
+    metrics.FEED_FETCHES.labels("failed").inc()
     log.warning(
         "%s: failed (%s); attempt %d, next try at %s (%s)",
         state.name,
@@ -196,6 +335,24 @@ def _record_failure(
     return RefreshOutcome(state.url, state.name, "failed", error=message)
 
 
+def _record_gone(
+    ctx: PipelineContext, state: FeedState, message: str, now: datetime
+) -> RefreshOutcome:
+    """410 Gone: the publisher says the feed will never come back; stop polling it."""
+    reason = f"{message}: polling stopped; fix feeds.yaml or run `aggregator feeds --reset`"
+    ctx.storage.record_fetch_failure(
+        state.id,
+        now=now,
+        next_check=None,
+        error=message,
+        status=GONE_STATUS,
+        disabled_reason=reason,
+    )
+    metrics.FEED_FETCHES.labels("gone").inc()
+    log.error("%s: %s (%s)", state.name, reason, state.url)
+    return RefreshOutcome(state.url, state.name, "failed", error=reason)
+
+
 def _record_success(
     ctx: PipelineContext,
     state: FeedState,
@@ -203,6 +360,7 @@ def _record_success(
     now: datetime,
     interval: timedelta,
     parsed: ParsedFeed | None = None,
+    body: BodyFacts | None = None,
 ) -> None:
     if result.permanent_redirect:
         log.warning(
@@ -210,44 +368,109 @@ def _record_success(
             state.name,
             result.permanent_redirect,
         )
+    ttl_seconds = body.ttl_seconds if body else state.ttl_seconds
+    ttl = timedelta(seconds=ttl_seconds) if ttl_seconds else None
+    hints = hints_from_headers(result.headers, now, status=result.status, ttl=ttl)
     ctx.storage.record_fetch_success(
         state.id,
         now=now,
-        next_check=next_check_after(now, interval),
+        next_check=next_fetch_after_success(now, interval, hints, ctx.policy, ctx.rand()),
         status=result.status,
         etag=result.etag,
         last_modified=result.last_modified,
         title=parsed.title if parsed else None,
         site_url=parsed.site_url if parsed else None,
         permanent_url=result.permanent_redirect,
+        body=body,
+        bytes_saved=(state.body_bytes or 0) if result.not_modified else 0,
     )
 
 
-def _new_entries(ctx: PipelineContext, state: FeedState, parsed: ParsedFeed) -> list[Entry]:
-    """Entries not stored yet; a feed listing one entry twice counts it once."""
-    known = ctx.storage.known_entry_keys(state.id, (entry.key for entry in parsed.entries))
-    fresh: dict[str, Entry] = {}
+@dataclass(frozen=True)
+class _SortedEntries:
+    new: list[Entry]
+    changed: list[tuple[Entry, str]]  # with the new digest
+    undigested: list[tuple[Entry, str]]  # stored before digests existed
+
+
+def _sort_entries(ctx: PipelineContext, state: FeedState, parsed: ParsedFeed) -> _SortedEntries:
+    """New entries, edited ones and unchanged ones (which cost nothing more).
+
+    A feed listing one entry twice counts it once (the first listing wins).
+    """
+    unique: dict[str, Entry] = {}
     for entry in parsed.entries:
-        if entry.key not in known and entry.key not in fresh:
-            fresh[entry.key] = entry
-    return list(fresh.values())
+        unique.setdefault(entry.key, entry)
+    stored = ctx.storage.entry_digests(state.id, unique)
+    sorted_entries = _SortedEntries([], [], [])
+    for key, entry in unique.items():
+        digest = entry_digest(entry.title, entry.summary_html, entry.content_html)
+        if key not in stored:
+            sorted_entries.new.append(entry)
+        elif stored[key] is None:
+            sorted_entries.undigested.append((entry, digest))
+        elif stored[key] != digest:
+            sorted_entries.changed.append((entry, digest))
+    return sorted_entries
 
 
-def _extract_pages(ctx: PipelineContext, entries: Sequence[Entry]) -> list[_Page]:
+def _apply_edits(
+    ctx: PipelineContext, state: FeedState, entries: _SortedEntries, now: datetime
+) -> None:
+    """Update edited entries in place (never refetching their pages)."""
+    for entry, digest in entries.undigested:
+        ctx.storage.set_entry_digest(state.id, entry.key, digest)
+    for entry, digest in entries.changed:
+        body = choose_body(None, entry, min_chars=0, reason="entry edited in the feed")
+        html = sanitize_html(body.html, entry.link or state.url) if body.html else ""
+        change = EntryChange(
+            title=entry.title,
+            summary=entry.summary_html,
+            feed_content=entry.content_html,
+            digest=digest,
+            text=body.text,
+            html=html,
+            changed_at=now,
+        )
+        ctx.storage.update_entry(state.id, entry.key, change)
+        metrics.ENTRIES_UPDATED.inc()
+        log.info("%s: entry edited, updated in place: %s", state.name, entry.link or entry.key)
+
+
+def _extract_pages(
+    ctx: PipelineContext, entries: Sequence[Entry], source: FeedSource
+) -> list[_Page]:
     """Fetch the new entries' pages concurrently, then extract them on the worker pool.
 
     A page another feed already led us to is reused from the database, not fetched.
+    A feed with ``extract: false`` fetches no page at all.
     """
+    if not source.extract:
+        return [_Page(entry, None, reason="extract: false") for entry in entries]
     reused = {entry.key: ctx.storage.stored_page(entry.canonical_url) for entry in entries}
     to_fetch = [entry for entry in entries if reused[entry.key] is None and entry.link]
     workers = max(1, min(ctx.config.settings.page_concurrency, len(to_fetch)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as pool:
         downloads = list(pool.map(lambda entry: _download(ctx, entry), to_fetch))
     fetched = [(entry, body) for entry, (body, _) in zip(to_fetch, downloads, strict=True) if body]
-    articles = ctx.pool.extract_many((body, entry.link) for entry, body in fetched)
+    options = _extract_options(ctx, source)
+    articles = ctx.pool.extract_many(
+        ((body, entry.link) for entry, body in fetched), [options] * len(fetched)
+    )
     extracted = {entry.key: article for (entry, _), article in zip(fetched, articles, strict=True)}
     failures = dict(zip((entry.key for entry in to_fetch), downloads, strict=True))
     return [_page_for(entry, reused[entry.key], extracted, failures) for entry in entries]
+
+
+def _extract_options(ctx: PipelineContext, source: FeedSource) -> ExtractOptions:
+    settings = ctx.config.settings
+    return ExtractOptions(
+        language=source.language,
+        keep=source.keep,
+        drop=source.drop,
+        max_bytes=settings.max_page_bytes,
+        time_limit=settings.extract_time_limit.total_seconds(),
+    )
 
 
 def _download(ctx: PipelineContext, entry: Entry) -> tuple[bytes | None, str]:
@@ -273,7 +496,12 @@ def _page_for(
 ) -> _Page:
     if stored is not None:
         article = Article(
-            text=stored.text, html=stored.html, author=stored.author, image=stored.image
+            text=stored.text,
+            html=stored.html,
+            author=stored.author,
+            image=stored.image,
+            language=stored.language,
+            step=stored.extraction_step or "precision",
         )
         return _Page(entry, article, reason="reused the page extracted for another feed")
     _, reason = failures.get(entry.key, (None, "the entry has no link"))
@@ -288,28 +516,30 @@ def _store_article(ctx: PipelineContext, state: FeedState, page: _Page, source: 
     body = choose_body(
         page.article, entry, min_chars=settings.min_article_chars, reason=page.reason
     )
+    if not source.extract:
+        body = feed_body(entry, "extract: false for this feed; used the feed's text")
     if page.refused:
-        body = ChosenBody(body.text, body.html, REFUSED, page.reason)
+        body = ChosenBody(body.text, body.html, REFUSED, page.reason, step=body.step)
     if body.note:
         log.info("%s: %s: %s", source.display_name, entry.link, body.note)
     fingerprint = clusterer.fingerprint(body.text)
     now = ctx.clock()
     article = _new_article(state, entry, body, page.article, fingerprint, now)
-    candidates = ctx.storage.duplicate_candidates(
-        canonical_url=entry.canonical_url,
-        guid=entry.guid,
-        bands=article.bands,
-        since=now - settings.duplicate_window,
+    article = replace(
+        article,
+        extraction_step=body.step,
+        language=_article_language(body, page.article, source),
     )
-    assignment = clusterer.assign_story(
-        canonical_url=entry.canonical_url,
-        guid=entry.guid,
-        signature=article.signature,
-        candidates=candidates,
-        threshold=settings.duplicate_threshold,
+    placed = add_article_to_story(
+        ctx.storage,
+        article,
+        settings,
+        new_story_id=clusterer.new_story_id(source.url, entry.key),
     )
-    story_id = clusterer.new_story_id(source.url, entry.key)
-    ctx.storage.add_article(article, assignment, story_id)
+    if placed.method != "new":
+        log.debug(
+            "%s joined story %s (%s, %s)", entry.link, placed.story_id, placed.method, placed.score
+        )
 
 
 def _new_article(
@@ -341,6 +571,13 @@ def _new_article(
         signature=fingerprint.signature if fingerprint else None,
         bands=fingerprint.bands if fingerprint else (),
     )
+
+
+def _article_language(body: ChosenBody, article: Article | None, source: FeedSource) -> str | None:
+    """The extracted page's language; for the feed's text, the feed's, else detected."""
+    if body.status == EXTRACTED and article is not None and article.language:
+        return article.language
+    return source.language or detect_language(body.text)
 
 
 def _page_date(article: Article | None, now: datetime) -> datetime | None:
@@ -379,8 +616,31 @@ def summarize(outcomes: Iterable[RefreshOutcome]) -> str:
 
 def publish(ctx: PipelineContext) -> None:
     """The publish step: the server renders from the database on change; when
-    ``output_dir`` is set, the feed files are also written there atomically."""
+    ``output_dir`` is set, the feed files (and named slices) are also written there
+    atomically; when ``websub_hub`` is set, the hub is told the feeds changed."""
     directory = ctx.config.output_directory
     if directory is not None:
-        for path in write_feed_files(ctx.storage, ctx.config.settings, directory):
+        written = write_feed_files(ctx.storage, ctx.config.settings, directory, ctx.config.outputs)
+        for path in written:
             log.info("wrote %s", path)
+    notify_websub_hub(ctx)
+
+
+def notify_websub_hub(ctx: PipelineContext) -> None:
+    """Ping the WebSub hub when what the feeds show changed since the last ping."""
+    settings = ctx.config.settings
+    if not settings.websub_hub:
+        return
+    version = ctx.storage.content_version()
+    if version == ctx.published_version:
+        return
+    paths = [*FEED_PATHS.values(), *(output.path for output in ctx.config.outputs)]
+    try:
+        ping_websub_hub(
+            ctx.feed_client, settings.websub_hub, [settings.base_url + p for p in paths]
+        )
+    except FetchError as exc:
+        log.warning("WebSub hub %s not notified (next publish retries): %s", exc.url, exc)
+        return
+    ctx.published_version = version
+    log.info("notified WebSub hub %s of %d feeds", settings.websub_hub, len(paths))

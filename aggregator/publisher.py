@@ -6,7 +6,9 @@ first). XML is built with :mod:`xml.etree.ElementTree`, so every value is escape
 the serialiser; characters XML 1.0 cannot carry at all are dropped first.
 
 Every format carries the same HTML body per item: the lead article's sanitised
-content followed by a "Sources" list naming every article of the story.
+content, a line crediting the lead outlet, then "Also reported by" linking every
+other article of the story. Feeds that are one page of a longer list carry an RFC 5005
+``next`` link (JSON Feed: ``next_url``).
 """
 
 from __future__ import annotations
@@ -25,12 +27,23 @@ from urllib.parse import urlsplit
 from aggregator.models import FeedMeta, PublishedStory, StorySource
 from aggregator.sanitize import escape_text_as_html
 
-__all__ = ["CONTENT_TYPES", "FEED_PATHS", "FORMATS", "item_id", "render_feed", "story_html"]
+__all__ = [
+    "CONTENT_TYPES",
+    "FEED_PATHS",
+    "FORMATS",
+    "display_title",
+    "item_id",
+    "outlet_count",
+    "render_feed",
+    "story_html",
+]
 
 FORMATS: Final = ("rss", "atom", "json")
+CONTENT_TYPE_RSS: Final = "application/rss+xml"
+CONTENT_TYPE_ATOM: Final = "application/atom+xml"
 CONTENT_TYPES: Final[Mapping[str, str]] = {
-    "rss": "application/rss+xml; charset=utf-8",
-    "atom": "application/atom+xml; charset=utf-8",
+    "rss": f"{CONTENT_TYPE_RSS}; charset=utf-8",
+    "atom": f"{CONTENT_TYPE_ATOM}; charset=utf-8",
     "json": "application/feed+json; charset=utf-8",
 }
 FEED_PATHS: Final[Mapping[str, str]] = {
@@ -102,17 +115,44 @@ def _page_url(meta: FeedMeta, path: str = "/") -> str:
     return meta.public_url.rstrip("/") + path
 
 
+def _self_url(meta: FeedMeta, fmt: str) -> str:
+    return _page_url(meta, meta.self_path or FEED_PATHS[fmt])
+
+
+def _next_url(meta: FeedMeta) -> str | None:
+    return None if meta.next_path is None else _page_url(meta, meta.next_path)
+
+
+def outlet_count(story: PublishedStory) -> int:
+    """How many outlets carried the story (an outlet with two copies counts once)."""
+    return len({source.feed_name for source in story.sources})
+
+
+def display_title(story: PublishedStory, meta: FeedMeta) -> str:
+    """The item title, noting the number of outlets when settings ask for it."""
+    count = outlet_count(story)
+    if meta.title_source_count and count > 1:
+        return f"{story.title} ({count} sources)"
+    return story.title
+
+
 def story_html(story: PublishedStory) -> str:
-    """The item body: the lead's HTML (or its escaped text), then the sources list."""
+    """The item body: the lead's HTML (or its escaped text), the lead's credit, then
+    "Also reported by" with every other article of the story linked."""
     body = story.content_html or escape_text_as_html(story.content_text or story.summary)
-    return body + _sources_html(story.sources)
+    return body + _credits_html(story.sources)
 
 
-def _sources_html(sources: Sequence[StorySource]) -> str:
+def _credits_html(sources: Sequence[StorySource]) -> str:
     if not sources:
         return ""
-    items = "".join(f"<li>{_source_line(source)}</li>" for source in sources)
-    return f"<h3>Sources</h3><ul>{items}</ul>"
+    lead = next((source for source in sources if source.relation == "lead"), sources[0])
+    credit = f"<hr><p>Source: {_source_line(lead)}</p>"
+    others = [source for source in sources if source is not lead]
+    if not others:
+        return credit
+    items = "".join(f"<li>{_source_line(source)}</li>" for source in others)
+    return f"{credit}<h3>Also reported by</h3><ul>{items}</ul>"
 
 
 def _source_line(source: StorySource) -> str:
@@ -161,17 +201,21 @@ def _render_rss(stories: Sequence[PublishedStory], meta: FeedMeta) -> bytes:
     updated = _feed_updated(stories, meta)
     if updated is not None:
         _sub(channel, "lastBuildDate", _rfc822(updated))
-    self_url = _page_url(meta, FEED_PATHS["rss"])
-    _sub(channel, "atom:link", href=self_url, rel="self", type="application/rss+xml")
+    _sub(channel, "atom:link", href=_self_url(meta, "rss"), rel="self", type=CONTENT_TYPE_RSS)
+    next_url = _next_url(meta)
+    if next_url is not None:
+        _sub(channel, "atom:link", href=next_url, rel="next", type=CONTENT_TYPE_RSS)
+    if meta.hub_url:
+        _sub(channel, "atom:link", href=meta.hub_url, rel="hub")
     for story in stories:
-        _rss_item(channel, story)
+        _rss_item(channel, story, meta)
     return _xml_bytes(root)
 
 
-def _rss_item(channel: ET.Element, story: PublishedStory) -> None:
+def _rss_item(channel: ET.Element, story: PublishedStory, meta: FeedMeta) -> None:
     item = _sub(channel, "item")
     body = story_html(story)
-    _sub(item, "title", story.title)
+    _sub(item, "title", display_title(story, meta))
     _sub(item, "link", story.link)
     _sub(item, "guid", item_id(story), isPermaLink="false")
     _sub(item, "pubDate", _rfc822(story.published))
@@ -192,19 +236,23 @@ def _render_atom(stories: Sequence[PublishedStory], meta: FeedMeta) -> bytes:
     _sub(root, "title", meta.title)
     _sub(root, "subtitle", meta.description)
     _sub(root, "updated", _rfc3339(_feed_updated(stories, meta) or EPOCH))
-    self_url = _page_url(meta, FEED_PATHS["atom"])
-    _sub(root, "link", rel="self", type="application/atom+xml", href=self_url)
+    _sub(root, "link", rel="self", type=CONTENT_TYPE_ATOM, href=_self_url(meta, "atom"))
     _sub(root, "link", rel="alternate", type="text/html", href=_page_url(meta))
+    next_url = _next_url(meta)
+    if next_url is not None:
+        _sub(root, "link", rel="next", type=CONTENT_TYPE_ATOM, href=next_url)
+    if meta.hub_url:
+        _sub(root, "link", rel="hub", href=meta.hub_url)
     _sub(_sub(root, "author"), "name", meta.title)
     for story in stories:
-        _atom_entry(root, story)
+        _atom_entry(root, story, meta)
     return _xml_bytes(root)
 
 
-def _atom_entry(root: ET.Element, story: PublishedStory) -> None:
+def _atom_entry(root: ET.Element, story: PublishedStory, meta: FeedMeta) -> None:
     entry = _sub(root, "entry")
     _sub(entry, "id", item_id(story))
-    _sub(entry, "title", story.title)
+    _sub(entry, "title", display_title(story, meta))
     _sub(entry, "updated", _rfc3339(story.updated))
     _sub(entry, "published", _rfc3339(story.published))
     author = _story_author(story)
@@ -225,24 +273,29 @@ def _atom_entry(root: ET.Element, story: PublishedStory) -> None:
 
 
 def _render_json(stories: Sequence[PublishedStory], meta: FeedMeta) -> bytes:
-    feed = {
+    feed: dict[str, Any] = {
         "version": JSON_FEED_VERSION,
         "title": meta.title,
         "home_page_url": _page_url(meta),
-        "feed_url": _page_url(meta, FEED_PATHS["json"]),
+        "feed_url": _self_url(meta, "json"),
         "description": meta.description,
         "authors": [{"name": meta.title}],
-        "items": [_json_item(story) for story in stories],
     }
+    next_url = _next_url(meta)
+    if next_url is not None:
+        feed["next_url"] = next_url
+    if meta.hub_url:
+        feed["hubs"] = [{"type": "WebSub", "url": meta.hub_url}]
+    feed["items"] = [_json_item(story, meta) for story in stories]
     text = json.dumps(feed, ensure_ascii=False, indent=2, sort_keys=False)
     return (text + "\n").encode("utf-8")
 
 
-def _json_item(story: PublishedStory) -> dict[str, Any]:
+def _json_item(story: PublishedStory, meta: FeedMeta) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": item_id(story),
         "url": story.link,
-        "title": story.title,
+        "title": display_title(story, meta),
         "content_html": story_html(story),
         "content_text": story.content_text,
         "summary": story.summary,
@@ -267,7 +320,13 @@ def _json_source(source: StorySource) -> dict[str, Any]:
         "date_published": None if source.published is None else _rfc3339(source.published),
         "relation": source.relation,
         "score": _finite_or_none(source.score),
-    }
+    } | _without_none_extraction(source)
+
+
+def _without_none_extraction(source: StorySource) -> dict[str, Any]:
+    """How the source's text was obtained and its language, when known (issue 5)."""
+    known = {"extraction": source.extraction_step, "language": source.language}
+    return {key: value for key, value in known.items() if value is not None}
 
 
 def _finite_or_none(value: float | None) -> float | None:

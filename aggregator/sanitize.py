@@ -43,6 +43,19 @@ _H1 = re.compile(r"<(/?)h1>")
 _IMG = re.compile(r'<img((?:\s+[^\s="<>/]+(?:="[^"]*")?)*)\s*/?>')
 _ATTR = re.compile(r'([^\s="<>/]+)(?:="([^"]*)")?')
 _PIXEL_SIZES = frozenset({0, 1})
+# Hosts that serve nothing but counting pixels in feed items, whatever size they claim.
+TRACKER_HOSTS = frozenset(
+    {
+        "pixel.wp.com",
+        "stats.wordpress.com",
+        "feeds.feedburner.com",
+        "feeds.feedblitz.com",
+        "www.google-analytics.com",
+        "pixel.quantserve.com",
+        "sb.scorecardresearch.com",
+        "pi.feedsportal.com",
+    }
+)
 _BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _WHITESPACE = re.compile(r"\s+")
 # Characters XML 1.0 forbids (C0 controls other than tab, LF, CR) plus DEL.
@@ -90,9 +103,12 @@ def _drop_dead_images(cleaned: str) -> str:
 
 
 def _is_dead_image(attrs_text: str) -> bool:
-    """True for a tracking pixel (width or height 0 or 1) or an image without a source."""
+    """True for a tracking pixel (width or height 0 or 1, or from a tracker's host) or
+    an image without a source."""
     attrs = {name.lower(): unescape(value or "") for name, value in _ATTR.findall(attrs_text)}
     if not attrs.get("src"):
+        return True
+    if (urlsplit(attrs["src"]).hostname or "") in TRACKER_HOSTS:
         return True
     return any(_pixel_size(attrs.get(name)) for name in ("width", "height"))
 

@@ -1,102 +1,225 @@
-"""The HTTP server: the merged feed in three formats, and a health check.
+"""The HTTP server: the merged feed in three formats, its slices, a page to browse it,
+the sources as OPML, and a health check.
 
 A feed is rendered once per change of the database, not per request: the rendered
-bytes, their ETag and Last-Modified are cached in memory and conditional requests are
-answered with 304. Change is detected cheaply with ``PRAGMA data_version`` (it moves
-only when another connection commits), then confirmed with the stories' version.
+bytes, their gzip, ETag and Last-Modified are cached in memory and conditional
+requests are answered with 304. Change is detected cheaply with ``PRAGMA
+data_version`` (it moves only when another connection commits), then confirmed with
+the stories' version.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from email.utils import format_datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from aggregator import __version__
-from aggregator.config import Config
-from aggregator.output import render_from_storage
+from aggregator import __version__, metrics
+from aggregator.config import Config, OutputSlice
+from aggregator.errors import BadRequest
+from aggregator.health import feed_states, summarize_health
+from aggregator.opml import CONTENT_TYPE as OPML_CONTENT_TYPE
+from aggregator.opml import render_opml
+from aggregator.output import (
+    FeedQuery,
+    parse_feed_query,
+    render_from_storage,
+    render_page_from_storage,
+)
 from aggregator.publisher import CONTENT_TYPES, FEED_PATHS
 from aggregator.storage import Storage
+from aggregator.webpage import STYLE_CSP_SOURCE
 
 log = logging.getLogger(__name__)
 
-MAX_LIMIT = 1000
+MAX_CACHED = 256  # rendered bodies kept per content version (distinct slices)
+GZIP_LEVEL = 6
 
 
 @dataclass(frozen=True)
-class RenderedFeed:
+class CachedBody:
+    """One rendered response body, with what conditional and gzip requests need."""
+
     body: bytes
-    etag: str
-    last_modified: str
+    gzipped: bytes
+    etag: str  # quoted, strong; the gzip variant appends -gzip inside the quotes
+    last_modified: datetime
+    content_type: str
+
+    @classmethod
+    def of(cls, body: bytes, last_modified: datetime, content_type: str) -> CachedBody:
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        gzipped = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        # HTTP dates have whole seconds; compare If-Modified-Since at that precision.
+        moment = last_modified.astimezone(UTC).replace(microsecond=0)
+        return cls(body, gzipped, f'"{digest}"', moment, content_type)
+
+    @property
+    def gzip_etag(self) -> str:
+        return self.etag[:-1] + '-gzip"'
 
 
 class FeedCache:
-    """Rendered feeds keyed by (format, limit), valid for one content version."""
+    """Rendered feeds and pages keyed by slice, valid for one content version.
+
+    Bodies are rendered (and gzipped) once per change of the database, then served
+    from memory. At most MAX_CACHED slices are kept, the least recently used dropped.
+    """
 
     def __init__(self, storage: Storage, config: Config) -> None:
         self.storage = storage
         self.config = config
         self._data_version: int | None = None
         self._content_version = ""
-        self._feeds: dict[tuple[str, int], RenderedFeed] = {}
+        self._bodies: OrderedDict[tuple[str, ...], CachedBody] = OrderedDict()
 
-    def get(self, fmt: str, limit: int) -> RenderedFeed:
+    def get(self, key: tuple[str, ...], render: Callable[[], CachedBody]) -> CachedBody:
         self._invalidate_if_changed()
-        key = (fmt, limit)
-        if key not in self._feeds:
-            self._feeds[key] = self._render(fmt, limit)
-        return self._feeds[key]
+        cached = self._bodies.get(key)
+        if cached is None:
+            cached = self._bodies[key] = render()
+            if len(self._bodies) > MAX_CACHED:
+                self._bodies.popitem(last=False)
+        else:
+            self._bodies.move_to_end(key)
+        return cached
+
+    def feed(self, fmt: str, query: FeedQuery) -> CachedBody:
+        path = query.path or FEED_PATHS[fmt]
+
+        def render() -> CachedBody:
+            rendered = render_from_storage(
+                self.storage, self.config.settings, fmt, query.limit, query
+            )
+            return CachedBody.of(rendered.body, rendered.updated, CONTENT_TYPES[fmt])
+
+        return self.get((fmt, path, query.query_string()), render)
+
+    def page(self, query: FeedQuery) -> CachedBody:
+        def render() -> CachedBody:
+            rendered = render_page_from_storage(self.storage, self.config, query)
+            return CachedBody.of(rendered.body, rendered.updated, PAGE_CONTENT_TYPE)
+
+        return self.get(("html", "/", query.query_string()), render)
 
     def _invalidate_if_changed(self) -> None:
-        row = next(iter(self.storage.db.query("PRAGMA data_version")))
-        data_version = int(next(iter(row.values())))
+        data_version = self.storage.data_version()
         if data_version == self._data_version:
             return
         self._data_version = data_version
         content_version = self.storage.content_version()
         if content_version != self._content_version:
             self._content_version = content_version
-            self._feeds.clear()
-
-    def _render(self, fmt: str, limit: int) -> RenderedFeed:
-        rendered = render_from_storage(self.storage, self.config.settings, fmt, limit)
-        digest = hashlib.sha256(rendered.body).hexdigest()[:32]
-        return RenderedFeed(
-            rendered.body, f'"{digest}"', format_datetime(rendered.updated, usegmt=True)
-        )
+            self._bodies.clear()
 
 
-def _limit(request: Request, default: int) -> int:
-    try:
-        value = int(request.query_params.get("limit", default))
-    except ValueError:
-        return default
-    return max(1, min(value, MAX_LIMIT))
+PAGE_CONTENT_TYPE = "text/html; charset=utf-8"
+PAGE_SECURITY_POLICY = (
+    f"default-src 'none'; style-src {STYLE_CSP_SOURCE}; form-action 'self';"
+    " base-uri 'none'; frame-ancestors 'none'"
+)
 
 
-def _feed_endpoint(fmt: str) -> Any:
+def _query_params(request: Request) -> dict[str, list[str]]:
+    return {key: request.query_params.getlist(key) for key in request.query_params}
+
+
+def _etags(header: str) -> set[str]:
+    """The entity tags of an If-None-Match header, weak ones compared as strong."""
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def _not_modified(request: Request, cached: CachedBody) -> bool:
+    """RFC 9110 13.2.2: If-None-Match decides when present; else If-Modified-Since."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = _etags(if_none_match)
+        return "*" in tags or bool(tags & {cached.etag, cached.gzip_etag})
+    if_modified_since = request.headers.get("if-modified-since")
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        if since.tzinfo is not None:
+            return cached.last_modified <= since
+    return False
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for coding in request.headers.get("accept-encoding", "").split(","):
+        name, _, params = coding.strip().partition(";")
+        if name.strip().lower() in ("gzip", "x-gzip", "*"):
+            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def cached_response(
+    request: Request, cached: CachedBody, max_age: int, extra: Mapping[str, str] | None = None
+) -> Response:
+    """200 (gzipped when asked) or 304, with validators and caching headers."""
+    use_gzip = _accepts_gzip(request)
+    headers = {
+        "ETag": cached.gzip_etag if use_gzip else cached.etag,
+        "Last-Modified": format_datetime(cached.last_modified, usegmt=True),
+        "Cache-Control": f"public, max-age={max_age}",
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+        **(extra or {}),
+    }
+    if _not_modified(request, cached):
+        return Response(status_code=304, headers=headers)
+    if use_gzip:
+        headers["Content-Encoding"] = "gzip"
+        return Response(cached.gzipped, headers=headers, media_type=cached.content_type)
+    return Response(cached.body, headers=headers, media_type=cached.content_type)
+
+
+def _bad_request(exc: BadRequest) -> Response:
+    return PlainTextResponse(f"{exc}\n", status_code=400)
+
+
+def _feed_endpoint(fmt: str, output: OutputSlice | None = None) -> Any:
     async def endpoint(request: Request) -> Response:
         cache: FeedCache = request.app.state.cache
-        feed = cache.get(fmt, _limit(request, cache.config.settings.feed_limit))
-        headers = {
-            "ETag": feed.etag,
-            "Last-Modified": feed.last_modified,
-            "Cache-Control": "public, max-age=60",
-        }
-        if request.headers.get("if-none-match") == feed.etag:
-            return Response(status_code=304, headers=headers)
-        return Response(feed.body, media_type=CONTENT_TYPES[fmt], headers=headers)
+        settings = cache.config.settings
+        try:
+            query = parse_feed_query(_query_params(request), settings.feed_limit, output)
+        except BadRequest as exc:
+            return _bad_request(exc)
+        return cached_response(request, cache.feed(fmt, query), settings.cache_max_age)
 
     return endpoint
+
+
+async def page(request: Request) -> Response:
+    cache: FeedCache = request.app.state.cache
+    settings = cache.config.settings
+    try:
+        query = parse_feed_query(_query_params(request), settings.feed_limit)
+    except BadRequest as exc:
+        return _bad_request(exc)
+    security = {"Content-Security-Policy": PAGE_SECURITY_POLICY}
+    return cached_response(request, cache.page(query), settings.cache_max_age, security)
+
+
+async def sources_opml(request: Request) -> Response:
+    config: Config = request.app.state.cache.config
+    cached: CachedBody = request.app.state.opml
+    return cached_response(request, cached, config.settings.cache_max_age)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -105,27 +228,35 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 def health_report(storage: Storage) -> dict[str, Any]:
-    """A summary of feed health: ok when no enabled feed is failing."""
+    """A summary of feed health: ok when no enabled feed is failing or gone."""
     counts = storage.counts()
-    feeds = [feed for feed in storage.feed_health() if feed["enabled"]]
-    failing = [feed for feed in feeds if feed["consecutive_failures"]]
-    attempts = [feed["last_attempt_at"] for feed in feeds if feed["last_attempt_at"]]
+    summary = summarize_health(storage.feed_health())
     return {
-        "status": "ok" if not failing else "degraded",
+        "status": summary.pop("status"),
         "version": __version__,
-        "feeds": {"total": len(feeds), "ok": len(feeds) - len(failing), "failing": len(failing)},
-        "failing": [
-            {"name": feed["name"], "url": feed["url"], "error": feed["last_error"]}
-            for feed in failing
-        ],
-        "last_refresh": max(attempts, default=None),
+        **summary,
         "articles": counts["articles"],
         "stories": counts["stories"],
     }
 
 
-async def index(request: Request) -> Response:
-    return RedirectResponse(FEED_PATHS["atom"], status_code=302)
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text format: pipeline counters plus gauges read now from storage."""
+    storage: Storage = request.app.state.storage
+
+    def snapshot() -> tuple[dict[str, int], dict[str, int]]:
+        return storage.counts(), feed_states(storage.feed_health())
+
+    body = metrics.render(metrics.StorageCollector(snapshot))
+    return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
+def _mtime(path: Path) -> float:
+    """When feeds.yaml last changed: the Last-Modified of /sources.opml."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def create_app(config: Config) -> Starlette:
@@ -136,6 +267,11 @@ def create_app(config: Config) -> Starlette:
         storage = Storage.open(config.database_path)
         app.state.storage = storage
         app.state.cache = FeedCache(storage, config)
+        app.state.opml = CachedBody.of(
+            render_opml(config.feeds, f"{config.settings.feed_title}: sources"),
+            datetime.fromtimestamp(_mtime(config.path), UTC),
+            OPML_CONTENT_TYPE,
+        )
         try:
             yield
         finally:
@@ -145,5 +281,13 @@ def create_app(config: Config) -> Starlette:
         Route(path, _feed_endpoint(fmt), methods=["GET", "HEAD"])
         for fmt, path in FEED_PATHS.items()
     ]
-    routes += [Route("/healthz", healthz), Route("/", index)]
+    routes += [
+        Route(output.path, _feed_endpoint(output.format, output), methods=["GET", "HEAD"])
+        for output in config.outputs
+    ]
+    routes += [
+        Route("/", page, methods=["GET", "HEAD"]),
+        Route("/sources.opml", sources_opml, methods=["GET", "HEAD"]),
+    ]
+    routes += [Route("/healthz", healthz), Route("/metrics", metrics_endpoint)]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from aggregator.cli import cli
-from aggregator.config import FEED_KEYS_HELP, SETTINGS_HELP, FeedSource, Settings
+from aggregator.config import (
+    CLUSTERING_HELP,
+    FEED_KEYS_HELP,
+    SETTINGS_HELP,
+    ClusteringSettings,
+    FeedSource,
+    Settings,
+)
 
 README = Path("README.md").read_text()
 FEEDS_YAML = Path("config/feeds.yaml").read_text()
@@ -45,3 +52,10 @@ def test_readme_quick_start_is_two_commands_that_exist() -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     assert "scripts/test" in Path(".ci/run").read_text()
+
+
+@pytest.mark.parametrize("key", sorted(ClusteringSettings.model_fields))
+def test_every_clustering_setting_is_documented(key: str) -> None:
+    assert set(CLUSTERING_HELP) == set(ClusteringSettings.model_fields)
+    assert f"| `{key}` |" in README
+    assert f"{key}:" in FEEDS_YAML

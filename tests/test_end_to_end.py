@@ -219,7 +219,7 @@ def test_rss_reads_back_in_feedparser(
     for entry in parsed.entries:
         assert entry.id.startswith("urn:aggregator:story:")
         assert len(entry.content[0].value) > 500  # the full text, not a teaser
-        assert "Sources" in entry.description
+        assert "Source: " in entry.description  # the lead credited (issue 6)
 
 
 def test_atom_lists_each_source_as_a_related_link(

@@ -211,7 +211,7 @@ def test_rss_round_trip() -> None:
         assert [t.term for t in entry.tags] == list(story.tags)
         body = html.unescape(entry.content[0].value)
         assert all(url in body for url in _all_urls(story))
-        assert "<h3>Sources</h3>" in body
+        assert "<p>Source: " in body
 
 
 def test_rss_guid_is_not_a_permalink_and_creator_only_when_known() -> None:
@@ -384,14 +384,16 @@ def test_naive_datetimes_are_taken_as_utc(fmt: str) -> None:
     assert render_feed([naive], META, fmt) == render_feed([CONTRACT], META, fmt)
 
 
-def test_story_html_lists_every_source_lead_first() -> None:
+def test_story_html_credits_the_lead_then_every_other_outlet() -> None:
+    # Issue 6: full text of the lead, then "Also reported by" with every other outlet.
     body = story_html(FRIGATE)
     assert body.startswith(FRIGATE.content_html)
     assert body.endswith(
-        "<h3>Sources</h3><ul>"
-        '<li><a href="https://baltic-naval.example.com/2025/06/miecznik-float-out?id=42&amp;lang=en">'
+        "<hr><p>Source: "
+        '<a href="https://baltic-naval.example.com/2025/06/miecznik-float-out?id=42&amp;lang=en">'
         'Baltic Naval Review</a>: First "Miecznik" frigate floated out at Gdynia'
-        " (2025-06-02)</li>"
+        " (2025-06-02)</p>"
+        "<h3>Also reported by</h3><ul>"
         '<li><a href="https://defence-wire.example.net/syndicated/miecznik-float-out">'
         "Defence Wire</a>: Miecznik frigate floated out (syndicated) (2025-06-02)</li>"
         '<li><a href="https://lodz-defence.example.pl/analiza/miecznik">Łódź Defence Daily</a>:'
@@ -408,4 +410,5 @@ def test_story_html_does_not_link_non_web_source_urls() -> None:
     bad = replace(CONTRACT.sources[0], url="javascript:alert(1)")
     body = story_html(replace(CONTRACT, sources=(bad,)))
     assert "javascript:" not in body
-    assert "<li>Procurement Watch: " in body
+    assert "<p>Source: Procurement Watch: " in body
+    assert "Also reported by" not in body  # a single outlet has nobody else to list

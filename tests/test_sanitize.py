@@ -73,6 +73,10 @@ def test_data_url_images_are_dropped() -> None:
         '<img src="/p.gif" height="1">',
         '<img src="/p.gif" width="1px" height="1px">',
         '<img src="/p.gif" WIDTH=" 1 ">',
+        # Known counting hosts, whatever size they claim (issue 6).
+        '<img src="https://pixel.wp.com/b.gif?host=x&amp;blog=1" alt="">',
+        '<img src="http://feeds.feedburner.com/~r/Naval/~4/abc" width="300">',
+        '<img src="https://Stats.WordPress.com/g.gif?v=1">',
     ],
 )
 def test_tracking_pixels_are_dropped(img: str) -> None:

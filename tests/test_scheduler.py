@@ -1,13 +1,24 @@
-"""The scheduler registers one refresh job with the intended options; no real sleeping."""
+"""The scheduler registers one refresh job with the intended options, and the pure
+next-fetch rules of aggregator.schedule; no real sleeping."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from unittest.mock import MagicMock
 
 import pytest
 
 from aggregator import scheduler as scheduler_module
+from aggregator.schedule import (
+    SchedulePolicy,
+    ServerHints,
+    backoff_delay,
+    hints_from_headers,
+    next_fetch_after_failure,
+    next_fetch_after_success,
+    parse_retry_after,
+    rss_ttl,
+)
 from aggregator.scheduler import REFRESH_JOB_ID, build_scheduler, run_refresh_job
 
 
@@ -29,3 +40,142 @@ def test_a_failing_cycle_is_logged_not_raised(
     monkeypatch.setattr(scheduler_module, "refresh_due_feeds", explode)
     run_refresh_job(MagicMock())
     assert "refresh cycle failed" in caplog.text
+
+
+# --------------------------------------------------------------------------- next fetch
+# Issue 3: when to fetch next is a pure function of a fake clock; nothing sleeps.
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+HTTP_NOW = "Wed, 25 Nov 2026 12:00:00 GMT"
+INTERVAL = timedelta(minutes=30)
+NO_JITTER = SchedulePolicy(max_backoff=timedelta(hours=24), jitter=0.0)
+
+
+def after_success(headers: dict[str, str], ttl: timedelta | None = None) -> timedelta:
+    hints = hints_from_headers(headers, NOW, status=200, ttl=ttl)
+    return next_fetch_after_success(NOW, INTERVAL, hints, NO_JITTER, rand=0.5) - NOW
+
+
+@pytest.mark.parametrize(
+    ("headers", "ttl", "wait"),
+    [
+        ({}, None, INTERVAL),
+        ({}, timedelta(hours=2), timedelta(hours=2)),  # RSS <ttl> asks for longer
+        ({}, timedelta(minutes=5), INTERVAL),  # ... never sooner than our interval
+        ({"cache-control": "public, max-age=7200"}, None, timedelta(hours=2)),
+        ({"cache-control": "max-age=7200", "age": "3600"}, None, timedelta(hours=1)),
+        ({"cache-control": "no-cache, max-age=7200"}, None, INTERVAL),
+        ({"cache-control": "max-age=60"}, None, INTERVAL),
+        ({"cache-control": "max-age=999999999"}, None, timedelta(hours=24)),  # capped
+        ({"date": HTTP_NOW, "expires": "Wed, 25 Nov 2026 15:00:00 GMT"}, None, timedelta(hours=3)),
+        ({"date": HTTP_NOW, "expires": "0"}, None, INTERVAL),  # invalid: means "expired"
+        ({"date": HTTP_NOW, "expires": "Tue, 24 Nov 2026 15:00:00 GMT"}, None, INTERVAL),
+        # The server's clock runs an hour fast: Expires is read against its own Date.
+        (
+            {"date": "Wed, 25 Nov 2026 13:00:00 GMT", "expires": "Wed, 25 Nov 2026 15:00:00 GMT"},
+            None,
+            timedelta(hours=2),
+        ),
+        ({"retry-after": "7200"}, None, INTERVAL),  # ignored on a 200
+    ],
+)
+def test_success_waits_the_interval_or_what_the_publisher_asked(
+    headers: dict[str, str], ttl: timedelta | None, wait: timedelta
+) -> None:
+    assert after_success(headers, ttl) == wait
+
+
+def after_failure(failures: int, status: int = 500, **headers: str) -> timedelta:
+    hints = hints_from_headers(headers, NOW, status=status)
+    return next_fetch_after_failure(NOW, INTERVAL, failures, hints, NO_JITTER, rand=0.5) - NOW
+
+
+@pytest.mark.parametrize(
+    ("failures", "wait"),
+    [
+        (1, timedelta(hours=1)),
+        (2, timedelta(hours=2)),
+        (5, timedelta(hours=16)),
+        (6, timedelta(hours=24)),  # capped at max_backoff
+        (1000, timedelta(hours=24)),  # no overflow after years of failures
+    ],
+)
+def test_failures_back_off_exponentially_and_are_capped(failures: int, wait: timedelta) -> None:
+    assert after_failure(failures) == wait
+
+
+def test_retry_after_is_a_floor_on_429_and_503_only() -> None:
+    assert after_failure(1, 429, **{"retry-after": "10800"}) == timedelta(hours=3)
+    assert after_failure(1, 503, **{"retry-after": "60"}) == timedelta(hours=1)  # backoff wins
+    later = {"date": HTTP_NOW, "retry-after": "Wed, 25 Nov 2026 16:00:00 GMT"}
+    assert after_failure(1, 503, **later) == timedelta(hours=4)
+    assert after_failure(1, 500, **{"retry-after": "10800"}) == timedelta(hours=1)
+    assert after_failure(1, 429, **{"retry-after": "9" * 30}) == timedelta(hours=24)  # capped
+    assert after_failure(1, 429, **{"retry-after": "soon"}) == timedelta(hours=1)
+
+
+def test_recovery_is_immediate_on_the_first_success() -> None:
+    # The failure count lives on the feed's row and is reset by a success, so the
+    # next wait after a success is the plain interval again.
+    assert after_failure(5) == timedelta(hours=16)
+    assert after_success({}) == INTERVAL
+
+
+def test_a_long_interval_is_never_cut_by_the_backoff_cap() -> None:
+    weekly = timedelta(days=7)
+    hints = ServerHints()
+    after = next_fetch_after_failure(NOW, weekly, 3, hints, NO_JITTER, rand=0.0)
+    assert after - NOW == weekly
+
+
+@pytest.mark.parametrize("rand", [0.0, 0.25, 0.999])
+def test_jitter_only_ever_lengthens_the_wait(rand: float) -> None:
+    policy = SchedulePolicy(jitter=0.1)
+    hints = ServerHints(max_age=timedelta(hours=1))
+    wait = next_fetch_after_success(NOW, INTERVAL, hints, policy, rand) - NOW
+    assert timedelta(hours=1) <= wait <= timedelta(hours=1, minutes=6)
+    assert wait == timedelta(hours=1) * (1 + 0.1 * rand)
+
+
+def test_jitter_spreads_feeds_that_would_fire_together() -> None:
+    policy = SchedulePolicy(jitter=0.1)
+    times = {
+        next_fetch_after_success(NOW, INTERVAL, ServerHints(), policy, rand / 10)
+        for rand in range(10)
+    }
+    assert len(times) == 10
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", timedelta(minutes=2)),
+        (" 0 ", timedelta(0)),
+        ("Wed, 25 Nov 2026 12:30:00 GMT", timedelta(minutes=30)),
+        ("Wed, 25 Nov 2026 11:00:00 GMT", timedelta(0)),  # in the past: now
+        ("", None),
+        ("-5", None),
+        ("tomorrow", None),
+    ],
+)
+def test_parse_retry_after(value: str, expected: timedelta | None) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"<rss><channel><ttl>90</ttl><item/></channel></rss>", timedelta(minutes=90)),
+        (b"<rss><channel><ttl> 15 </ttl></channel></rss>", timedelta(minutes=15)),
+        (b"<rss><channel><ttl>0</ttl></channel></rss>", None),
+        (b"<rss><channel><ttl>soon</ttl></channel></rss>", None),
+        (b"<feed><title>no ttl</title></feed>", None),
+        (b" " * 70_000 + b"<ttl>60</ttl>", None),  # only the channel head is searched
+    ],
+)
+def test_rss_ttl(body: bytes, expected: timedelta | None) -> None:
+    assert rss_ttl(body) == expected
+
+
+def test_backoff_delay_without_failures_is_the_interval() -> None:
+    assert backoff_delay(INTERVAL, 0, timedelta(hours=24)) == INTERVAL

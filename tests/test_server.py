@@ -115,3 +115,178 @@ def test_healthz_reports_counts(client) -> None:
     assert health["status"] == "ok"
     assert health["stories"] == 1 and health["articles"] == 1
     assert health["feeds"] == {"total": 1, "ok": 1, "failing": 0}
+
+
+# --- issue 6: cheap to poll, slices, the page, OPML, over a real socket ---------------
+
+SITE_CONFIG = """\
+settings:
+  database: db.sqlite
+  public_url: https://news.example.org
+  cache_max_age: 300
+  title_source_count: true
+feeds:
+  - name: Naval
+    url: https://naval.test/feed
+    tags: [naval]
+  - name: Air Desk
+    url: https://air.test/feed
+    tags: [air]
+outputs:
+  - path: /naval.xml
+    title: Naval only
+    tags: [naval]
+  - path: /top.json
+    min_sources: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Storage]]:
+    """Stories a (Naval, then Air Desk joins), c (Naval) and d (Air Desk); read only."""
+    path = tmp_path_factory.mktemp("site") / "feeds.yaml"
+    path.write_text(SITE_CONFIG)
+    config = load_config(path)
+    storage = Storage.open(config.database_path)
+    storage.sync_feeds(config.feeds, NOW)
+    add_article(storage, 1, "a", None)
+    add_article(storage, 2, "a-air", "story-a")
+    add_article(storage, 1, "c", None)
+    add_article(storage, 2, "d", None)
+    server, thread, base_url = serve(create_app(config))
+    try:
+        with httpx.Client(base_url=base_url) as test_client:
+            yield test_client, storage
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        storage.close()
+
+
+def item_ids(response: httpx.Response) -> list[str]:
+    return [item["id"].rsplit(":", 1)[1] for item in response.json()["items"]]
+
+
+def test_gzip_when_asked_and_identity_otherwise(site) -> None:
+    test_client, _ = site
+    plain = test_client.get("/feed.xml", headers={"Accept-Encoding": "identity"})
+    zipped = test_client.get("/feed.xml", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.content == plain.content  # httpx decompressed it
+    assert int(zipped.headers["content-length"]) < len(plain.content)
+    assert zipped.headers["etag"] != plain.headers["etag"]
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    refused = test_client.get("/feed.xml", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+
+
+def test_if_none_match_with_either_variants_etag_gets_304(site) -> None:
+    test_client, _ = site
+    plain = test_client.get("/feed.atom", headers={"Accept-Encoding": "identity"})
+    zipped = test_client.get("/feed.atom", headers={"Accept-Encoding": "gzip"})
+    for etag in (plain.headers["etag"], zipped.headers["etag"], f"W/{plain.headers['etag']}"):
+        response = test_client.get("/feed.atom", headers={"If-None-Match": f'"other", {etag}'})
+        assert response.status_code == 304 and response.content == b""
+        assert response.headers["etag"] and response.headers["cache-control"]
+
+
+def test_if_modified_since(site) -> None:
+    test_client, _ = site
+    first = test_client.get("/feed.json")
+    last_modified = first.headers["last-modified"]
+    assert (
+        test_client.get("/feed.json", headers={"If-Modified-Since": last_modified}).status_code
+        == 304
+    )
+    old = "Mon, 01 Jan 2024 00:00:00 GMT"
+    assert test_client.get("/feed.json", headers={"If-Modified-Since": old}).status_code == 200
+    junk = test_client.get("/feed.json", headers={"If-Modified-Since": "yesterday"})
+    assert junk.status_code == 200
+    # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
+    both = {"If-None-Match": '"stale"', "If-Modified-Since": last_modified}
+    assert test_client.get("/feed.json", headers=both).status_code == 200
+
+
+def test_head_has_the_get_headers_and_no_body(site) -> None:
+    test_client, _ = site
+    get = test_client.get("/feed.xml", headers={"Accept-Encoding": "identity"})
+    head = test_client.head("/feed.xml", headers={"Accept-Encoding": "identity"})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(get.content))
+    assert head.headers["etag"] == get.headers["etag"]
+
+
+def test_cache_control_comes_from_settings(site) -> None:
+    test_client, _ = site
+    for path in ("/feed.xml", "/", "/sources.opml", "/naval.xml"):
+        assert test_client.get(path).headers["cache-control"] == "public, max-age=300", path
+
+
+def test_slices_by_query_parameters(site) -> None:
+    test_client, _ = site
+    assert item_ids(test_client.get("/feed.json")) == ["story-a", "story-c", "story-d"]
+    assert item_ids(test_client.get("/feed.json?tag=air")) == ["story-a", "story-d"]
+    assert item_ids(test_client.get("/feed.json?source=Naval")) == ["story-a", "story-c"]
+    assert item_ids(test_client.get("/feed.json?min_sources=2")) == ["story-a"]
+    assert item_ids(test_client.get("/feed.json?q=frigate+d")) == ["story-d"]
+    assert item_ids(test_client.get("/feed.json?tag=space")) == []
+    rss = test_client.get("/feed.xml?tag=naval")
+    assert b"https://news.example.org/feed.xml?tag=naval" in rss.content  # rel=self
+
+
+def test_named_slices_from_feeds_yaml(site) -> None:
+    test_client, _ = site
+    naval = test_client.get("/naval.xml")
+    assert naval.headers["content-type"].startswith("application/rss+xml")
+    assert b"<title>Naval only</title>" in naval.content
+    assert naval.content.count(b"<item>") == 2
+    top = test_client.get("/top.json")
+    assert item_ids(top) == ["story-a"]
+    assert top.json()["items"][0]["title"].endswith("(2 sources)")
+    assert item_ids(test_client.get("/top.json?min_sources=1")) == ["story-a", "story-c", "story-d"]
+
+
+def test_paging_follows_next_links_to_the_end(site) -> None:
+    test_client, _ = site
+    seen: list[str] = []
+    url: str | None = "/feed.json?limit=2"
+    while url:
+        page = test_client.get(url).json()
+        seen += [item["id"].rsplit(":", 1)[1] for item in page["items"]]
+        url = page.get("next_url", "").removeprefix("https://news.example.org") or None
+    assert seen == ["story-a", "story-c", "story-d"]
+    atom = test_client.get("/feed.atom?limit=2").text
+    assert 'rel="next"' in atom and "after=" in atom
+
+
+def test_damaged_cursor_is_a_400(site) -> None:
+    test_client, _ = site
+    response = test_client.get("/feed.xml?after=%21%21")
+    assert response.status_code == 400 and "cursor" in response.text
+
+
+def test_the_page_lists_stories_with_autodiscovery(site) -> None:
+    test_client, _ = site
+    response = test_client.get("/?tag=naval")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    html = response.text
+    assert "Frigate a floated out" in html and "Frigate d floated out" not in html
+    assert '<link rel="alternate" type="application/rss+xml"' in html
+    assert 'href="/feed.atom?tag=naval"' in html
+    assert 'href="/naval.xml"' in html  # named slices are discoverable too
+    assert (
+        test_client.get("/", headers={"If-None-Match": response.headers["etag"]}).status_code == 200
+    )
+    again = test_client.get("/?tag=naval", headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_sources_opml_lists_the_configured_feeds(site) -> None:
+    test_client, _ = site
+    response = test_client.get("/sources.opml")
+    assert response.headers["content-type"].startswith("text/x-opml")
+    assert b'xmlUrl="https://air.test/feed"' in response.content
+    assert test_client.head("/sources.opml").status_code == 200

@@ -76,7 +76,9 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
     path = tmp_path / "fresh.db"
     first = Storage.open(path, migrate=False)
     try:
-        assert first.migrate() == ["m001_initial_schema"]
+        applied = first.migrate()
+        assert applied[0] == "m001_initial_schema"
+        assert applied == sorted(applied)  # in order, each once
         assert {"feeds", "stories", "articles", "article_bands"} <= set(first.db.table_names())
     finally:
         first.close()

@@ -1,0 +1,145 @@
+"""Feed health for people: one word per feed, the `aggregator feeds` table, the
+`/healthz` summary. Pure functions over the rows of ``Storage.feed_health()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+__all__ = ["feed_state", "feed_states", "format_table", "summarize_health"]
+
+Row = Mapping[str, Any]
+
+_COLUMNS = (
+    ("FEED", 24),
+    ("STATE", 8),
+    ("HTTP", 4),
+    ("FAILS", 5),
+    ("ARTICLES", 8),
+    ("LAST TRY", 9),
+    ("LAST OK", 9),
+    ("NEXT", 9),
+    ("SAVED", 7),
+)
+
+
+def feed_state(row: Row) -> str:
+    """ok, failing, gone (410: polling stopped) or disabled (by feeds.yaml)."""
+    if not row["enabled"]:
+        return "disabled"
+    if row.get("disabled_reason"):
+        return "gone"
+    if row["consecutive_failures"]:
+        return "failing"
+    return "ok"
+
+
+def feed_states(rows: Iterable[Row]) -> dict[str, int]:
+    """How many feeds are in each state."""
+    states = {"ok": 0, "failing": 0, "gone": 0, "disabled": 0}
+    for row in rows:
+        states[feed_state(row)] += 1
+    return states
+
+
+def format_table(rows: Sequence[Row], now: datetime) -> str:
+    """The admin's table: one line per feed, then what needs their attention."""
+    header = " ".join(f"{title:<{width}}" for title, width in _COLUMNS) + " NOTE"
+    lines = [header, *(_table_line(row, now) for row in rows)]
+    return "\n".join(lines)
+
+
+def _table_line(row: Row, now: datetime) -> str:
+    cells = (
+        str(row["name"])[:24],
+        feed_state(row),
+        str(row["last_status"] or "-"),
+        str(row["consecutive_failures"]),
+        str(row["articles"]).rjust(8),
+        _ago(row["last_attempt_at"], now),
+        _ago(row["last_success_at"], now),
+        "-" if row.get("disabled_reason") else _ago(row["next_check_at"], now),
+        _size(row.get("bytes_saved") or 0),
+    )
+    padded = " ".join(f"{cell:<{width}}" for cell, (_, width) in zip(cells, _COLUMNS, strict=True))
+    return f"{padded} {_note(row)}".rstrip()
+
+
+def _note(row: Row) -> str:
+    """The one thing to tell the admin: why it is stopped, failing, or where it moved."""
+    if row.get("disabled_reason"):
+        return str(row["disabled_reason"])
+    notes = []
+    if row.get("permanent_url"):
+        notes.append(f"moved permanently to {row['permanent_url']}: update feeds.yaml")
+    if row["last_error"]:
+        notes.append(str(row["last_error"]))
+    return "; ".join(notes)
+
+
+def _ago(value: str | None, now: datetime) -> str:
+    """A stored time relative to now: '5m ago', 'in 2h', or '-'."""
+    if not value:
+        return "-"
+    seconds = int((datetime.fromisoformat(value) - now).total_seconds())
+    if abs(seconds) < 60:
+        return "now"
+    span = _span(abs(seconds))
+    return f"in {span}" if seconds > 0 else f"{span} ago"
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _size(count: int) -> str:
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if count >= size:
+            return f"{count / size:.1f}{unit}"
+    return f"{count}B" if count else "-"
+
+
+def summarize_health(rows: Sequence[Row]) -> dict[str, Any]:
+    """The feed part of /healthz. ``failing`` counts stopped (410) feeds too; they are
+    also listed under ``gone``. ``moved`` lists feeds whose URL should be updated."""
+    enabled = [row for row in rows if row["enabled"]]
+    troubled = [row for row in enabled if feed_state(row) in ("failing", "gone")]
+    return {
+        "status": "ok" if not troubled else "degraded",
+        "feeds": {
+            "total": len(enabled),
+            "ok": len(enabled) - len(troubled),
+            "failing": len(troubled),
+        },
+        "failing": [_failing(row) for row in troubled],
+        "gone": [
+            {"name": row["name"], "url": row["url"], "reason": row["disabled_reason"]}
+            for row in troubled
+            if row.get("disabled_reason")
+        ],
+        "moved": [
+            {"name": row["name"], "url": row["url"], "moved_to": row["permanent_url"]}
+            for row in enabled
+            if row.get("permanent_url")
+        ],
+        "bytes_saved": sum(row.get("bytes_saved") or 0 for row in enabled),
+        "last_refresh": max(
+            (row["last_attempt_at"] for row in enabled if row["last_attempt_at"]), default=None
+        ),
+    }
+
+
+def _failing(row: Row) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "url": row["url"],
+        "error": row["last_error"],
+        "status": row["last_status"],
+        "consecutive_failures": row["consecutive_failures"],
+        "next_check": None if row.get("disabled_reason") else row["next_check_at"],
+    }

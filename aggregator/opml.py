@@ -1,0 +1,226 @@
+"""OPML: export the configured feeds, and import a reader's subscriptions.
+
+:func:`render_opml` (for ``/sources.opml``) and :func:`parse_opml` are pure.
+:func:`add_feeds_to_yaml` edits the *text* of feeds.yaml with ruamel.yaml's
+round-trip mode, so the file keeps its comments, key order and indentation; the CLI
+validates the result with ``load_config`` before it replaces the file.
+
+An OPML file comes from anywhere: it is size-capped, refused when it declares a DTD
+(no entity expansion of any kind), and only its http(s) feed URLs are taken.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from aggregator.config import FeedSource, load_config
+from aggregator.errors import OPMLError
+from aggregator.urls import canonicalize_url
+
+__all__ = ["OPMLFeed", "add_feeds_to_yaml", "import_opml_file", "parse_opml", "render_opml"]
+
+CONTENT_TYPE: Final = "text/x-opml; charset=utf-8"
+MAX_OPML_BYTES: Final = 5_000_000
+MAX_NAME_CHARS: Final = 200
+_XML_DECLARATION: Final = '<?xml version="1.0" encoding="utf-8"?>\n'
+
+
+@dataclass(frozen=True)
+class OPMLFeed:
+    """One subscription found in an OPML file."""
+
+    url: str
+    name: str
+    tags: tuple[str, ...] = ()  # the folders it sits in, outermost first
+
+
+# --- export -------------------------------------------------------------------------
+
+
+def render_opml(feeds: Sequence[FeedSource], title: str) -> bytes:
+    """OPML 2.0 listing ``feeds`` (disabled ones too, marked), in the config's order."""
+    root = ET.Element("opml", {"version": "2.0"})
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = title
+    body = ET.SubElement(root, "body")
+    for feed in feeds:
+        attrs = {
+            "type": "rss",
+            "text": feed.display_name,
+            "title": feed.display_name,
+            "xmlUrl": feed.url,
+        }
+        if feed.tags:
+            attrs["category"] = ",".join(feed.tags)
+        if not feed.enabled:
+            attrs["isDisabled"] = "true"  # not OPML 2.0; ignored by readers that do not know it
+        ET.SubElement(body, "outline", attrs)
+    ET.indent(root, space="  ")
+    return (_XML_DECLARATION + ET.tostring(root, encoding="unicode") + "\n").encode("utf-8")
+
+
+# --- import -------------------------------------------------------------------------
+
+
+def parse_opml(data: bytes) -> list[OPMLFeed]:
+    """Every http(s) feed in an OPML file, in document order, each URL once.
+
+    Raises OPMLError when the file is too big, declares a DTD, is not well-formed,
+    or is not OPML.
+    """
+    if len(data) > MAX_OPML_BYTES:
+        raise OPMLError(f"OPML file is larger than {MAX_OPML_BYTES} bytes")
+    if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
+        raise OPMLError("OPML file declares a DTD or entities; refused")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise OPMLError(f"OPML file is not well-formed XML: {exc}") from exc
+    body = root.find("body")
+    if root.tag != "opml" or body is None:
+        raise OPMLError("not an OPML file (no <opml><body>)")
+    feeds: dict[str, OPMLFeed] = {}
+    for feed in _outlines(body, ()):
+        feeds.setdefault(canonicalize_url(feed.url), feed)
+    return list(feeds.values())
+
+
+def _outlines(parent: ET.Element, folders: tuple[str, ...]) -> Iterator[OPMLFeed]:
+    for outline in parent.findall("outline"):
+        url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+        name = _one_line(outline.get("title") or outline.get("text") or "")
+        if url:
+            if url.lower().startswith(("http://", "https://")):
+                tags = folders + _categories(outline.get("category") or "")
+                yield OPMLFeed(url=url, name=name or url, tags=tuple(dict.fromkeys(tags)))
+        else:  # a folder: its name becomes a tag of the feeds inside it
+            yield from _outlines(outline, folders + ((name,) if name else ()))
+
+
+def _categories(text: str) -> tuple[str, ...]:
+    """OPML's ``category``: comma-separated, each maybe a slash path (``/a/b``)."""
+    parts = (part.strip().strip("/").rsplit("/", 1)[-1] for part in text.split(","))
+    return tuple(_one_line(part) for part in parts if part.strip())
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:MAX_NAME_CHARS]
+
+
+# --- feeds.yaml ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class YAMLEdit:
+    """The edited feeds.yaml text and what changed."""
+
+    text: str
+    added: tuple[OPMLFeed, ...]
+    skipped: tuple[OPMLFeed, ...]  # already in the file
+
+
+def add_feeds_to_yaml(text: str, feeds: Sequence[OPMLFeed]) -> YAMLEdit:
+    """Append ``feeds`` missing from feeds.yaml's ``feeds:`` list, keeping the rest."""
+    document, sequence_indent, offset = _load_round_trip(text)
+    entries = _feeds_list(document)
+    present = {canonicalize_url(str(entry.get("url", ""))) for entry in entries if _is_map(entry)}
+    added: list[OPMLFeed] = []
+    skipped: list[OPMLFeed] = []
+    for feed in feeds:
+        key = canonicalize_url(feed.url)
+        if key in present:
+            skipped.append(feed)
+            continue
+        present.add(key)
+        entries.append(_feed_entry(feed))
+        added.append(feed)
+    return YAMLEdit(_dump(document, sequence_indent, offset), tuple(added), tuple(skipped))
+
+
+def _load_round_trip(text: str) -> tuple[Any, int, int]:
+    try:
+        document, indent, block_seq_indent = load_yaml_guess_indent(text)
+    except YAMLError as exc:
+        raise OPMLError(f"feeds.yaml is not valid YAML: {exc}") from exc
+    if document is None:
+        document = CommentedMap()
+    if not isinstance(document, CommentedMap):
+        raise OPMLError("feeds.yaml: top level must be a mapping")
+    offset = block_seq_indent or 0
+    # ruamel guesses the indent of a list's items; a mapping's is that less the dash's.
+    sequence_indent = indent or 2
+    return document, sequence_indent, offset
+
+
+def _feeds_list(document: CommentedMap) -> CommentedSeq:
+    entries = document.get("feeds")
+    if entries is None:
+        entries = CommentedSeq()
+        document["feeds"] = entries
+    if not isinstance(entries, CommentedSeq):
+        raise OPMLError("feeds.yaml: 'feeds' must be a list")
+    return entries
+
+
+def _is_map(value: object) -> bool:
+    return isinstance(value, dict)
+
+
+def _feed_entry(feed: OPMLFeed) -> CommentedMap:
+    entry = CommentedMap()
+    entry["name"] = feed.name
+    entry["url"] = feed.url
+    if feed.tags:
+        tags = CommentedSeq(feed.tags)
+        tags.fa.set_flow_style()  # [a, b], like the hand-written entries
+        entry["tags"] = tags
+    return entry
+
+
+def _dump(document: CommentedMap, sequence_indent: int, offset: int) -> str:
+    yaml = YAML(typ="rt")
+    yaml.width = 4096  # never fold a long URL
+    mapping_indent = sequence_indent - offset if offset else sequence_indent
+    yaml.indent(mapping=mapping_indent, sequence=sequence_indent, offset=offset)
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue()
+
+
+def import_opml_file(config_path: Path, opml_path: Path, *, dry_run: bool = False) -> YAMLEdit:
+    """Add an OPML file's feeds to feeds.yaml (created if missing) and save it.
+
+    The edited text is written to a temporary file beside feeds.yaml and validated
+    with ``load_config`` first; only a valid result replaces the file, atomically.
+    Raises OPMLError or ConfigError; feeds.yaml is untouched then.
+    """
+    try:
+        feeds = parse_opml(opml_path.read_bytes()[: MAX_OPML_BYTES + 1])
+        text = config_path.read_text(encoding="utf-8") if config_path.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OPMLError(f"cannot read {opml_path} or {config_path}: {exc}") from exc
+    edit = add_feeds_to_yaml(text, feeds)
+    if dry_run or not edit.added:
+        return edit
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=config_path.parent, prefix=f".{config_path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(edit.text)
+        load_config(temporary)
+        os.replace(temporary, config_path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return edit

@@ -1,0 +1,247 @@
+"""The story-index half of Storage: document frequencies, story centroids, the
+inverted index of distinctive terms, merges, aliases and admin overrides.
+
+Kept in its own module so storage.py stays readable; ``Storage`` inherits it, so
+callers still see one door. Only SQL lives here: the decisions are in clusterer.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+DOCUMENTS = "documents"  # corpus_stats counter: articles counted into term_stats
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _placeholders(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+class StoryIndexStorage:
+    """Mixed into Storage; ``db`` is the sqlite-utils Database."""
+
+    db: Database
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    # -- document frequencies -------------------------------------------------------
+
+    def corpus_frequencies(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
+        """The number of documents counted so far, and the df of each given term."""
+        wanted = list(dict.fromkeys(terms))
+        total = self._rows("SELECT value FROM corpus_stats WHERE name = ?", [DOCUMENTS])
+        frequencies: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
+            chunk = wanted[start : start + 500]
+            rows = self._rows(
+                f"SELECT term, df FROM term_stats WHERE term IN ({_placeholders(chunk)})", chunk
+            )
+            frequencies.update((row["term"], row["df"]) for row in rows)
+        return (total[0]["value"] if total else 0), frequencies
+
+    def count_document(self, terms: Iterable[str]) -> None:
+        """Add one document's distinct terms to the document frequencies."""
+        self.db.conn.executemany(
+            "INSERT INTO term_stats (term, df) VALUES (?, 1)"
+            " ON CONFLICT (term) DO UPDATE SET df = df + 1",
+            [(term,) for term in dict.fromkeys(terms)],
+        )
+        self.db.execute(
+            "INSERT INTO corpus_stats (name, value) VALUES (?, 1)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + 1",
+            [DOCUMENTS],
+        )
+
+    # -- candidates and centroids ---------------------------------------------------
+
+    def open_story_candidates(
+        self, terms: Sequence[str], *, since: datetime, limit: int
+    ) -> list[str]:
+        """Open stories (not merged, a member since ``since``) that share the most of
+        ``terms`` in their index keys: the only stories a new article is compared with."""
+        if not terms:
+            return []
+        rows = self._rows(
+            f"""
+            SELECT k.story_id, COUNT(*) AS shared
+            FROM story_keys k JOIN stories s ON s.id = k.story_id
+            WHERE k.term IN ({_placeholders(terms)})
+              AND s.merged_into IS NULL AND s.last_member_at >= ?
+            GROUP BY k.story_id
+            ORDER BY shared DESC, k.story_id
+            LIMIT ?
+            """,
+            [*terms, _iso(since), limit],
+        )
+        return [row["story_id"] for row in rows]
+
+    def story_centroids(self, story_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        centroids: dict[str, dict[str, float]] = {story_id: {} for story_id in story_ids}
+        if not story_ids:
+            return centroids
+        rows = self._rows(
+            f"SELECT story_id, term, weight FROM story_terms"
+            f" WHERE story_id IN ({_placeholders(story_ids)})",
+            list(story_ids),
+        )
+        for row in rows:
+            centroids[row["story_id"]][row["term"]] = row["weight"]
+        return centroids
+
+    def save_story_profile(
+        self, story_id: str, centroid: Mapping[str, float], keys: Sequence[str]
+    ) -> None:
+        """Replace a story's centroid and its index keys."""
+        self.db.execute("DELETE FROM story_terms WHERE story_id = ?", [story_id])
+        self.db.execute("DELETE FROM story_keys WHERE story_id = ?", [story_id])
+        self.db.conn.executemany(
+            "INSERT INTO story_terms (story_id, term, weight) VALUES (?, ?, ?)",
+            [(story_id, term, weight) for term, weight in centroid.items()],
+        )
+        self.db.conn.executemany(
+            "INSERT INTO story_keys (term, story_id) VALUES (?, ?)",
+            [(term, story_id) for term in keys],
+        )
+
+    # -- merges, aliases, overrides ----------------------------------------------------
+
+    def story_created_at(self, story_ids: Sequence[str]) -> dict[str, str]:
+        rows = self._rows(
+            f"SELECT id, created_at FROM stories WHERE id IN ({_placeholders(story_ids)})",
+            list(story_ids),
+        )
+        return {row["id"]: row["created_at"] for row in rows}
+
+    def move_story_members(self, absorbed: str, survivor: str) -> None:
+        """Make ``absorbed`` an alias of ``survivor``: members, aliases and index move."""
+        self.db.execute("UPDATE articles SET story_id = ? WHERE story_id = ?", [survivor, absorbed])
+        self.db.execute(
+            "UPDATE stories SET merged_into = ? WHERE id = ? OR merged_into = ?",
+            [survivor, absorbed, absorbed],
+        )
+        self.db.execute("DELETE FROM story_terms WHERE story_id = ?", [absorbed])
+        self.db.execute("DELETE FROM story_keys WHERE story_id = ?", [absorbed])
+
+    def resolve_story_id(self, story_id: str) -> str | None:
+        """The live story an id names: itself, or the story it was merged into."""
+        rows = self._rows("SELECT id, merged_into FROM stories WHERE id = ?", [story_id])
+        if not rows:
+            return None
+        return str(rows[0]["merged_into"] or rows[0]["id"])
+
+    def story_aliases(self, story_id: str) -> list[str]:
+        rows = self._rows("SELECT id FROM stories WHERE merged_into = ? ORDER BY id", [story_id])
+        return [row["id"] for row in rows]
+
+    def story_members(self, story_id: str) -> list[dict[str, Any]]:
+        """Every article of a story with how and why it joined (for --explain)."""
+        return self._rows(
+            """
+            SELECT a.id, a.title, a.url, a.canonical_url, a.published_at, a.method,
+                   a.score, a.matched_article_id, a.copy_of, a.extraction_status,
+                   f.name AS feed_name, f.priority
+            FROM articles a JOIN feeds f ON f.id = a.feed_id
+            WHERE a.story_id = ?
+            ORDER BY COALESCE(a.published_at, a.fetched_at), a.id
+            """,
+            [story_id],
+        )
+
+    def story_row(self, story_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM stories WHERE id = ?", [story_id])
+        return rows[0] if rows else None
+
+    def recent_stories(self, limit: int) -> list[dict[str, Any]]:
+        """Newest live stories with their lead title and member count (for `stories`)."""
+        return self._rows(
+            """
+            SELECT s.id, s.published_at, s.updated_at, a.title,
+                   (SELECT COUNT(*) FROM articles m WHERE m.story_id = s.id) AS members,
+                   (SELECT COUNT(DISTINCT m.feed_id) FROM articles m
+                    WHERE m.story_id = s.id) AS outlets
+            FROM stories s LEFT JOIN articles a ON a.id = s.lead_article_id
+            WHERE s.merged_into IS NULL
+            ORDER BY s.published_at DESC, s.id
+            LIMIT ?
+            """,
+            [limit],
+        )
+
+    def article_by_url(self, url: str) -> dict[str, Any] | None:
+        rows = self._rows(
+            "SELECT * FROM articles WHERE url = ? OR canonical_url = ? ORDER BY id LIMIT 1",
+            [url, url],
+        )
+        return rows[0] if rows else None
+
+    def detach_article(self, article_id: int, new_story_id: str, now: datetime) -> None:
+        """Give one article a story of its own (an admin split)."""
+        rows = self._rows(
+            "SELECT COALESCE(published_at, fetched_at) AS moment FROM articles WHERE id = ?",
+            [article_id],
+        )
+        moment = rows[0]["moment"]
+        self.db.execute(
+            "INSERT INTO stories (id, created_at, published_at, updated_at, last_member_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [new_story_id, _iso(now), moment, moment, moment],
+        )
+        self.db.execute(
+            "UPDATE articles SET story_id = ?, method = 'manual', score = NULL,"
+            " matched_article_id = NULL, copy_of = NULL WHERE id = ?",
+            [new_story_id, article_id],
+        )
+
+    def record_override(
+        self,
+        action: str,
+        now: datetime,
+        *,
+        article_url: str | None = None,
+        story_id: str | None = None,
+        target_story_id: str | None = None,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO story_overrides (action, article_url, story_id, target_story_id,"
+            " created_at) VALUES (?, ?, ?, ?, ?)",
+            [action, article_url, story_id, target_story_id, _iso(now)],
+        )
+
+    def split_urls_between(self, story_ids: Sequence[str]) -> set[str]:
+        """Canonical URLs an admin split out of any of ``story_ids`` (or their aliases)."""
+        if not story_ids:
+            return set()
+        rows = self._rows(
+            f"""
+            SELECT o.article_url FROM story_overrides o JOIN stories s ON s.id = o.story_id
+            WHERE o.action = 'split'
+              AND COALESCE(s.merged_into, s.id) IN ({_placeholders(story_ids)})
+            """,
+            list(story_ids),
+        )
+        return {row["article_url"] for row in rows}
+
+    def split_url_story(self, canonical_url: str) -> str | None:
+        """The story an admin split this URL out of, if any (it must not rejoin it)."""
+        rows = self._rows(
+            "SELECT story_id FROM story_overrides WHERE action = 'split' AND article_url = ?"
+            " ORDER BY id DESC LIMIT 1",
+            [canonical_url],
+        )
+        return rows[0]["story_id"] if rows else None
+
+    def story_member_texts(self, story_id: str) -> list[tuple[str, str]]:
+        rows = self._rows("SELECT title, text FROM articles WHERE story_id = ?", [story_id])
+        return [(row["title"], row["text"]) for row in rows]
+
+    def story_urls(self, story_id: str) -> set[str]:
+        rows = self._rows("SELECT canonical_url FROM articles WHERE story_id = ?", [story_id])
+        return {row["canonical_url"] for row in rows}

@@ -1,0 +1,181 @@
+"""Put each new article into a story: the clustering stage's edge.
+
+Order of tests, strongest first: a copy of an article already stored (same canonical
+URL, same global guid, or a near-duplicate body: clusterer.assign_story), else
+related coverage of an open story about the same event (clusterer.place_article over
+candidates from the inverted index), else a new story. An article that fits two open
+stories shows they are one event: they are merged into the older id, and the other
+id stays as an alias. Decisions are pure functions in clusterer.py; this module only
+moves data between them and Storage. Call everything here inside a transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from aggregator import clusterer
+from aggregator.clusterer import Assignment
+from aggregator.config import Settings
+from aggregator.errors import AggregatorError
+from aggregator.storage import NewArticle, Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoryAssignment:
+    """What happened to one article: its story, how it got there, what merged."""
+
+    article_id: int
+    story_id: str
+    method: str  # new | url | guid | near-duplicate | related
+    score: float | None
+    merged: tuple[str, ...] = ()  # story ids absorbed into story_id
+
+
+class StoryNotFound(AggregatorError):
+    """No story or article matches what an admin named."""
+
+
+def add_article_to_story(
+    storage: Storage, article: NewArticle, settings: Settings, *, new_story_id: str
+) -> StoryAssignment:
+    """Store ``article`` in the story it belongs to (creating one if none fits)."""
+    terms = clusterer.event_terms(article.title, article.text)
+    storage.count_document(terms)
+    documents, df = storage.corpus_frequencies(terms)
+    vector = clusterer.weigh(terms, df, documents)
+    assignment, also = _choose_story(storage, article, settings, vector, df, documents)
+    article_id = storage.add_article(article, assignment, new_story_id)
+    story_id = assignment.story_id or new_story_id
+    _grow_profile(storage, story_id, clusterer.normalized(terms), df, documents)
+    merged = tuple(
+        absorbed
+        for other, score in also
+        if (absorbed := merge_stories(storage, story_id, other, article.fetched_at, score))
+    )
+    survivor = storage.resolve_story_id(story_id) or story_id
+    return StoryAssignment(article_id, survivor, assignment.method, assignment.score, merged)
+
+
+def _choose_story(
+    storage: Storage,
+    article: NewArticle,
+    settings: Settings,
+    vector: dict[str, float],
+    df: dict[str, int],
+    documents: int,
+) -> tuple[Assignment, tuple[tuple[str, float], ...]]:
+    copy = clusterer.assign_story(
+        canonical_url=article.canonical_url,
+        guid=article.guid,
+        signature=article.signature,
+        candidates=storage.duplicate_candidates(
+            canonical_url=article.canonical_url,
+            guid=article.guid,
+            bands=article.bands,
+            since=article.fetched_at - settings.duplicate_window,
+        ),
+        threshold=settings.duplicate_threshold,
+    )
+    if copy.story_id is not None:
+        return copy, ()
+    window = settings.clustering
+    moment = article.published_at or article.fetched_at
+    candidates = storage.open_story_candidates(
+        clusterer.top_terms(vector, clusterer.QUERY_TERMS),
+        since=moment - window.window,
+        limit=window.candidates,
+    )
+    blocked = storage.split_url_story(article.canonical_url)
+    candidates = [story for story in candidates if story != blocked]
+    placement = clusterer.place_article(
+        vector,
+        storage.story_centroids(candidates),
+        df,
+        documents,
+        join_threshold=window.join_threshold,
+        merge_threshold=window.merge_threshold,
+    )
+    if placement.story_id is None:
+        return Assignment(None, "new"), ()
+    return Assignment(placement.story_id, clusterer.RELATED, placement.score), placement.also
+
+
+def _grow_profile(
+    storage: Storage, story_id: str, added: dict[str, float], df: dict[str, int], documents: int
+) -> None:
+    centroid = storage.story_centroids([story_id])[story_id]
+    grown, keys = clusterer.grown_centroid(centroid, added, df, documents)
+    storage.save_story_profile(story_id, grown, keys)
+
+
+def merge_stories(
+    storage: Storage, first: str, second: str, now: datetime, score: float | None = None
+) -> str | None:
+    """Merge two stories into the older id; return the id absorbed (None if nothing to do
+    or an admin split forbids it). The absorbed id stays as an alias of the survivor."""
+    first = storage.resolve_story_id(first) or first
+    second = storage.resolve_story_id(second) or second
+    if first == second or _split_forbids(storage, first, second):
+        return None
+    created = storage.story_created_at([first, second])
+    survivor, absorbed = sorted((first, second), key=lambda story: (created[story], story))
+    centroids = storage.story_centroids([survivor, absorbed])
+    storage.move_story_members(absorbed, survivor)
+    terms = list(centroids[survivor]) + list(centroids[absorbed])
+    documents, df = storage.corpus_frequencies(terms)
+    grown, keys = clusterer.grown_centroid(centroids[survivor], centroids[absorbed], df, documents)
+    storage.save_story_profile(survivor, grown, keys)
+    storage.refresh_story(survivor, now)
+    log.info("merged story %s into %s (score %s)", absorbed, survivor, score)
+    return absorbed
+
+
+def _split_forbids(storage: Storage, first: str, second: str) -> bool:
+    """An admin split an article out of one of these stories; the other holds it now."""
+    return bool(
+        storage.split_urls_between([first]) & storage.story_urls(second)
+        or storage.split_urls_between([second]) & storage.story_urls(first)
+    )
+
+
+def split_article(storage: Storage, url: str, now: datetime) -> tuple[str, str]:
+    """Take the article at ``url`` out of its story into a new one; remembered so that
+    later merges do not put it back. Returns (old story id, new story id)."""
+    row = storage.article_by_url(url)
+    if row is None:
+        raise StoryNotFound(f"no stored article has the URL {url}")
+    old_story = row["story_id"]
+    new_story = clusterer.new_story_id("split", f"{row['id']}:{now.isoformat()}")
+    storage.detach_article(row["id"], new_story, now)
+    storage.record_override("split", now, article_url=row["canonical_url"], story_id=old_story)
+    for story in (old_story, new_story):
+        _rebuild_profile(storage, story)
+        storage.refresh_story(story, now)
+    return old_story, new_story
+
+
+def merge_by_admin(storage: Storage, first: str, second: str, now: datetime) -> str:
+    """An admin's merge; returns the surviving id."""
+    for story in (first, second):
+        if storage.resolve_story_id(story) is None:
+            raise StoryNotFound(f"no story has the id {story}")
+    absorbed = merge_stories(storage, first, second, now)
+    survivor = storage.resolve_story_id(first) or first
+    storage.record_override("merge", now, story_id=absorbed, target_story_id=survivor)
+    return survivor
+
+
+def _rebuild_profile(storage: Storage, story_id: str) -> None:
+    """Recompute a story's centroid from its members (after one left)."""
+    centroid: dict[str, float] = {}
+    members = storage.story_member_texts(story_id)
+    for title, text in members:
+        for term, weight in clusterer.normalized(clusterer.event_terms(title, text)).items():
+            centroid[term] = centroid.get(term, 0.0) + weight
+    documents, df = storage.corpus_frequencies(centroid)
+    grown, keys = clusterer.grown_centroid({}, centroid, df, documents)
+    storage.save_story_profile(story_id, grown, keys)

@@ -1,0 +1,142 @@
+"""OPML (issue 6): /sources.opml's renderer, the OPML reader, and `import-opml`
+editing feeds.yaml without losing its comments or order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aggregator.cli import cli
+from aggregator.config import FeedSource, load_config
+from aggregator.errors import OPMLError
+from aggregator.opml import OPMLFeed, add_feeds_to_yaml, parse_opml, render_opml
+
+# An export as readers write them: folders, a feed at top level, a duplicate with
+# tracking parameters, a non-http feed, a folder-less category and odd whitespace.
+READER_EXPORT = b"""<?xml version="1.0" encoding="UTF-8"?>
+<opml version="1.0">
+  <head><title>My subscriptions</title></head>
+  <body>
+    <outline text="Naval" title="Naval">
+      <outline type="rss" text="Harbour Watch" title="Harbour  Watch
+      " xmlUrl="https://harbour.example/feed/" htmlUrl="https://harbour.example/"/>
+      <outline type="rss" text="Again" xmlUrl="https://harbour.example/feed/?utm_source=x"/>
+    </outline>
+    <outline text="Air">
+      <outline text="Europe">
+        <outline type="rss" text="Skyline" xmlUrl="https://sky.example/rss"
+                 category="/tech/drones"/>
+      </outline>
+    </outline>
+    <outline type="rss" text="Loose" xmlUrl="http://loose.example/atom"/>
+    <outline type="rss" text="Local file" xmlUrl="file:///etc/passwd"/>
+    <outline type="rss" text="Scripted" xmlUrl="javascript:alert(1)"/>
+  </body>
+</opml>
+"""
+
+FEEDS_YAML = """\
+# My feeds. Keep this comment.
+settings:
+  feed_limit: 20   # a trailing comment
+
+feeds:
+  # The first outlet.
+  - name: Skyline
+    url: https://sky.example/rss
+    tags: [air]
+
+  - name: Wire
+    url: https://wire.example/feed   # wire copy
+"""
+
+
+def test_parse_takes_feeds_folders_as_tags_and_each_url_once() -> None:
+    assert parse_opml(READER_EXPORT) == [
+        OPMLFeed("https://harbour.example/feed/", "Harbour Watch", ("Naval",)),
+        OPMLFeed("https://sky.example/rss", "Skyline", ("Air", "Europe", "drones")),
+        OPMLFeed("http://loose.example/atom", "Loose", ()),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><opml><body/></opml>', "DTD"),
+        (b"<opml><body><outline", "well-formed"),
+        (b"<rss><channel/></rss>", "not an OPML"),
+        (b"<opml>" + b" " * 5_000_001 + b"</opml>", "larger"),
+    ],
+)
+def test_unsafe_or_broken_files_are_refused(data: bytes, problem: str) -> None:
+    with pytest.raises(OPMLError, match=problem):
+        parse_opml(data)
+
+
+def test_render_round_trips_through_the_parser() -> None:
+    feeds = [
+        FeedSource(url="https://a.example/feed", name="A & B <news>", tags=("naval", "uk")),
+        FeedSource(url="https://c.example/rss", enabled=False),
+    ]
+    data = render_opml(feeds, "Defence news: sources")
+    assert b'isDisabled="true"' in data
+    assert parse_opml(data) == [
+        OPMLFeed("https://a.example/feed", "A & B <news>", ("naval", "uk")),
+        OPMLFeed("https://c.example/rss", "https://c.example/rss", ()),
+    ]
+
+
+def test_yaml_edit_keeps_comments_order_and_skips_present_feeds() -> None:
+    edit = add_feeds_to_yaml(FEEDS_YAML, parse_opml(READER_EXPORT))
+    assert [feed.name for feed in edit.added] == ["Harbour Watch", "Loose"]
+    assert [feed.name for feed in edit.skipped] == ["Skyline"]
+    assert edit.text.startswith(FEEDS_YAML)  # everything before is untouched, byte for byte
+    assert edit.text[len(FEEDS_YAML) :] == (
+        "  - name: Harbour Watch\n"
+        "    url: https://harbour.example/feed/\n"
+        "    tags: [Naval]\n"
+        "  - name: Loose\n"
+        "    url: http://loose.example/atom\n"
+    )
+
+
+def test_yaml_edit_creates_the_feeds_list_when_missing() -> None:
+    edit = add_feeds_to_yaml("settings:\n  feed_limit: 5\n", [OPMLFeed("https://x.example/", "X")])
+    assert edit.text == "settings:\n  feed_limit: 5\nfeeds:\n- name: X\n  url: https://x.example/\n"
+
+
+def test_import_opml_command_edits_feeds_yaml(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text(FEEDS_YAML)
+    export = tmp_path / "export.opml"
+    export.write_bytes(READER_EXPORT)
+    runner = CliRunner()
+
+    dry = runner.invoke(cli, ["--config", str(config), "import-opml", str(export), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would add: Harbour Watch" in dry.output
+    assert config.read_text() == FEEDS_YAML
+
+    result = runner.invoke(cli, ["--config", str(config), "import-opml", str(export)])
+    assert result.exit_code == 0, result.output
+    assert "2 added, 1 already present" in result.output
+    assert [feed.name for feed in load_config(config).feeds] == [
+        "Skyline", "Wire", "Harbour Watch", "Loose",
+    ]  # fmt: skip
+    assert "# The first outlet." in config.read_text()
+
+    again = runner.invoke(cli, ["--config", str(config), "import-opml", str(export)])
+    assert "0 added, 3 already present" in again.output
+
+
+def test_import_opml_refuses_a_bad_file_and_leaves_feeds_yaml_alone(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text(FEEDS_YAML)
+    export = tmp_path / "bad.opml"
+    export.write_bytes(b"<!DOCTYPE opml><opml/>")
+    result = CliRunner().invoke(cli, ["--config", str(config), "import-opml", str(export)])
+    assert result.exit_code == 1 and "DTD" in result.output
+    assert config.read_text() == FEEDS_YAML
+    assert sorted(tmp_path.iterdir()) == sorted([config, export])  # no temporary left

@@ -1,0 +1,202 @@
+"""Story clustering on small, invented defence-news cases whose grouping is known.
+
+tests/data/events/cases.json holds write-ups by different outlets of the same events
+(a frigate commissioning, a tank contract, an air strike), events of the same kind
+that must stay apart (two frigates, two tank deals, two strikes in one province in one
+week), and a wire copy republished with an editor's note and a credit line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aggregator import clusterer
+from aggregator.config import FeedSource, Settings
+from aggregator.storage import NewArticle, Storage
+from aggregator.stories import (
+    StoryNotFound,
+    add_article_to_story,
+    merge_by_admin,
+    split_article,
+)
+
+CASES: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "data/events/cases.json").read_text()
+)
+START = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+OUTLETS = sorted({case["outlet"] for case in CASES})
+SETTINGS = Settings()
+
+
+def feed_url(outlet: str) -> str:
+    return f"https://{outlet.lower().replace(' ', '-')}.test/feed"
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[Storage]:
+    opened = Storage.open(tmp_path / "stories.db")
+    opened.sync_feeds(
+        [FeedSource(url=feed_url(outlet), name=outlet, priority=0) for outlet in OUTLETS], START
+    )
+    yield opened
+    opened.close()
+
+
+def make_article(storage: Storage, case: dict[str, Any], hours: float | None = None) -> NewArticle:
+    moment = START + timedelta(hours=case["hours"] if hours is None else hours)
+    fingerprint = clusterer.fingerprint(case["text"])
+    url = f"https://{case['outlet'].lower().replace(' ', '-')}.test/{case['id']}"
+    return NewArticle(
+        feed_id=storage.feed_state(feed_url(case["outlet"])).id,
+        entry_key=url, guid=None, url=url, canonical_url=url, title=case["title"],
+        author=None, summary="", feed_content="", text=case["text"],
+        html=f"<p>{case['text']}</p>", image=None, published_at=moment, fetched_at=moment,
+        extraction_status="extracted", extraction_note="",
+        signature=fingerprint.signature if fingerprint else None,
+        bands=fingerprint.bands if fingerprint else (),
+    )  # fmt: skip
+
+
+def add(storage: Storage, case: dict[str, Any], hours: float | None = None) -> Any:
+    article = make_article(storage, case, hours)
+    with storage.transaction():
+        return add_article_to_story(
+            storage, article, SETTINGS, new_story_id=clusterer.new_story_id("t", article.url)
+        )
+
+
+def test_each_event_becomes_exactly_one_story(storage: Storage) -> None:
+    placed = {case["id"]: add(storage, case) for case in CASES}
+    by_story: dict[str, set[str]] = defaultdict(set)
+    for case in CASES:
+        story = storage.resolve_story_id(placed[case["id"]].story_id)
+        assert story is not None
+        by_story[story].add(case["event"])
+    assert all(len(events) == 1 for events in by_story.values()), by_story
+    assert len(by_story) == len({case["event"] for case in CASES})
+
+
+def test_copies_and_independent_reports_are_told_apart(storage: Storage) -> None:
+    placed = {case["id"]: add(storage, case) for case in CASES}
+    assert placed["depot-strike-republished"].method == "near-duplicate"
+    assert placed["depot-strike-skyline"].method == "related"
+    assert placed["stormcrest-harbour"].method == "related"
+    assert placed["windrider-harbour"].method == "new"  # same kind of event, other ship
+    assert placed["bastion-frontier"].method == "new"  # same week, other tank deal
+    assert placed["bridge-strike-wire"].method == "new"  # same province, other strike
+    story = storage.published_stories(100)
+    depot = next(s for s in story if "Velgrad" in s.title)
+    relations = {source.feed_name: source.relation for source in depot.sources}
+    assert relations == {
+        "Carrow Wire": "lead",
+        "Skyline Defence": "related",
+        "Frontier Post": "duplicate",
+    }
+
+
+def test_related_scores_are_recorded_for_explain(storage: Storage) -> None:
+    placed = {case["id"]: add(storage, case) for case in CASES}
+    members = storage.story_members(placed["stormcrest-wire"].story_id)
+    methods = {member["feed_name"]: (member["method"], member["score"]) for member in members}
+    assert methods["Carrow Wire"] == ("new", None)
+    assert methods["Harbour Watch"][0] == "related"
+    assert SETTINGS.clustering.join_threshold <= methods["Harbour Watch"][1] <= 1.0
+
+
+def test_a_story_closes_after_its_window(storage: Storage) -> None:
+    first, second = (case for case in CASES if case["event"] == "windrider")
+    opened = add(storage, first)
+    late = add(storage, second, hours=first["hours"] + 72 + 1)
+    assert late.method == "new" and late.story_id != opened.story_id
+
+
+def test_an_article_that_fits_two_stories_merges_them_into_the_older(storage: Storage) -> None:
+    wire, harbour, skyline = (case for case in CASES if case["event"] == "stormcrest")
+    # Two reports that (with a strict join threshold) start separate stories ...
+    strict = Settings.model_validate({"clustering": {"join_threshold": 0.99}})
+    stories = []
+    for case in (wire, harbour):
+        article = make_article(storage, case)
+        with storage.transaction():
+            stories.append(
+                add_article_to_story(storage, article, strict, new_story_id=case["id"]).story_id
+            )
+    assert stories == ["stormcrest-wire", "stormcrest-harbour"]
+    # ... and a third that matches both shows they are one event.
+    loose = Settings.model_validate({"clustering": {"join_threshold": 0.2, "merge_threshold": 0.2}})
+    article = make_article(storage, skyline)
+    with storage.transaction():
+        placed = add_article_to_story(storage, article, loose, new_story_id="x")
+    assert placed.story_id == "stormcrest-wire" and placed.merged == ("stormcrest-harbour",)
+    assert storage.resolve_story_id("stormcrest-harbour") == "stormcrest-wire"
+    assert storage.story_aliases("stormcrest-wire") == ["stormcrest-harbour"]
+    assert [s.id for s in storage.published_stories(10)] == ["stormcrest-wire"]
+    assert len(storage.published_stories(10)[0].sources) == 3
+
+
+def test_the_lead_follows_feed_priority_then_completeness(storage: Storage) -> None:
+    storage.sync_feeds(
+        [
+            FeedSource(
+                url=feed_url(outlet), name=outlet, priority=5 if outlet == "Skyline Defence" else 0
+            )
+            for outlet in OUTLETS
+        ],
+        START,
+    )
+    for case in CASES:
+        if case["event"] == "stormcrest":
+            add(storage, case)
+    story = storage.published_stories(10)[0]
+    assert story.sources[0].feed_name == "Skyline Defence"
+    assert story.title == "Aldoria commissions anti-submarine frigate Stormcrest"
+
+
+def test_admin_split_and_merge_are_remembered(storage: Storage) -> None:
+    placed = {case["id"]: add(storage, case) for case in CASES if case["event"] == "kestrel"}
+    url = "https://frontier-post.test/kestrel-frontier"
+    with storage.transaction():
+        old, new = split_article(storage, url, START + timedelta(days=3))
+    assert old == placed["kestrel-wire"].story_id and new != old
+    assert storage.story_urls(new) == {url}
+    with storage.transaction():  # an automatic merge must not undo the admin's split
+        from aggregator.stories import merge_stories
+
+        assert merge_stories(storage, old, new, START + timedelta(days=3)) is None
+    with storage.transaction():  # but the admin can merge again on purpose
+        survivor = merge_by_admin(storage, old, new, START + timedelta(days=4))
+    assert survivor in {old, new}
+    with pytest.raises(StoryNotFound):
+        merge_by_admin(storage, old, "no-such-story", START)
+
+
+def test_event_terms_weigh_title_and_names_over_body_words() -> None:
+    terms = clusterer.event_terms(
+        "Navy commissions Stormcrest", "Navy commissions Stormcrest. The ship sailed " * 3
+    )
+    assert terms["stormcrest"] > terms["ship"]
+    assert "the" not in terms
+
+
+def test_place_article_needs_the_threshold_and_reports_merges() -> None:
+    article = {"stormcrest": 0.8, "kelvik": 0.6}
+    centroids = {
+        "a": {"stormcrest": 1.0, "kelvik": 1.0},
+        "b": {"stormcrest": 1.0},
+        "c": {"tank": 1.0},
+    }
+    placement = clusterer.place_article(
+        article, centroids, {}, 10, join_threshold=0.5, merge_threshold=0.7
+    )
+    assert placement.story_id == "a" and [story for story, _ in placement.also] == ["b"]
+    none = clusterer.place_article(
+        article, {"c": {"tank": 1.0}}, {}, 10, join_threshold=0.5, merge_threshold=0.7
+    )
+    assert none.story_id is None and none.score == 0.0
