@@ -112,6 +112,8 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
     for outcome in outcomes:
         if outcome.status == "failed":
             click.echo(f"  failed: {outcome.name} ({outcome.url}): {outcome.error}")
+        if outcome.moved_to:
+            click.echo(f"  moved: {outcome.name}: now {outcome.moved_to}; update feeds.yaml")
 
 
 @cli.command("check-config")
@@ -135,10 +137,26 @@ def check_config(ctx: click.Context) -> None:
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="Stories (default: feed_limit)."
 )
+@click.option("--tag", "tags", multiple=True, help="Only stories with this tag (repeatable).")
+@click.option("--source", "sources", multiple=True, help="Only stories this feed carried.")
+@click.option("-q", "--query", default="", help="Only stories matching this full-text search.")
+@click.option(
+    "--min-sources", type=click.IntRange(min=1), default=1, help="Only stories N+ outlets carried."
+)
 @click.pass_context
-def feed(ctx: click.Context, fmt: str, limit: int | None) -> None:
-    """Print the merged feed to stdout (and nothing else). Any --limit works, for export."""
-    from aggregator.output import render_from_storage
+def feed(
+    ctx: click.Context,
+    fmt: str,
+    limit: int | None,
+    tags: tuple[str, ...],
+    sources: tuple[str, ...],
+    query: str,
+    min_sources: int,
+) -> None:
+    """Print the merged feed to stdout (and nothing else). Any --limit works, for export;
+    the filters are those of the HTTP slices (?tag=, ?source=, ?q=, ?min_sources=)."""
+    from aggregator.models import StoryFilter
+    from aggregator.output import FeedQuery, render_from_storage
     from aggregator.storage import Storage
 
     config = _load(ctx)
@@ -146,9 +164,15 @@ def feed(ctx: click.Context, fmt: str, limit: int | None) -> None:
         storage = Storage.open(config.database_path)
     except StorageError as exc:
         _fail(str(exc))
+    story_filter = StoryFilter(tags, sources, query, min_sources)
+    slice_query = FeedQuery(
+        limit or config.settings.feed_limit,
+        default_limit=config.settings.feed_limit,
+        story_filter=story_filter,
+    )
     try:
         rendered = render_from_storage(
-            storage, config.settings, fmt, limit or config.settings.feed_limit
+            storage, config.settings, fmt, slice_query.limit, slice_query
         )
     finally:
         storage.close()
@@ -298,6 +322,15 @@ def demo(port: int) -> None:
             click.echo(f"  {config.settings.base_url}{path}")
         click.echo("Press Ctrl-C to stop.")
         run_daemon(config)
+
+
+def _register_subgroups() -> None:
+    from aggregator.cli_stories import stories
+
+    cli.add_command(stories)
+
+
+_register_subgroups()
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import functools
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,10 +233,14 @@ def idf(term: str, df: Mapping[str, int], documents: int) -> float:
     return PRIOR_SHARE * background_idf(term) + (1.0 - PRIOR_SHARE) * corpus
 
 
-def weigh(terms: Mapping[str, float], df: Mapping[str, int], documents: int) -> dict[str, float]:
+def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> dict[str, float]:
+    """The IDF of each term, computed once per article (the hot loops only look it up)."""
+    return {term: idf(term, df, documents) for term in terms}
+
+
+def weigh(terms: Mapping[str, float], idf_of: Mapping[str, float]) -> dict[str, float]:
     """TF-IDF vector of ``terms``, scaled to unit length."""
-    vector = {term: value * idf(term, df, documents) for term, value in terms.items()}
-    return _unit(vector)
+    return _unit({term: value * idf_of[term] for term, value in terms.items()})
 
 
 def normalized(terms: Mapping[str, float]) -> dict[str, float]:
@@ -254,22 +258,39 @@ def top_terms(vector: Mapping[str, float], count: int) -> list[str]:
     return [term for term, _ in sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))[:count]]
 
 
+@dataclass(frozen=True)
+class StoryProfile:
+    """What placing an article needs of one candidate story: the centroid weights of
+    the article's own terms (the others add nothing to a dot product) and the norm of
+    the whole IDF-weighted centroid, kept up to date whenever the story grows."""
+
+    shared: Mapping[str, float]
+    norm: float
+
+
+def centroid_norm(centroid: Mapping[str, float], idf_of: Mapping[str, float]) -> float:
+    """Length of a centroid once weighted by IDF (stored with the story)."""
+    return math.sqrt(sum((weight * idf_of[term]) ** 2 for term, weight in centroid.items()))
+
+
 def story_similarity(
-    article: Mapping[str, float],
-    centroid: Mapping[str, float],
-    df: Mapping[str, int],
-    documents: int,
+    article: Mapping[str, float], profile: StoryProfile, idf_of: Mapping[str, float]
 ) -> float:
-    """Cosine between an article's TF-IDF vector and a story's centroid, weighted now."""
-    weighted = weigh(centroid, df, documents)
-    return sum(value * weighted.get(term, 0.0) for term, value in article.items())
+    """Cosine between an article's TF-IDF vector and a story's IDF-weighted centroid."""
+    if profile.norm <= 0:
+        return 0.0
+    dot = sum(
+        value * weight * idf_of[term]
+        for term, value in article.items()
+        if (weight := profile.shared.get(term))
+    )
+    return dot / profile.norm
 
 
 def place_article(
     article: Mapping[str, float],
-    centroids: Mapping[str, Mapping[str, float]],
-    df: Mapping[str, int],
-    documents: int,
+    profiles: Mapping[str, StoryProfile],
+    idf_of: Mapping[str, float],
     *,
     join_threshold: float,
     merge_threshold: float,
@@ -280,8 +301,8 @@ def place_article(
     article shows they are the same event, and the caller merges them.
     """
     scored = sorted(
-        ((story_similarity(article, centroid, df, documents), story_id)
-         for story_id, centroid in centroids.items()),
+        ((story_similarity(article, profile, idf_of), story_id)
+         for story_id, profile in profiles.items()),
         key=lambda pair: (-pair[0], pair[1]),
     )  # fmt: skip
     if not scored or scored[0][0] < join_threshold:
@@ -292,19 +313,16 @@ def place_article(
     return Placement(best_story, round(best_score, 3), also)
 
 
-def grown_centroid(
-    centroid: Mapping[str, float],
-    added: Mapping[str, float],
-    df: Mapping[str, int],
-    documents: int,
-) -> tuple[dict[str, float], list[str]]:
+def grown_centroid(centroid: Mapping[str, float], added: Mapping[str, float]) -> dict[str, float]:
     """A story centroid with one more member's unit vector (or another centroid) added,
-    pruned to its heaviest terms, and the story's distinctive terms for the index."""
+    pruned to its heaviest terms."""
     grown = dict(centroid)
     for term, weight in added.items():
         grown[term] = grown.get(term, 0.0) + weight
-    kept = dict(sorted(grown.items(), key=lambda kv: (-kv[1], kv[0]))[:STORY_PROFILE_TERMS])
-    keys = top_terms(
-        {term: w * idf(term, df, documents) for term, w in kept.items()}, STORY_KEY_TERMS
-    )
-    return kept, keys
+    return dict(sorted(grown.items(), key=lambda kv: (-kv[1], kv[0]))[:STORY_PROFILE_TERMS])
+
+
+def index_keys(centroid: Mapping[str, float], idf_of: Mapping[str, float]) -> list[str]:
+    """A story's most distinctive terms: its entries in the inverted index."""
+    weighted = {term: weight * idf_of[term] for term, weight in centroid.items()}
+    return top_terms(weighted, STORY_KEY_TERMS)

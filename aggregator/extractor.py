@@ -34,6 +34,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urljoin
 
 import lxml.etree
 import lxml.html
@@ -106,7 +107,7 @@ def extract_article(
         with _time_limit(options.time_limit):
             return _extract(page[: options.max_bytes], url, options)
     except ExtractTimeout:
-        log.warning("extraction of %s passed %.0f s; skipped", url, options.time_limit)
+        log.warning("extraction of %s passed %g s; skipped", url, options.time_limit)
         return None
     except Exception:  # trafilatura has no error contract; a bad page must not kill a worker
         log.warning("extraction failed on %s", url, exc_info=True)
@@ -124,18 +125,28 @@ def _extract(page: bytes | str, url: str, options: ExtractOptions) -> Article | 
     source, first_step = _kept_blocks(tree, options.keep), STEP_PRECISION
     if source is not tree:
         first_step = STEP_SELECTORS
-    page_chars = _paragraph_chars(tree)
+    facts = _PageFacts(_paragraph_chars(tree), _anchor_texts(tree))
     first = _run_trafilatura(source, url, options, favor="precision", metadata=True)
     chosen, step = first, first_step
-    if not _plausible(first, page_chars):
+    doubt = _doubt(first, facts)
+    if doubt:
         second = _run_trafilatura(source, url, options, favor="recall", metadata=first is None)
+        second_doubt = _doubt(second, facts)
         if second is not None and (
-            _plausible(second, page_chars) or first is None or len(second[1]) > len(first[1])
+            not second_doubt or first is None or len(second[1]) > len(first[1])
         ):
-            chosen, step = second, STEP_RECALL
+            chosen, step, doubt = second, STEP_RECALL, second_doubt
     if chosen is None:
         return None
-    return _article(chosen, first, tree, url, step, options)
+    _trim_trailing_links(chosen[2], facts.anchor_texts)
+    _trim_leading_title(chosen[2], (first or chosen)[0].title)
+    return replace(_article(chosen, first, tree, url, step, options), doubt=doubt)
+
+
+@dataclass(frozen=True)
+class _PageFacts:
+    paragraph_chars: int  # paragraph text on the whole page: what an article could be
+    anchor_texts: frozenset[str]  # the page's link texts, to spot lists of links
 
 
 def _run_trafilatura(
@@ -158,16 +169,59 @@ def _run_trafilatura(
     return (document, text, body) if text else None
 
 
-def _plausible(result: tuple[Document, str, Any] | None, page_chars: int) -> bool:
-    """Whether an extraction looks like the article rather than a stub or a wall."""
+def _trim_trailing_links(body: Any, anchor_texts: frozenset[str]) -> None:
+    """Drop blocks at the end of the body that are nothing but a link of the page.
+
+    Related-story and tag links after the article survive favor_precision when
+    they sit in the article's container; a paragraph of the article is never
+    exactly one link's text.
+    """
+    for block in reversed(list(body)):
+        items = list(block.iter("li")) or [block]
+        texts = [" ".join(item.text_content().split()) for item in items]
+        if any(text and text not in anchor_texts for text in texts):
+            return
+        block.drop_tree()
+
+
+def _trim_leading_title(body: Any, title: str | None) -> None:
+    """Drop the page's headline when the body starts with it: the feed item has it."""
+    title = " ".join((title or "").split()).casefold()
+    if not title:
+        return
+    for block in list(body)[:3]:
+        text = " ".join(block.text_content().split()).casefold()
+        if text and _is_headline(text, title):
+            block.drop_tree()  # keeps its tail text, unlike remove()
+            return
+
+
+def _is_headline(text: str, title: str) -> bool:
+    """The page's title, whole, cut short, or with the site's name or a section around it."""
+    if text == title or (len(text) > 20 and title.startswith(text)):
+        return True
+    if len(text) > len(title) + 40:
+        return False
+    words, title_words = set(re.findall(r"\w+", text)), set(re.findall(r"\w+", title))
+    shared = len(words & title_words)
+    return len(title_words) >= 4 and shared >= 0.8 * max(len(words), len(title_words))
+
+
+def _doubt(result: tuple[Document, str, Any] | None, page: _PageFacts) -> str:
+    """Why an extraction does not look like the article (a stub, links, a wall), or ""."""
     if result is None:
-        return False
-    _, text, body = result
-    if len(text) < _MIN_PLAUSIBLE_CHARS or len(text) < _MIN_SHARE_OF_PAGE * page_chars:
-        return False
-    if _link_chars(body) > _MAX_LINK_SHARE * len(text):
-        return False
-    return not (len(text) < 1000 and len(_WALL_WORDS.findall(text)) >= 2)
+        return "no main text found"
+    text = result[1]
+    if len(text) < _MIN_PLAUSIBLE_CHARS:
+        return f"too short ({len(text)} chars)"
+    if len(text) < _MIN_SHARE_OF_PAGE * page.paragraph_chars:
+        return f"too short for the page ({len(text)} of {page.paragraph_chars} chars)"
+    lines = text.splitlines()
+    if sum(len(line) for line in lines if line in page.anchor_texts) > _MAX_LINK_SHARE * len(text):
+        return "mostly link text"
+    if len(text) < 1000 and len(_WALL_WORDS.findall(text)) >= 2:
+        return "a paywall or cookie wall"
+    return ""
 
 
 def _article(
@@ -183,7 +237,7 @@ def _article(
     located = _locate_paragraphs(body, tree)
     _restore_inline_markup(body, located)
     _append_split_blocks(body, located)
-    _place_images(body, located)
+    _place_images(body, located, url)
     html = _inner_html(body)
     text = html_to_text(html)
     return Article(
@@ -192,7 +246,7 @@ def _article(
         title=meta.title or None,
         author=meta.author or None,
         date=meta.date or None,
-        image=meta.image or None,
+        image=urljoin(url, meta.image) if meta.image else None,
         sitename=meta.sitename or None,
         description=meta.description or None,
         language=_language(tree, text, options),
@@ -239,8 +293,8 @@ def _paragraph_chars(tree: Any) -> int:
     return sum(len(" ".join(p.text_content().split())) for p in tree.iter("p"))
 
 
-def _link_chars(body: Any) -> int:
-    return sum(len(" ".join(a.text_content().split())) for a in body.iter("a"))
+def _anchor_texts(tree: Any) -> frozenset[str]:
+    return frozenset(" ".join(a.text_content().split()) for a in tree.iter("a"))
 
 
 # --- the article split into sibling blocks ---------------------------------------------
@@ -336,11 +390,13 @@ def _append_block(body: Any, block: Any, seen: set[str]) -> None:
 # Lazy-loading pages keep the real picture in a data- attribute and a placeholder in src.
 _IMAGE_SOURCES = ("data-src", "data-lazy-src", "data-original", "src")
 _PLACEHOLDER = re.compile(r"placeholder|blank\.|spacer|pixel\.|lazy[_-]?load", re.IGNORECASE)
+# Site chrome that sits inside the article's block on some pages.
+_CHROME_IMAGE = re.compile(r"logo|icon|avatar|sprite|button|badge", re.IGNORECASE)
 _MAX_IMAGES = 20
 _MIN_IMAGE_SIDE = 100  # pixels, when the page says: smaller ones are icons and pixels
 
 
-def _place_images(body: Any, located: dict[str, Any]) -> None:
+def _place_images(body: Any, located: dict[str, Any], url: str) -> None:
     """Put the article's own images back, before the paragraph each one precedes.
 
     An image counts when it sits, in the page, inside the smallest block holding all
@@ -357,7 +413,7 @@ def _place_images(body: Any, located: dict[str, Any]) -> None:
     placed: dict[str, list[Any]] = {}
     for element in region.iter():
         if element.tag == "img":
-            pending.extend(_figure(element))
+            pending.extend(_figure(element, url))
         elif id(element) in targets and pending:
             placed[targets[id(element)]] = pending[:_MAX_IMAGES]
             pending = []
@@ -375,14 +431,28 @@ def _common_ancestor(elements: list[Any]) -> Any:
     return common[0] if common else None
 
 
-def _figure(img: Any) -> list[Any]:
+def _figure(img: Any, url: str) -> list[Any]:
     sources = (img.get(name) or "" for name in _IMAGE_SOURCES)
     src = next((src for src in sources if src and not _PLACEHOLDER.search(src)), "")
-    if not src.startswith(("http://", "https://")) or _is_small(img):
+    src = urljoin(url, src.strip()) if src and not src.startswith("data:") else ""
+    if not src.startswith(("http://", "https://")) or _CHROME_IMAGE.search(src):
+        return []
+    if _is_small(img) or _in_ad(img):
         return []
     figure = lxml.etree.Element("figure")
     lxml.etree.SubElement(figure, "img", src=src, alt=img.get("alt") or "")
     return [figure]
+
+
+_AD_BLOCK = re.compile(r"(^|[\s_-])(ad|ads|advert\w*|sponsor\w*|promo\w*)($|[\s_-])", re.I)
+
+
+def _in_ad(img: Any) -> bool:
+    """Whether the image sits in an advertising or promotion block."""
+    for element in img.iterancestors():
+        if _AD_BLOCK.search(f"{element.get('class', '')} {element.get('id', '')}"):
+            return True
+    return False
 
 
 def _is_small(img: Any) -> bool:
@@ -500,11 +570,16 @@ def choose_body(
     if not html_to_text(feed_html):
         feed_html, feed_step = entry.summary_html, STEP_FEED_SUMMARY
     feed_text = html_to_text(feed_html)
-    if article is not None and (
-        len(article.text) >= min_chars or len(article.text) > len(feed_text)
+    doubtful = article is not None and bool(article.doubt) and bool(feed_text)
+    if (
+        article is not None
+        and not doubtful
+        and (len(article.text) >= min_chars or len(article.text) > len(feed_text))
     ):
         return ChosenBody(article.text, article.html, EXTRACTED, step=article.step)
-    if article is not None:
+    if article is not None and article.doubt:
+        reason = reason or f"the page's text looks wrong: {article.doubt}"
+    elif article is not None:
         reason = reason or f"extracted text too short ({len(article.text)} chars)"
     reason = reason or "no main text found on the page"
     if feed_text:

@@ -176,6 +176,7 @@ def m004_story_clustering(db: Database) -> None:
         CREATE INDEX story_keys_story ON story_keys (story_id);
         ALTER TABLE stories ADD COLUMN last_member_at TEXT;   -- bounds the joining window
         ALTER TABLE stories ADD COLUMN merged_into TEXT;      -- alias: this id now redirects
+        ALTER TABLE stories ADD COLUMN centroid_norm REAL NOT NULL DEFAULT 0;  -- IDF-weighted
         CREATE INDEX stories_open ON stories (last_member_at) WHERE merged_into IS NULL;
         ALTER TABLE articles ADD COLUMN copy_of INTEGER;      -- first article of its copy group
         ALTER TABLE feeds ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;

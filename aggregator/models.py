@@ -73,6 +73,7 @@ class Article:
     description: str | None = None
     language: str | None = None  # ISO 639-1: the feed's setting, the page's, or detected
     step: str = "precision"  # the extraction step that produced the text
+    doubt: str = ""  # why the text does not look like the article ("" when it does)
 
 
 @dataclass(frozen=True)

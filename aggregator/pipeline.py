@@ -49,7 +49,7 @@ from aggregator.fetcher import (
 )
 from aggregator.models import Article, Entry, FetchResult, ParsedFeed
 from aggregator.output import write_feed_files
-from aggregator.parser import parse_feed
+from aggregator.parse_pool import ParsePool
 from aggregator.publisher import FEED_PATHS
 from aggregator.sanitize import sanitize_html
 from aggregator.schedule import (
@@ -102,6 +102,7 @@ class PipelineContext:
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], datetime] = utc_now
     rand: Callable[[], float] = random.random  # jitter; tests pass a constant
+    parser: ParsePool = field(default_factory=lambda: ParsePool(0))  # big feeds off-thread
     published_version: str = ""  # content version the WebSub hub last heard about
 
     @property
@@ -114,18 +115,21 @@ class PipelineContext:
         cls, config: Config, storage: Storage, *, workers: int | None = None
     ) -> PipelineContext:
         settings = config.settings
+        processes = settings.worker_count if workers is None else workers
         return cls(
             config=config,
             storage=storage,
             feed_client=make_client(settings, guard=False),
             page_client=make_client(settings, guard=True),
-            pool=ExtractionPool(settings.worker_count if workers is None else workers),
+            pool=ExtractionPool(processes),
+            parser=ParsePool(processes),
         )
 
     def close(self) -> None:
         self.feed_client.close()
         self.page_client.close()
         self.pool.close()
+        self.parser.close()
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,9 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
         if ctx.stop.is_set():  # stop between units of work; in-flight fetches end soon
             break
         outcomes.append(_store_safely(ctx, fetched, states[fetched.source.url]))
-    return outcomes
+    # Stored as they arrived; reported in the order asked for, as before.
+    order = {source.url: index for index, source in enumerate(sources)}
+    return sorted(outcomes, key=lambda outcome: order[outcome.url])
 
 
 def _still_gone(state: FeedState) -> RefreshOutcome:
@@ -234,7 +240,7 @@ def _fetch_unless_unchanged(ctx: PipelineContext, source: FeedSource, state: Fee
         body = _body_facts(result.content)
         if body.content_hash == state.content_hash:  # same bytes, new ETag (or none)
             return _Fetched(source, result=result, body=body)
-        parsed = parse_feed(result, now=ctx.clock())
+        parsed = ctx.parser.parse(result, now=ctx.clock())
         return _Fetched(source, result=result, parsed=parsed, body=body)
     except AggregatorError as exc:
         return _Fetched(source, error=exc)

@@ -138,7 +138,8 @@ def display_title(story: PublishedStory, meta: FeedMeta) -> str:
 
 def story_html(story: PublishedStory) -> str:
     """The item body: the lead's HTML (or its escaped text), the lead's credit, then
-    "Also reported by" with every other article of the story linked."""
+    "Also reported by" (independent reports) and "Republished by" (copies of the same
+    article), every other article of the story linked."""
     body = story.content_html or escape_text_as_html(story.content_text or story.summary)
     return body + _credits_html(story.sources)
 
@@ -149,10 +150,17 @@ def _credits_html(sources: Sequence[StorySource]) -> str:
     lead = next((source for source in sources if source.relation == "lead"), sources[0])
     credit = f"<hr><p>Source: {_source_line(lead)}</p>"
     others = [source for source in sources if source is not lead]
-    if not others:
-        return credit
-    items = "".join(f"<li>{_source_line(source)}</li>" for source in others)
-    return f"{credit}<h3>Also reported by</h3><ul>{items}</ul>"
+    # Independent reports of the event first, then copies of the lead's article.
+    related = [source for source in others if source.relation != "duplicate"]
+    copies = [source for source in others if source.relation == "duplicate"]
+    return credit + _source_list("Also reported by", related) + _source_list("Republished by", copies)
+
+
+def _source_list(heading: str, sources: Sequence[StorySource]) -> str:
+    if not sources:
+        return ""
+    items = "".join(f"<li>{_source_line(source)}</li>" for source in sources)
+    return f"<h3>{heading}</h3><ul>{items}</ul>"
 
 
 def _source_line(source: StorySource) -> str:

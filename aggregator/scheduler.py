@@ -1,9 +1,13 @@
 """The scheduler: when to run the pipeline. It holds no pipeline logic itself.
 
 One APScheduler interval job ("refresh") wakes up every ``TICK`` and refreshes the
-feeds that storage says are due; each feed's own interval (and later its backoff)
-lives in its ``next_check_at`` column, Miniflux-style. ``max_instances=1`` and
-``coalesce=True`` mean a slow refresh is never run twice at once nor replayed.
+feeds that storage says are due. When each feed is due lives in its ``next_check_at``
+column, Miniflux-style, computed after every fetch by the pure rules of
+:mod:`aggregator.schedule` (interval, the publisher's ttl/Cache-Control/Expires/
+Retry-After, backoff, jitter); a feed stopped by 410 Gone is never due. The politeness
+limits (per host, overall) are applied by the pipeline's fetcher, not here.
+``max_instances=1`` and ``coalesce=True`` mean a slow refresh is never run twice at
+once nor replayed.
 """
 
 from __future__ import annotations

@@ -58,6 +58,8 @@ class CachedBody:
     etag: str  # quoted, strong; the gzip variant appends -gzip inside the quotes
     last_modified: datetime
     content_type: str
+    last_modified_header: str = ""
+    gzip_etag: str = ""
 
     @classmethod
     def of(cls, body: bytes, last_modified: datetime, content_type: str) -> CachedBody:
@@ -65,11 +67,15 @@ class CachedBody:
         gzipped = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
         # HTTP dates have whole seconds; compare If-Modified-Since at that precision.
         moment = last_modified.astimezone(UTC).replace(microsecond=0)
-        return cls(body, gzipped, f'"{digest}"', moment, content_type)
-
-    @property
-    def gzip_etag(self) -> str:
-        return self.etag[:-1] + '-gzip"'
+        return cls(
+            body,
+            gzipped,
+            f'"{digest}"',
+            moment,
+            content_type,
+            last_modified_header=format_datetime(moment, usegmt=True),
+            gzip_etag=f'"{digest}-gzip"',
+        )
 
 
 class FeedCache:
@@ -174,7 +180,7 @@ def cached_response(
     use_gzip = _accepts_gzip(request)
     headers = {
         "ETag": cached.gzip_etag if use_gzip else cached.etag,
-        "Last-Modified": format_datetime(cached.last_modified, usegmt=True),
+        "Last-Modified": cached.last_modified_header,
         "Cache-Control": f"public, max-age={max_age}",
         "Vary": "Accept-Encoding",
         "X-Content-Type-Options": "nosniff",

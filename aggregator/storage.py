@@ -606,9 +606,8 @@ class Storage(StoryIndexStorage):
     def data_version(self) -> int:
         """SQLite's counter of commits made by *other* connections: a cheap "did
         anything change since I last looked" check before the real one."""
-        row = self._one("PRAGMA data_version")
-        assert row is not None
-        return int(next(iter(row.values())))
+        # Asked on every feed request: the raw cursor, without sqlite-utils' row dicts.
+        return int(self.db.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def content_version(self) -> str:
         """Changes whenever anything published could have changed (cache key)."""

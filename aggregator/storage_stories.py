@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from aggregator.clusterer import StoryProfile
+
 DOCUMENTS = "documents"  # corpus_stats counter: articles counted into term_stats
 
 
@@ -83,23 +85,47 @@ class StoryIndexStorage:
         )
         return [row["story_id"] for row in rows]
 
-    def story_centroids(self, story_ids: Sequence[str]) -> dict[str, dict[str, float]]:
-        centroids: dict[str, dict[str, float]] = {story_id: {} for story_id in story_ids}
+    def story_profiles(
+        self, story_ids: Sequence[str], terms: Sequence[str]
+    ) -> dict[str, StoryProfile]:
+        """For each story: its centroid weights of ``terms`` and its stored norm."""
         if not story_ids:
-            return centroids
+            return {}
         rows = self._rows(
-            f"SELECT story_id, term, weight FROM story_terms"
-            f" WHERE story_id IN ({_placeholders(story_ids)})",
+            f"SELECT id, centroid_norm FROM stories WHERE id IN ({_placeholders(story_ids)})",
             list(story_ids),
         )
-        for row in rows:
-            centroids[row["story_id"]][row["term"]] = row["weight"]
-        return centroids
+        shared: dict[str, dict[str, float]] = {row["id"]: {} for row in rows}
+        for start in range(0, len(terms), 500):
+            chunk = list(terms[start : start + 500])
+            cursor = self.db.conn.execute(
+                f"SELECT story_id, term, weight FROM story_terms"
+                f" WHERE story_id IN ({_placeholders(story_ids)})"
+                f" AND term IN ({_placeholders(chunk)})",
+                [*story_ids, *chunk],
+            )
+            for story_id, term, weight in cursor:
+                shared[story_id][term] = weight
+        return {row["id"]: StoryProfile(shared[row["id"]], row["centroid_norm"]) for row in rows}
+
+    def story_centroid(self, story_id: str) -> tuple[dict[str, float], dict[str, int]]:
+        """A story's whole centroid, with the document frequency of each of its terms."""
+        cursor = self.db.conn.execute(
+            "SELECT st.term, st.weight, COALESCE(ts.df, 0) FROM story_terms st"
+            " LEFT JOIN term_stats ts ON ts.term = st.term WHERE st.story_id = ?",
+            [story_id],
+        )
+        centroid: dict[str, float] = {}
+        df: dict[str, int] = {}
+        for term, weight, frequency in cursor:
+            centroid[term] = weight
+            df[term] = frequency
+        return centroid, df
 
     def save_story_profile(
-        self, story_id: str, centroid: Mapping[str, float], keys: Sequence[str]
+        self, story_id: str, centroid: Mapping[str, float], keys: Sequence[str], norm: float
     ) -> None:
-        """Replace a story's centroid and its index keys."""
+        """Replace a story's centroid, its index keys and its norm."""
         self.db.execute("DELETE FROM story_terms WHERE story_id = ?", [story_id])
         self.db.execute("DELETE FROM story_keys WHERE story_id = ?", [story_id])
         self.db.conn.executemany(
@@ -110,6 +136,7 @@ class StoryIndexStorage:
             "INSERT INTO story_keys (term, story_id) VALUES (?, ?)",
             [(term, story_id) for term in keys],
         )
+        self.db.execute("UPDATE stories SET centroid_norm = ? WHERE id = ?", [norm, story_id])
 
     # -- merges, aliases, overrides ----------------------------------------------------
 
@@ -228,6 +255,19 @@ class StoryIndexStorage:
             list(story_ids),
         )
         return {row["article_url"] for row in rows}
+
+    def forget_splits(self, story_ids: Sequence[str]) -> None:
+        """Drop split overrides between these stories (an admin merged them again)."""
+        urls = set().union(*(self.story_urls(story) for story in story_ids))
+        live = set(story_ids)
+        for row in self._rows(
+            "SELECT id, article_url, story_id FROM story_overrides WHERE action = 'split'"
+        ):
+            if (
+                row["article_url"] in urls
+                and (self.resolve_story_id(row["story_id"]) or "") in live
+            ):
+                self.db.execute("DELETE FROM story_overrides WHERE id = ?", [row["id"]])
 
     def split_url_story(self, canonical_url: str) -> str | None:
         """The story an admin split this URL out of, if any (it must not rejoin it)."""

@@ -46,11 +46,12 @@ def add_article_to_story(
     terms = clusterer.event_terms(article.title, article.text)
     storage.count_document(terms)
     documents, df = storage.corpus_frequencies(terms)
-    vector = clusterer.weigh(terms, df, documents)
-    assignment, also = _choose_story(storage, article, settings, vector, df, documents)
+    idf_of = clusterer.idf_table(terms, df, documents)
+    vector = clusterer.weigh(terms, idf_of)
+    assignment, also = _choose_story(storage, article, settings, vector, idf_of)
     article_id = storage.add_article(article, assignment, new_story_id)
     story_id = assignment.story_id or new_story_id
-    _grow_profile(storage, story_id, clusterer.normalized(terms), df, documents)
+    _grow_profile(storage, story_id, clusterer.normalized(terms))
     merged = tuple(
         absorbed
         for other, score in also
@@ -65,8 +66,7 @@ def _choose_story(
     article: NewArticle,
     settings: Settings,
     vector: dict[str, float],
-    df: dict[str, int],
-    documents: int,
+    idf_of: dict[str, float],
 ) -> tuple[Assignment, tuple[tuple[str, float], ...]]:
     copy = clusterer.assign_story(
         canonical_url=article.canonical_url,
@@ -93,9 +93,8 @@ def _choose_story(
     candidates = [story for story in candidates if story != blocked]
     placement = clusterer.place_article(
         vector,
-        storage.story_centroids(candidates),
-        df,
-        documents,
+        storage.story_profiles(candidates, list(vector)),
+        idf_of,
         join_threshold=window.join_threshold,
         merge_threshold=window.merge_threshold,
     )
@@ -104,12 +103,18 @@ def _choose_story(
     return Assignment(placement.story_id, clusterer.RELATED, placement.score), placement.also
 
 
-def _grow_profile(
-    storage: Storage, story_id: str, added: dict[str, float], df: dict[str, int], documents: int
-) -> None:
-    centroid = storage.story_centroids([story_id])[story_id]
-    grown, keys = clusterer.grown_centroid(centroid, added, df, documents)
-    storage.save_story_profile(story_id, grown, keys)
+def _grow_profile(storage: Storage, story_id: str, added: dict[str, float]) -> None:
+    centroid, _ = storage.story_centroid(story_id)
+    _save_profile(storage, story_id, clusterer.grown_centroid(centroid, added))
+
+
+def _save_profile(storage: Storage, story_id: str, centroid: dict[str, float]) -> None:
+    """Store a centroid with its index keys and norm, weighted by today's frequencies."""
+    documents, df = storage.corpus_frequencies(centroid)
+    idf_of = clusterer.idf_table(centroid, df, documents)
+    keys = clusterer.index_keys(centroid, idf_of)
+    norm = clusterer.centroid_norm(centroid, idf_of)
+    storage.save_story_profile(story_id, centroid, keys, norm)
 
 
 def merge_stories(
@@ -123,12 +128,10 @@ def merge_stories(
         return None
     created = storage.story_created_at([first, second])
     survivor, absorbed = sorted((first, second), key=lambda story: (created[story], story))
-    centroids = storage.story_centroids([survivor, absorbed])
+    kept, _ = storage.story_centroid(survivor)
+    taken, _ = storage.story_centroid(absorbed)
     storage.move_story_members(absorbed, survivor)
-    terms = list(centroids[survivor]) + list(centroids[absorbed])
-    documents, df = storage.corpus_frequencies(terms)
-    grown, keys = clusterer.grown_centroid(centroids[survivor], centroids[absorbed], df, documents)
-    storage.save_story_profile(survivor, grown, keys)
+    _save_profile(storage, survivor, clusterer.grown_centroid(kept, taken))
     storage.refresh_story(survivor, now)
     log.info("merged story %s into %s (score %s)", absorbed, survivor, score)
     return absorbed
@@ -163,6 +166,10 @@ def merge_by_admin(storage: Storage, first: str, second: str, now: datetime) -> 
     for story in (first, second):
         if storage.resolve_story_id(story) is None:
             raise StoryNotFound(f"no story has the id {story}")
+    # The admin's latest word wins: an earlier split between these stories is undone.
+    storage.forget_splits(
+        [storage.resolve_story_id(first) or first, storage.resolve_story_id(second) or second]
+    )
     absorbed = merge_stories(storage, first, second, now)
     survivor = storage.resolve_story_id(first) or first
     storage.record_override("merge", now, story_id=absorbed, target_story_id=survivor)
@@ -176,6 +183,4 @@ def _rebuild_profile(storage: Storage, story_id: str) -> None:
     for title, text in members:
         for term, weight in clusterer.normalized(clusterer.event_terms(title, text)).items():
             centroid[term] = centroid.get(term, 0.0) + weight
-    documents, df = storage.corpus_frequencies(centroid)
-    grown, keys = clusterer.grown_centroid({}, centroid, df, documents)
-    storage.save_story_profile(story_id, grown, keys)
+    _save_profile(storage, story_id, clusterer.grown_centroid({}, centroid))

@@ -13,8 +13,9 @@ uvicorn in a child process, and drives it with Debian's ``wrk`` when installed
 * ``200 gzip``: GET /feed.xml with Accept-Encoding: gzip,
 * ``304``: GET /feed.xml with a matching If-None-Match.
 
-The floor, measured in the same run, is a bare Starlette endpoint on the same
-uvicorn settings returning the same bytes from memory: the ratio says how close the
+The floor of each case, measured in the same run and interleaved with it, is a bare
+Starlette endpoint on the same uvicorn settings answering with the same bytes from
+memory (the plain body, the gzipped body, an empty 304): the ratio says how close the
 real server (query parsing, change check, validators, gzip choice) gets to "serving
 bytes from memory". Medians of ``--rounds`` runs; the machine is noisy, read ratios.
 """
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import os
 import platform
+import random
 import re
 import shutil
 import socket
@@ -40,20 +42,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 STORIES = 100
-WORDS = (
-    "frigate corvette hull sea trials shipyard contract procurement budget ministry "
-    "battalion brigade artillery rounds drone interceptor radar sensor launcher "
-    "delivery schedule programme minister parliament exercise alliance northern "
-    "flank logistics depot maintenance crew training simulator upgrade retrofit"
-).split()
+SYLLABLES = "ka ro mi ten sul va de ni por gra ste lun fe ob ri cha mo zen ti bal".split()
 
 
 # --- the data -----------------------------------------------------------------------
 
 
 def invented_text(seed: int, words: int = 650) -> str:
-    """Deterministic filler prose: ~4 KB of words in paragraphs (not real articles)."""
-    picked = [WORDS[(seed * 7 + i * i * 13 + i) % len(WORDS)] for i in range(words)]
+    """Deterministic invented prose, ~4 KB in paragraphs, about as compressible as
+    real text (gzip ~3x); made-up words, never real articles."""
+    rand = random.Random(seed)
+    vocabulary = [
+        "".join(rand.choice(SYLLABLES) for _ in range(rand.randint(1, 4))) for _ in range(3000)
+    ]
+    picked = [rand.choice(vocabulary) for _ in range(words)]
     sentences = [" ".join(picked[i : i + 13]).capitalize() + "." for i in range(0, words, 13)]
     return "\n\n".join(" ".join(sentences[i : i + 5]) for i in range(0, len(sentences), 5))
 
@@ -111,7 +113,9 @@ def serve_real(config_path: str, port: int) -> None:
 
 
 def serve_floor(body_path: str, port: int) -> None:
-    """The floor: the same bytes from memory, no logic at all."""
+    """The floor: the same bytes from memory, chosen by one header, no other logic."""
+    import gzip
+
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -119,9 +123,15 @@ def serve_floor(body_path: str, port: int) -> None:
     from starlette.routing import Route
 
     body = Path(body_path).read_bytes()
+    zipped = gzip.compress(body, mtime=0)
+    media_type = "application/rss+xml; charset=utf-8"
 
     async def feed(request: Request) -> Response:
-        return Response(body, media_type="application/rss+xml; charset=utf-8")
+        if "if-none-match" in request.headers:
+            return Response(status_code=304)
+        if "accept-encoding" in request.headers:
+            return Response(zipped, media_type=media_type, headers={"Content-Encoding": "gzip"})
+        return Response(body, media_type=media_type)
 
     app = Starlette(routes=[Route("/feed.xml", feed)])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -233,15 +243,16 @@ def machine_note() -> str:
 
 
 def measure(
-    url: str, cases: dict[str, dict[str, str]], args: argparse.Namespace
-) -> dict[str, list[float]]:
+    urls: dict[str, str], cases: dict[str, dict[str, str]], args: argparse.Namespace
+) -> dict[tuple[str, str], list[float]]:
+    """Requests/s per (server, case), rounds interleaved so drift hits both alike."""
     generator = run_wrk if shutil.which("wrk") and not args.python_load else run_asyncio
-    results: dict[str, list[float]] = {name: [] for name in cases}
+    results: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
-        for name, headers in cases.items():
-            results[name].append(
-                generator(url + "/feed.xml", headers, args.seconds, args.connections)
-            )
+        for case, headers in cases.items():
+            for server, url in urls.items():
+                rate = generator(url + "/feed.xml", headers, args.seconds, args.connections)
+                results.setdefault((server, case), []).append(rate)
     return results
 
 
@@ -257,41 +268,49 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         config_path = build_site(Path(tmp))
         real, real_url = start_server("real", str(config_path))
+        floor: subprocess.Popen[bytes] | None = None
         try:
             plain = httpx.get(real_url + "/feed.xml", headers={"Accept-Encoding": "identity"})
             zipped = httpx.get(real_url + "/feed.xml", headers={"Accept-Encoding": "gzip"})
             assert plain.status_code == 200 and plain.content.count(b"<item>") == STORIES
             body_path = Path(tmp) / "feed.xml"
             body_path.write_bytes(plain.content)
+            floor, floor_url = start_server("floor", str(body_path))
             cases = {
                 "200 plain": {},
                 "200 gzip": {"Accept-Encoding": "gzip"},
                 "304 If-None-Match": {"If-None-Match": plain.headers["etag"]},
             }
-            real_results = measure(real_url, cases, args)
+            results = measure({"floor": floor_url, "aggregator": real_url}, cases, args)
         finally:
             stop_server(real)
-        floor, floor_url = start_server("floor", str(body_path))
-        try:
-            floor_results = measure(floor_url, {"200 plain": {}}, args)
-        finally:
-            stop_server(floor)
+            if floor is not None:
+                stop_server(floor)
+    sizes = (len(plain.content), int(zipped.headers["content-length"]))
+    report(args, sizes, cases, results)
 
-    floor_median = statistics.median(floor_results["200 plain"])
+
+def report(
+    args: argparse.Namespace,
+    sizes: tuple[int, int],
+    cases: dict[str, dict[str, str]],
+    results: dict[tuple[str, str], list[float]],
+) -> None:
     tool = "wrk" if shutil.which("wrk") and not args.python_load else "asyncio generator"
     print(machine_note())
     print(
-        f"/feed.xml: {STORIES} stories, {len(plain.content) / 1024:.0f} KB "
-        f"({int(zipped.headers['content-length']) / 1024:.0f} KB gzipped); {tool}, "
-        f"{args.connections} connections, {args.rounds} x {args.seconds}s per case"
+        f"/feed.xml: {STORIES} full-text stories, {sizes[0] / 1024:.0f} KB"
+        f" ({sizes[1] / 1024:.0f} KB gzipped); {tool}, {args.connections} connections,"
+        f" {args.rounds} x {args.seconds}s per case and server"
     )
-    print(f"{'case':<28} {'median req/s':>12} {'runs':>24} {'vs floor':>9}")
-    rows = [("floor: bytes from memory", floor_results["200 plain"])]
-    rows += [(f"aggregator {name}", values) for name, values in real_results.items()]
-    for name, values in rows:
-        median = statistics.median(values)
-        runs = " ".join(f"{value:.0f}" for value in values)
-        print(f"{name:<28} {median:>12.0f} {runs:>24} {median / floor_median:>8.2f}x")
+    print("| case | floor req/s | aggregator req/s | aggregator runs | aggregator/floor |")
+    print("| --- | ---: | ---: | --- | ---: |")
+    for case in cases:
+        floor = statistics.median(results[("floor", case)])
+        ours = results[("aggregator", case)]
+        runs = " ".join(f"{value:.0f}" for value in ours)
+        ratio = statistics.median(ours) / floor
+        print(f"| {case} | {floor:.0f} | {statistics.median(ours):.0f} | {runs} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def test_refresh_feed_feeds_and_migrate(runner: CliRunner, tmp_path: Path) -> No
         )
         refreshed = runner.invoke(cli, ["--config", str(path), "refresh", "--workers", "0"])
         assert refreshed.exit_code == 0, refreshed.output
-        assert "5 feeds refreshed: 18 new articles, 0 not modified, 1 failed" in refreshed.output
+        assert "5 feeds refreshed: 19 new articles, 0 not modified, 1 failed" in refreshed.output
         assert "failed: Gone" in refreshed.output and "404" in refreshed.output
 
     exported = runner.invoke(
@@ -86,3 +86,31 @@ def test_every_command_has_help(runner: CliRunner) -> None:
     for command in cli.list_commands(None):  # type: ignore[arg-type]
         result = runner.invoke(cli, [command, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_stories_list_explain_split_and_merge(runner: CliRunner, tmp_path: Path) -> None:
+    # Issue 4: explain output, and the admin's split and merge.
+    with DemoSite() as site:
+        path = tmp_path / "feeds.yaml"
+        path.write_text(demo_config_text(site, listen="127.0.0.1:1", database=tmp_path / "d.db"))
+        assert (
+            runner.invoke(cli, ["--config", str(path), "refresh", "--workers", "0"]).exit_code == 0
+        )
+        listed = runner.invoke(cli, ["--config", str(path), "stories", "--limit", "100"])
+        assert listed.exit_code == 0
+        line = next(row for row in listed.output.splitlines() if "coastal patrol ship" in row)
+        story_id = line.split()[0]
+        explained = runner.invoke(cli, ["--config", str(path), "stories", "--explain", story_id])
+        assert explained.exit_code == 0
+        assert "[lead] Carrow Wire Service" in explained.output
+        assert "near-duplicate body of article" in explained.output
+        copy_url = f"{site.base_url}/frontier-post/story/20261121-third-patrol-ship-joins-coastal-squadron.html"
+        split = runner.invoke(cli, ["--config", str(path), "stories", "split", copy_url])
+        assert split.exit_code == 0, split.output
+        new_id = split.output.split()[-1]
+        merged = runner.invoke(cli, ["--config", str(path), "stories", "merge", story_id, new_id])
+        assert merged.exit_code == 0 and "into" in merged.output
+        redirected = runner.invoke(cli, ["--config", str(path), "stories", "--explain", new_id])
+        assert "was merged into" in redirected.output or story_id in redirected.output
+        missing = runner.invoke(cli, ["--config", str(path), "stories", "merge", story_id, "nope"])
+        assert missing.exit_code == 1 and "no story has the id nope" in missing.output

@@ -185,12 +185,28 @@ def test_one_story_per_duplicate_group_listing_every_source(
     assert published == sorted(expected_groups(deployment), key=sorted)
 
 
-def test_copies_are_marked_as_duplicates_of_the_lead(served: dict[str, httpx.Response]) -> None:
+def test_copies_and_related_reports_are_marked_as_such(
+    deployment: Deployment, served: dict[str, httpx.Response]
+) -> None:
+    kinds = {
+        frozenset(canonicalize_url(url) for url in group["items"]): group["kind"]
+        for group in deployment.manifest["groups"]
+    }
     for item in served["json"].json()["items"]:
         relations = [source["relation"] for source in item["_aggregator"]["sources"]]
         assert relations[0] == "lead"
-        assert set(relations[1:]) <= {"duplicate"}
         assert item["url"] == item["_aggregator"]["sources"][0]["url"]
+        kind = kinds[frozenset(story_urls(item))]
+        expected = {"related": {"related"}, "single": set()}.get(kind, {"duplicate"})
+        assert set(relations[1:]) == expected, item["title"]
+
+
+def test_item_body_credits_other_outlets(served: dict[str, httpx.Response]) -> None:
+    items = {item["title"]: item for item in served["json"].json()["items"]}
+    wire = next(item for title, item in items.items() if "coastal patrol ship" in title)
+    related = next(item for title, item in items.items() if "Skyward Lance" in title)
+    assert "Republished by" in wire["content_html"]
+    assert "Also reported by" in related["content_html"]
 
 
 def test_full_text_present_and_boilerplate_absent(

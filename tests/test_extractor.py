@@ -4,18 +4,31 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from aggregator.demo import SITE_DIR
+from aggregator import extractor
+from aggregator.cli import cli
+from aggregator.demo import SITE_DIR, DemoSite, demo_config_text
 from aggregator.extractor import (
     EXTRACTED,
     FAILED,
     FALLBACK,
+    STEP_FEED_CONTENT,
+    STEP_FEED_SUMMARY,
+    STEP_PRECISION,
+    STEP_RECALL,
+    STEP_SELECTORS,
+    ChosenBody,
     ExtractionPool,
+    ExtractOptions,
     choose_body,
+    detect_language,
     extract_article,
+    feed_body,
     html_to_text,
 )
 from aggregator.models import Article, Entry
@@ -135,3 +148,176 @@ def test_worker_processes_give_the_same_result_as_inline(tmp_path: Path) -> None
     with ExtractionPool(2) as pool:
         parallel = list(pool.extract_many(pages))
     assert parallel == inline and inline[0] is not None and inline[1] is None
+
+
+# --- issue 5: the extraction chain, golden pages, per-feed options --------------------
+
+PAGES_DIR = Path(__file__).parent / "data" / "pages"
+GOLDEN_PAGES = sorted(path.stem for path in PAGES_DIR.glob("*.html") if "." not in path.stem)
+
+
+def golden_body(name: str) -> ChosenBody:
+    """What the pipeline would store for the page: the chain, then choose_body."""
+    page_bytes = (PAGES_DIR / f"{name}.html").read_bytes()
+    feed_path = PAGES_DIR / f"{name}.feed.html"
+    feed_html = feed_path.read_text() if feed_path.exists() else ""
+    article = extract_article(page_bytes, f"{BASE}/{name}/story.html")
+    return choose_body(article, entry(content=feed_html), min_chars=400)
+
+
+def render_golden(body: ChosenBody) -> str:
+    return f"status: {body.status}\nstep: {body.step}\n\n{body.text}\n"
+
+
+@pytest.mark.parametrize("name", GOLDEN_PAGES)
+def test_golden_pages(name: str, update_golden: bool) -> None:
+    rendered = render_golden(golden_body(name))
+    path = PAGES_DIR / f"{name}.expected.txt"
+    if update_golden:
+        path.write_text(rendered)
+    assert rendered == path.read_text(), f"run pytest --update-golden and review {path}"
+
+
+def test_a_cookie_wall_gives_way_to_the_feed_text() -> None:
+    body = golden_body("cookie-wall")
+    assert (body.status, body.step) == (FALLBACK, STEP_FEED_CONTENT)
+    assert "cookie wall" in body.note and "tracked carrier" in body.text
+
+
+def test_a_page_of_links_is_doubted_after_the_recall_pass() -> None:
+    article = extract_article((PAGES_DIR / "link-list.html").read_bytes(), f"{BASE}/l.html")
+    assert article is not None and article.step == STEP_RECALL
+    assert article.doubt == "mostly link text"
+    assert golden_body("link-list").step == STEP_FEED_CONTENT
+
+
+def test_an_article_split_around_ads_is_joined_with_images_and_links() -> None:
+    url = f"{BASE}/naval/minehunter.html"
+    article = extract_article((PAGES_DIR / "split-body.html").read_bytes(), url)
+    assert article is not None and article.step == STEP_PRECISION and not article.doubt
+    assert article.text.endswith("drone boats' control software.")  # the third block
+    # The lazy-loaded picture, absolute, before the first paragraph; no ad banner.
+    assert article.html.startswith(f'<figure><img src="{BASE}/media/minehunter-quay.jpg"')
+    assert "banner-300x250" not in article.html
+    assert f'<a href="{BASE}/naval/minehunter-programme-timeline">' in article.html
+    assert "](" not in article.text and "Photo: Coastline Monitor" not in article.text
+    assert (article.language, article.author, article.date) == ("en", "Ilse Marrow", "2026-11-20")
+    assert article.image == f"{BASE}/media/minehunter-lead.jpg"
+
+
+def test_drop_selectors_remove_blocks_and_keep_selectors_choose_them() -> None:
+    page_bytes = (PAGES_DIR / "split-body.html").read_bytes()
+    default = extract_article(page_bytes, f"{BASE}/a.html")
+    dropped = extract_article(
+        page_bytes,
+        f"{BASE}/a.html",
+        options=ExtractOptions(drop=(".ad-slot", ".newsletter-box")),
+    )
+    assert default is not None and "Sign up for our free newsletter." in default.text
+    assert dropped is not None and "newsletter" not in dropped.text
+    assert "Advertisement" not in dropped.text
+    kept = extract_article(
+        page_bytes, f"{BASE}/a.html", options=ExtractOptions(keep=("div.article-chunk",))
+    )
+    assert kept is not None and kept.step == STEP_SELECTORS
+    assert "Advertisement" not in kept.text and "control software" in kept.text
+    missing = extract_article(
+        page_bytes, f"{BASE}/a.html", options=ExtractOptions(keep=("div.not-on-this-page",))
+    )
+    assert missing is not None and missing.step == STEP_PRECISION  # layout changed: whole page
+
+
+def test_language_comes_from_the_feed_then_the_page_then_detection() -> None:
+    page_bytes = (PAGES_DIR / "split-body.html").read_bytes()
+    declared = extract_article(page_bytes, f"{BASE}/a.html", options=ExtractOptions())
+    assert declared is not None and declared.language == "en"
+    undeclared = page_bytes.replace(b'<html lang="en">', b"<html>")
+    detected = extract_article(undeclared, f"{BASE}/a.html")
+    assert detected is not None and detected.language == "en"
+    assert detect_language("Die Marine hat die zweite Fregatte der neuen Klasse geschickt.") == "de"
+    assert detect_language("too short") is None
+
+
+def test_a_page_in_another_language_than_the_feed_declares_is_refused() -> None:
+    # target_language: trafilatura checks the text itself, not the lang attribute.
+    page_bytes = (PAGES_DIR / "split-body.html").read_bytes().replace(b'lang="en"', b'lang="de"')
+    english = extract_article(page_bytes, f"{BASE}/a.html", options=ExtractOptions(language="en"))
+    assert english is not None and english.language == "en"
+    german = extract_article(page_bytes, f"{BASE}/a.html", options=ExtractOptions(language="de"))
+    assert german is None  # the pipeline then uses the feed's own text
+
+
+def test_oversized_html_is_cut_before_parsing() -> None:
+    page_bytes = (PAGES_DIR / "split-body.html").read_bytes()
+    cut = page_bytes.index(b"A second hull")
+    article = extract_article(page_bytes, f"{BASE}/a.html", options=ExtractOptions(max_bytes=cut))
+    assert article is not None and "A second hull" not in article.text
+
+
+def test_the_time_limit_stops_a_slow_extraction(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow(*args: object, **kwargs: object) -> None:
+        time.sleep(5)
+
+    monkeypatch.setattr(extractor.trafilatura, "bare_extraction", slow)
+    started = time.monotonic()
+    page_bytes = (PAGES_DIR / "split-body.html").read_bytes()
+    options = ExtractOptions(time_limit=0.2)
+    assert extract_article(page_bytes, f"{BASE}/a.html", options=options) is None
+    assert time.monotonic() - started < 4
+
+
+def test_the_feed_text_is_used_as_is_when_extraction_is_off() -> None:
+    body = feed_body(entry(content="<p>Whole story in the feed.</p>"), "extract: false")
+    assert (body.status, body.step, body.text) == (
+        FALLBACK,
+        STEP_FEED_CONTENT,
+        "Whole story in the feed.",
+    )
+    summary = feed_body(entry(summary="<p>Teaser only.</p>"), "extract: false")
+    assert summary.step == STEP_FEED_SUMMARY
+
+
+def test_worker_processes_take_per_page_options() -> None:
+    page_bytes = (PAGES_DIR / "split-body.html").read_bytes()
+    options = [ExtractOptions(), ExtractOptions(drop=(".newsletter-box",))]
+    with ExtractionPool(2) as pool:
+        first, second = pool.extract_many([(page_bytes, f"{BASE}/a")] * 2, options)
+    assert first is not None and "newsletter" in first.text
+    assert second is not None and "newsletter" not in second.text
+
+
+def test_the_text_s_origin_is_visible_per_article(tmp_path: Path) -> None:
+    """End to end over loopback: steps and languages are stored, shown by
+    `aggregator articles --url` and published in the JSON Feed extension (issue 5)."""
+    with DemoSite() as site:
+        path = tmp_path / "feeds.yaml"
+        text = demo_config_text(site, listen="127.0.0.1:1", database=tmp_path / "d.db")
+        # Skyline Defence publishes its full text in the feed: use it, fetch no page.
+        text = text.replace(
+            'skyline-defence/atom.xml"\n',
+            'skyline-defence/atom.xml"\n    extract: false\n    note: full text in the feed\n',
+        )
+        path.write_text(text)
+        runner = CliRunner()
+        refreshed = runner.invoke(cli, ["--config", str(path), "refresh", "--workers", "0"])
+        assert refreshed.exit_code == 0, refreshed.output
+        article = "harbourwatch/articles/polar-supply-vessel-frostmark-launched-brennholm.html"
+        url = f"{site.base_url}/{article}"
+        shown = runner.invoke(cli, ["--config", str(path), "articles", "--url", url])
+        assert shown.exit_code == 0, shown.output
+        assert "status:    extracted" in shown.output and "step:      precision" in shown.output
+        assert "language:  en" in shown.output
+        feed = json.loads(
+            runner.invoke(cli, ["--config", str(path), "feed", "--format", "json"]).stdout
+        )
+    sources = [source for item in feed["items"] for source in item["_aggregator"]["sources"]]
+    skyline = [source for source in sources if source["feed"] == "Skyline Defence"]
+    assert skyline and {source["extraction"] for source in skyline} <= {
+        STEP_FEED_CONTENT,
+        STEP_FEED_SUMMARY,
+    }
+    assert {source["language"] for source in sources} == {"en"}
+    missing = CliRunner().invoke(
+        cli, ["--config", str(path), "articles", "--url", "http://x.test/"]
+    )
+    assert missing.exit_code == 1 and "no stored article" in missing.output

@@ -95,7 +95,7 @@ def test_refreshing_twice_stores_nothing_twice(site: DemoSite, tmp_path: Path, r
     counts = storage.counts()
     site.hits.clear()
     second, _ = refresh(config)
-    assert sum(outcome.new_articles for outcome in first) == counts["articles"] == 18
+    assert sum(outcome.new_articles for outcome in first) == counts["articles"] == 19
     assert [outcome.status for outcome in second] == ["not-modified"] * 4
     assert storage.counts() == counts
     assert not any(path.endswith(".html") for path in site.hits)  # no page fetched again

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from aggregator import pipeline
+from aggregator import parse_pool, pipeline
 from aggregator.cli import cli
 from aggregator.config import Config, load_config
 from aggregator.errors import HTTPStatusError
@@ -94,13 +94,22 @@ JSON_FEED = json.dumps(
         ],
     }
 )
+NO_PAGE_FEED = rss(
+    "No Page",
+    "<item><title>Depot guard doubled</title><link>{BASE}/nowhere/guard.html</link>"
+    "<guid>guard-1</guid><description>The guard at the depot is doubled to four"
+    " sections.</description></item>",
+)
 CP1252_FEED = rss("Mauvais Charset", rss_item("cp-1", "Frégate livrée à Brest")).encode("cp1252")
 BOM_FEED = b"\xef\xbb\xbf" + rss("Bom Outlet", rss_item("bom-1", "Tank plant adds shift")).encode()
 PAGE = (
     "<html><head><title>{slug}</title></head><body><nav>Home | News</nav><article>"
-    "<h1>{slug}</h1>" + "<p>Officials described the programme in detail at the briefing, "
-    "giving figures for the delivery schedule and the budget for next year.</p>"
-    * 6
+    "<h1>{slug}</h1>"
+    + "".join(
+        f"<p>Officials described part {n} of the programme at the briefing, giving figures"
+        f" for delivery batch {n} and for the budget of year {2026 + n}.</p>"
+        for n in range(8)
+    )
     + "</article><footer>Copyright</footer></body></html>"
 )
 
@@ -237,6 +246,7 @@ ROUTES: dict[str, Route] = {
     "/good/as-html.xml": good(BOM_FEED, "text/html"),
     "/good/cp1252.xml": good(CP1252_FEED, "text/xml; charset=utf-8"),
     "/good/moved-target.xml": good(rss("Moved Outlet", rss_item("moved-1", "Depot reopens"))),
+    "/good/no-page.xml": good(NO_PAGE_FEED),
     "/good/relative-target.xml": good(
         rss("Relative Outlet", rss_item("relative-1", "Range closed for firing"))
     ),
@@ -492,9 +502,9 @@ def test_second_refresh_is_all_304_and_counts_the_bytes_saved(
     refresh_feeds(ctx, ctx.config.enabled_feeds)
     pages = {path: n for path, n in server.hits.items() if path.startswith("/pages/")}
     parsed: list[str] = []
-    real_parse = pipeline.parse_feed
+    real_parse = parse_pool.parse_feed
     monkeypatch.setattr(
-        pipeline,
+        parse_pool,
         "parse_feed",
         lambda result, **kw: parsed.append(result.url) or real_parse(result, **kw),
     )
@@ -534,9 +544,9 @@ def test_same_bytes_under_a_new_etag_are_not_parsed(
     ctx = make_ctx(write_config(server, tmp_path, {"Steady": "/good/rss2.xml"}))
     refresh_feeds(ctx, ctx.config.enabled_feeds)
     parsed: list[str] = []
-    real_parse = pipeline.parse_feed
+    real_parse = parse_pool.parse_feed
     monkeypatch.setattr(
-        pipeline,
+        parse_pool,
         "parse_feed",
         lambda result, **kw: parsed.append(result.url) or real_parse(result, **kw),
     )
@@ -556,31 +566,40 @@ def _forget_etag(feed_state: Callable[[str], Any]) -> Callable[[str], Any]:
 def test_an_edited_entry_is_updated_in_place_and_its_story_moves(
     server: HostileServer, tmp_path: Path, make_ctx
 ) -> None:
-    ctx = make_ctx(write_config(server, tmp_path, {"Steady": "/good/rss2.xml"}))
+    feeds = {"Steady": "/good/rss2.xml", "NoPage": "/good/no-page.xml"}
+    ctx = make_ctx(write_config(server, tmp_path, feeds))
     refresh_feeds(ctx, ctx.config.enabled_feeds)
     [before] = articles_of(ctx.storage, "Steady")
+    [fallback] = articles_of(ctx.storage, "NoPage")
+    assert (before["extraction_status"], fallback["extraction_status"]) == ("extracted", "fallback")
     story_before = ctx.storage.db.execute(
         "SELECT updated_at FROM stories WHERE id = ?", [before["story_id"]]
     ).fetchone()[0]
     edited = rss_item("steady-1", "Patrol boat order confirmed: six hulls, not four")
     server.overrides["/good/rss2.xml"] = rss("Steady Outlet", edited, ttl=60).encode()
+    server.overrides["/good/no-page.xml"] = NO_PAGE_FEED.replace("four", "six").encode()
     pages_before = server.hits["/pages/steady-1.html"]
     ctx.clock.now = NOW + timedelta(hours=2)
 
-    [outcome] = refresh_feeds(ctx, ctx.config.enabled_feeds)
+    outcome, edited_fallback = refresh_feeds(ctx, ctx.config.enabled_feeds)
 
     [after] = articles_of(ctx.storage, "Steady")
     assert outcome.status == "ok" and outcome.new_articles == 0 and outcome.updated_articles == 1
     assert after["id"] == before["id"] and after["title"].endswith("six hulls, not four")
+    print(before["extraction_status"], before["extraction_note"], before["text"][:300])
     assert after["text"] == before["text"]  # extracted from the page: kept, not refetched
     assert server.hits["/pages/steady-1.html"] == pages_before
+    # A body taken from the feed follows the feed's new text.
+    [fallback_after] = articles_of(ctx.storage, "NoPage")
+    assert edited_fallback.updated_articles == 1
+    assert "six" in fallback_after["text"] and "four" in fallback["text"]
     story_after = ctx.storage.db.execute(
         "SELECT updated_at FROM stories WHERE id = ?", [after["story_id"]]
     ).fetchone()[0]
     assert story_after > story_before and story_after.startswith("2026-11-25T14:00")
 
     server.overrides["/good/rss2.xml"] += b"<!-- same items, new bytes -->"
-    [unchanged] = refresh_feeds(ctx, ctx.config.enabled_feeds)
+    unchanged, _ = refresh_feeds(ctx, ctx.config.enabled_feeds)
     assert unchanged.status == "ok" and unchanged.updated_articles == 0
 
 
@@ -663,3 +682,27 @@ def test_user_agent_names_the_software_and_a_contact(server: HostileServer, tmp_
         with pytest.raises(HTTPStatusError):
             fetch_feed(c, "http://feed.test/", etag=None, last_modified=None, max_bytes=1000)
     assert seen[0].startswith("aggregator/") and "(+https://" in seen[0]
+
+
+# --------------------------------------------------------------------------- big feeds
+
+
+def test_big_feeds_are_parsed_in_a_worker_process_small_ones_inline() -> None:
+    from aggregator.models import FetchResult
+    from aggregator.parse_pool import ParsePool
+
+    items = "".join(rss_item(f"big-{n}", f"Convoy {n} reaches the depot") for n in range(40))
+    big = FetchResult(
+        "http://big.test/feed", "http://big.test/feed", 200, rss("Big", items).encode()
+    )
+    small = FetchResult("http://small.test/feed", "http://small.test/feed", 200, CP1252_FEED)
+    pool = ParsePool(1, big=len(big.content))
+    try:
+        assert len(pool.parse(small, now=NOW).entries) == 1
+        assert pool._executor is None  # no process started for a small feed
+        parsed = pool.parse(big, now=NOW)
+        assert pool._executor is not None
+        assert parsed == parse_pool.parse_feed(big, now=NOW)
+        assert len(parsed.entries) == 40
+    finally:
+        pool.close()

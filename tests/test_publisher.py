@@ -385,7 +385,8 @@ def test_naive_datetimes_are_taken_as_utc(fmt: str) -> None:
 
 
 def test_story_html_credits_the_lead_then_every_other_outlet() -> None:
-    # Issue 6: full text of the lead, then "Also reported by" with every other outlet.
+    # Issues 4 and 6: full text of the lead, then "Also reported by" (independent
+    # reports) and "Republished by" (copies), every other outlet linked.
     body = story_html(FRIGATE)
     assert body.startswith(FRIGATE.content_html)
     assert body.endswith(
@@ -394,10 +395,11 @@ def test_story_html_credits_the_lead_then_every_other_outlet() -> None:
         'Baltic Naval Review</a>: First "Miecznik" frigate floated out at Gdynia'
         " (2025-06-02)</p>"
         "<h3>Also reported by</h3><ul>"
-        '<li><a href="https://defence-wire.example.net/syndicated/miecznik-float-out">'
-        "Defence Wire</a>: Miecznik frigate floated out (syndicated) (2025-06-02)</li>"
         '<li><a href="https://lodz-defence.example.pl/analiza/miecznik">Łódź Defence Daily</a>:'
         " What the Miecznik launch means for the Baltic &lt;analysis&gt;</li></ul>"
+        "<h3>Republished by</h3><ul>"
+        '<li><a href="https://defence-wire.example.net/syndicated/miecznik-float-out">'
+        "Defence Wire</a>: Miecznik frigate floated out (syndicated) (2025-06-02)</li></ul>"
     )
 
 

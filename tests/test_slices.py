@@ -216,3 +216,19 @@ def test_cursor_round_trips_and_damaged_ones_are_refused() -> None:
     for damaged in ("!!!", "bm90IGEgY3Vyc29y", encode_cursor(cursor)[:-6]):
         with pytest.raises(BadRequest):
             decode_cursor(damaged)
+
+
+def test_feed_command_prints_a_slice(newsroom: Storage, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from aggregator.cli import cli
+
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  database: test.db\nfeeds: []\n")  # the fixture's file
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "feed", "--format", "json", "--tag", "naval",
+              "--min-sources", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert '"urn:aggregator:story:s-n1"' in result.output
+    assert "s-n2" not in result.output

@@ -187,16 +187,27 @@ def test_event_terms_weigh_title_and_names_over_body_words() -> None:
 
 def test_place_article_needs_the_threshold_and_reports_merges() -> None:
     article = {"stormcrest": 0.8, "kelvik": 0.6}
-    centroids = {
-        "a": {"stormcrest": 1.0, "kelvik": 1.0},
-        "b": {"stormcrest": 1.0},
-        "c": {"tank": 1.0},
+
+    def profile(centroid: dict[str, float]) -> clusterer.StoryProfile:
+        shared = {term: weight for term, weight in centroid.items() if term in article}
+        return clusterer.StoryProfile(shared, clusterer.centroid_norm(centroid, idf_of))
+
+    idf_of = clusterer.idf_table(["stormcrest", "kelvik", "tank"], {}, 10)
+
+    profiles = {
+        "a": profile({"stormcrest": 1.0, "kelvik": 1.0}),
+        "b": profile({"stormcrest": 1.0}),
+        "c": profile({"tank": 1.0}),
     }
+    vector = clusterer.weigh(article, idf_of)
     placement = clusterer.place_article(
-        article, centroids, {}, 10, join_threshold=0.5, merge_threshold=0.7
+        vector, profiles, idf_of, join_threshold=0.5, merge_threshold=0.7
     )
     assert placement.story_id == "a" and [story for story, _ in placement.also] == ["b"]
+    assert placement.score == pytest.approx(
+        clusterer.story_similarity(vector, profiles["a"], idf_of), abs=1e-3
+    )
     none = clusterer.place_article(
-        article, {"c": {"tank": 1.0}}, {}, 10, join_threshold=0.5, merge_threshold=0.7
+        vector, {"c": profiles["c"]}, idf_of, join_threshold=0.5, merge_threshold=0.7
     )
     assert none.story_id is None and none.score == 0.0

@@ -46,15 +46,12 @@ def test_publish_pings_the_hub_only_when_the_feeds_changed(tmp_path: Path) -> No
         add_article(storage, 1, "a", None)
         publish(ctx)
         topics = [ping["hub.url"][0] for ping in pings]
-        assert (
-            topics
-            == [
-                "https://news.example.org/feed.xml",
-                "https://news.example.org/feed.atom",
-                "https://news.example.org/feed.json",
-                "https://news.example.org/naval.atom",
-            ]
-        )
+        assert topics == [
+            "https://news.example.org/feed.xml",
+            "https://news.example.org/feed.atom",
+            "https://news.example.org/feed.json",
+            "https://news.example.org/naval.atom",
+        ]
         assert all(ping["hub.mode"] == ["publish"] for ping in pings)
         # The hub failed on the fourth feed: the next publish tries again.
         assert len(pings) == 4

@@ -1,0 +1,233 @@
+"""Story clustering quality on ECB+ and cost per article as the window grows.
+
+Run by hand (not a test): ``python -m bench.cluster_eval [--seeds 3] [--scale 1000,10000]``.
+
+Quality: the ECB+ documents in ../shared/eval/ecbplus-dev (772 news articles with human
+event labels; each topic holds two different events of the same kind) are fed through
+the real clustering code (``aggregator.stories.add_article_to_story`` on a real
+database) one by one, in a shuffled order (the corpus has no dates) with timestamps a
+minute apart inside one window, so that text alone has to separate the events.
+B-cubed precision, recall and F1 against the ``subtopic`` labels are reported for the
+train topics (which the defaults were chosen on) and the dev topics (never tuned on),
+averaged over several orders. The baseline in the same run: batch TF-IDF cosine with
+average-link agglomerative clustering, its threshold tuned on train.
+
+Scale: synthetic articles (random names and numbers over a Zipf vocabulary) are loaded
+until the window holds N articles; then the time to place each further article is
+measured, with the database size and the index rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aggregator import clusterer
+from aggregator.config import FeedSource, Settings
+from aggregator.storage import NewArticle, Storage
+from aggregator.stories import add_article_to_story
+
+ECB = Path(__file__).resolve().parents[2] / "shared" / "eval" / "ecbplus-dev" / "docs.jsonl"
+START = datetime(2026, 1, 1, tzinfo=UTC)
+FEED = "https://bench.test/feed"
+
+
+def load_docs() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in ECB.read_text().splitlines() if line.strip()]
+
+
+def bcubed(predicted: dict[str, str], gold: dict[str, str]) -> tuple[float, float, float]:
+    clusters: dict[str, set[str]] = defaultdict(set)
+    classes: dict[str, set[str]] = defaultdict(set)
+    for item in gold:
+        clusters[predicted[item]].add(item)
+        classes[gold[item]].add(item)
+    precision = recall = 0.0
+    for item in gold:
+        shared = len(clusters[predicted[item]] & classes[gold[item]])
+        precision += shared / len(clusters[predicted[item]])
+        recall += shared / len(classes[gold[item]])
+    precision, recall = precision / len(gold), recall / len(gold)
+    return precision, recall, 2 * precision * recall / (precision + recall)
+
+
+def open_storage(directory: str) -> Storage:
+    storage = Storage.open(Path(directory) / "bench.db")
+    storage.sync_feeds([FeedSource(url=FEED, name="bench")], START)
+    return storage
+
+
+def make_article(storage: Storage, key: str, title: str, text: str, moment: datetime) -> NewArticle:
+    fingerprint = clusterer.fingerprint(text)
+    url = f"https://bench.test/{key}"
+    return NewArticle(
+        feed_id=storage.feed_state(FEED).id, entry_key=key, guid=None, url=url,
+        canonical_url=url, title=title, author=None, summary="", feed_content="",
+        text=text, html="", image=None, published_at=moment, fetched_at=moment,
+        extraction_status="extracted", extraction_note="",
+        signature=fingerprint.signature if fingerprint else None,
+        bands=fingerprint.bands if fingerprint else (),
+    )  # fmt: skip
+
+
+def cluster_online(docs: Sequence[dict[str, Any]], settings: Settings) -> tuple[dict[str, str], list[float]]:
+    """Our clustering, one article at a time; returns story per doc and seconds per doc."""
+    predicted: dict[str, str] = {}
+    timings: list[float] = []
+    with tempfile.TemporaryDirectory() as directory:
+        storage = open_storage(directory)
+        for index, doc in enumerate(docs):
+            moment = START + timedelta(minutes=index)
+            article = make_article(storage, doc["doc_id"], doc["title"], doc["text"], moment)
+            started = time.perf_counter()
+            with storage.transaction():
+                placed = add_article_to_story(
+                    storage, article, settings, new_story_id=clusterer.new_story_id(FEED, doc["doc_id"])
+                )
+            timings.append(time.perf_counter() - started)
+            predicted[doc["doc_id"]] = placed.story_id
+        final = {doc_id: storage.resolve_story_id(story) or story for doc_id, story in predicted.items()}
+        storage.close()
+    return final, timings
+
+
+def baseline_labels(docs: Sequence[dict[str, Any]], threshold: float) -> dict[str, str]:
+    """Batch TF-IDF (title + text) cosine, average-link agglomerative clustering."""
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [f"{doc['title']}\n{doc['text']}" for doc in docs]
+    matrix = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit_transform(texts)
+    model = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=1 - threshold
+    )
+    labels = model.fit_predict(matrix.toarray())
+    return {doc["doc_id"]: str(label) for doc, label in zip(docs, labels, strict=True)}
+
+
+def evaluate_split(docs: list[dict[str, Any]], split: str, seeds: int, settings: Settings) -> dict[str, Any]:
+    subset = [doc for doc in docs if doc["split"] == split]
+    gold = {doc["doc_id"]: doc["subtopic"] for doc in subset}
+    scores, timings = [], []
+    for seed in range(seeds):
+        order = subset[:]
+        random.Random(seed).shuffle(order)
+        predicted, seconds = cluster_online(order, settings)
+        scores.append(bcubed(predicted, gold))
+        timings += seconds
+    mean = [statistics.fmean(score[i] for score in scores) for i in range(3)]
+    return {"split": split, "docs": len(subset), "p": mean[0], "r": mean[1], "f1": mean[2],
+            "f1_min": min(s[2] for s in scores), "ms_median": statistics.median(timings) * 1000,
+            "ms_p90": statistics.quantiles(timings, n=10)[-1] * 1000}  # fmt: skip
+
+
+def evaluate_baseline(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    train = [doc for doc in docs if doc["split"] == "train"]
+    dev = [doc for doc in docs if doc["split"] == "dev"]
+    gold = {doc["doc_id"]: doc["subtopic"] for doc in docs}
+    tuned = max(
+        (bcubed(baseline_labels(train, t), {d["doc_id"]: gold[d["doc_id"]] for d in train})[2], t)
+        for t in [i / 100 for i in range(5, 60, 2)]
+    )
+    threshold = tuned[1]
+    started = time.perf_counter()
+    dev_scores = bcubed(baseline_labels(dev, threshold), {d["doc_id"]: gold[d["doc_id"]] for d in dev})
+    elapsed = time.perf_counter() - started
+    return {"threshold": threshold, "train_f1": tuned[0], "p": dev_scores[0], "r": dev_scores[1],
+            "f1": dev_scores[2], "ms_per_doc": elapsed / len(dev) * 1000}  # fmt: skip
+
+
+# -- scale ------------------------------------------------------------------------------
+
+SYLLABLES = "ka lo ren tis var mon del sa bri ost gal mer tu ha vin dor pel is ro an".split()
+
+
+def synthetic_article(rng: random.Random, vocabulary: list[str]) -> tuple[str, str]:
+    names = [
+        "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize() for _ in range(4)
+    ]
+    words = rng.choices(vocabulary, weights=[1 / (i + 1) for i in range(len(vocabulary))], k=220)
+    numbers = [str(rng.randint(2, 5000)) for _ in range(3)]
+    title = f"{names[0]} {rng.choice(vocabulary)} {names[1]} {numbers[0]}"
+    body = " ".join(words[:80] + names + numbers + words[80:])
+    return title, body
+
+
+def measure_scale(sizes: Sequence[int], probes: int) -> list[dict[str, Any]]:
+    rng = random.Random(7)
+    vocabulary = [f"{a}{b}{c}" for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES[:8]]
+    rng.shuffle(vocabulary)
+    vocabulary = vocabulary[:5000]
+    settings = Settings.model_validate({"clustering": {"window": "3650d"}})
+    results = []
+    with tempfile.TemporaryDirectory() as directory:
+        storage = open_storage(directory)
+        loaded = 0
+        for size in sizes:
+            while loaded < size:
+                with storage.transaction():
+                    for _ in range(min(500, size - loaded)):
+                        title, text = synthetic_article(rng, vocabulary)
+                        moment = START + timedelta(seconds=loaded)
+                        article = make_article(storage, f"s{loaded}", title, text, moment)
+                        add_article_to_story(storage, article, settings, new_story_id=f"s{loaded}")
+                        loaded += 1
+            timings = []
+            for probe in range(probes):
+                title, text = synthetic_article(rng, vocabulary)
+                moment = START + timedelta(seconds=loaded)
+                article = make_article(storage, f"p{size}-{probe}", title, text, moment)
+                started = time.perf_counter()
+                with storage.transaction():
+                    add_article_to_story(storage, article, settings, new_story_id=f"p{size}-{probe}")
+                timings.append(time.perf_counter() - started)
+                loaded += 1
+            size_mb = (Path(directory) / "bench.db").stat().st_size / 1e6
+            keys = storage.db.execute("SELECT COUNT(*) FROM story_keys").fetchone()[0]
+            results.append({"window": size, "ms_median": statistics.median(timings) * 1000,
+                            "ms_p90": statistics.quantiles(timings, n=10)[-1] * 1000,
+                            "db_mb": size_mb, "index_rows": keys})  # fmt: skip
+            print(f"  {size:>7} articles: {results[-1]['ms_median']:.2f} ms median", flush=True)
+        storage.close()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="shuffled orders per split")
+    parser.add_argument("--scale", default="1000,10000,100000", help="window sizes; '' to skip")
+    parser.add_argument("--probes", type=int, default=200, help="articles timed per size")
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args(argv)
+    docs = load_docs()
+    settings = Settings()
+    print(f"ECB+ ({len(docs)} docs), our online clustering, {args.seeds} orders each:")
+    print(f"{'split':<6} {'docs':>5} {'P':>6} {'R':>6} {'F1':>6} {'F1 min':>7} {'ms/doc':>7} {'p90':>6}")
+    for split in ("train", "dev"):
+        row = evaluate_split(docs, split, args.seeds, settings)
+        print(f"{row['split']:<6} {row['docs']:>5} {row['p']:>6.3f} {row['r']:>6.3f} {row['f1']:>6.3f}"
+              f" {row['f1_min']:>7.3f} {row['ms_median']:>7.2f} {row['ms_p90']:>6.2f}")  # fmt: skip
+    if not args.no_baseline:
+        base = evaluate_baseline(docs)
+        print(f"baseline (batch TF-IDF, average link, threshold {base['threshold']:.2f} tuned on train,"
+              f" train F1 {base['train_f1']:.3f}):")  # fmt: skip
+        print(f"dev    P {base['p']:.3f}  R {base['r']:.3f}  F1 {base['f1']:.3f}  ({base['ms_per_doc']:.2f} ms/doc, batch)")
+    if args.scale:
+        sizes = [int(size) for size in args.scale.split(",")]
+        print("scale (synthetic articles in one open window):")
+        for row in measure_scale(sizes, args.probes):
+            print(f"  window {row['window']:>7}: {row['ms_median']:.2f} ms median, {row['ms_p90']:.2f} ms p90"
+                  f" per article; db {row['db_mb']:.0f} MB, {row['index_rows']} index rows")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
