@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from datasketch import MinHash
@@ -76,10 +77,18 @@ def fingerprint(text: str) -> Fingerprint | None:
     }
     if len(shingles) < MIN_SHINGLES:
         return None
-    minhash = MinHash(num_perm=NUM_PERM, seed=_SEED)
+    minhash = MinHash(
+        num_perm=NUM_PERM, seed=_SEED, permutations=_permutations(), scheme="affine32"
+    )
     minhash.update_batch(list(shingles))
     values = np.asarray(minhash.hashvalues, dtype="<u8")
     return Fingerprint(signature=values.tobytes(), bands=band_keys(values))
+
+
+@functools.cache
+def _permutations() -> tuple[Any, Any]:
+    """MinHash's random permutations, drawn once (datasketch redraws them per instance)."""
+    return MinHash(num_perm=NUM_PERM, seed=_SEED, scheme="affine32").permutations  # type: ignore[no-any-return]
 
 
 def band_keys(values: np.ndarray) -> tuple[str, ...]:
@@ -171,6 +180,8 @@ CAPITALISED_BOOST = 3.0
 PRIOR_SHARE = 0.5  # weight of the background prior in the IDF mix
 UNSEEN_ZIPF = 0.0  # wordfreq's answer for a word it never saw: rarest of all
 QUERY_TERMS = 15  # distinctive terms of a new article used to look up candidates
+MIN_LOOKUP_DF = 50  # terms in at most this many documents are always looked up ...
+MAX_LOOKUP_DF_SHARE = 0.002  # ... and, in a big corpus, those in at most this share
 STORY_KEY_TERMS = 40  # distinctive terms of a story kept in the inverted index
 STORY_PROFILE_TERMS = 200  # terms kept per story centroid
 
@@ -229,13 +240,19 @@ def background_idf(term: str) -> float:
 
 
 def idf(term: str, df: Mapping[str, int], documents: int) -> float:
-    corpus = math.log((documents + 1) / (df.get(term, 0) + 1)) + 1.0
-    return PRIOR_SHARE * background_idf(term) + (1.0 - PRIOR_SHARE) * corpus
+    """Mix of the corpus IDF (smoothed) and the term's general-English rarity."""
+    return idf_table([term], df, documents)[term]
 
 
 def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> dict[str, float]:
     """The IDF of each term, computed once per article (the hot loops only look it up)."""
-    return {term: idf(term, df, documents) for term in terms}
+    corpus_share = 1.0 - PRIOR_SHARE
+    base = math.log(documents + 1) + 1.0
+    return {
+        term: PRIOR_SHARE * background_idf(term)
+        + corpus_share * (base - math.log(df.get(term, 0) + 1))
+        for term in terms
+    }
 
 
 def weigh(terms: Mapping[str, float], idf_of: Mapping[str, float]) -> dict[str, float]:
@@ -251,6 +268,17 @@ def normalized(terms: Mapping[str, float]) -> dict[str, float]:
 def _unit(vector: dict[str, float]) -> dict[str, float]:
     norm = math.sqrt(sum(value * value for value in vector.values()))
     return {term: value / norm for term, value in vector.items()} if norm else vector
+
+
+def query_terms(vector: Mapping[str, float], df: Mapping[str, int], documents: int) -> list[str]:
+    """The article's heaviest terms that are rare enough to look up in the index.
+
+    A term found in many documents has a long posting list and says little about the
+    event; skipping those keeps the cost per article flat as the database grows.
+    """
+    most = max(MIN_LOOKUP_DF, int(documents * MAX_LOOKUP_DF_SHARE))
+    rare = {term: weight for term, weight in vector.items() if df.get(term, 0) <= most}
+    return top_terms(rare, QUERY_TERMS)
 
 
 def top_terms(vector: Mapping[str, float], count: int) -> list[str]:

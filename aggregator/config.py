@@ -58,7 +58,7 @@ class ClusteringSettings(_Frozen):
     join_threshold: float = Field(default=0.3, gt=0.0, le=1.0)
     merge_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     window: timedelta = timedelta(hours=72)
-    candidates: int = Field(default=30, ge=1, le=1000)
+    candidates: int = Field(default=10, ge=1, le=1000)
 
     @field_validator("window", mode="before")
     @classmethod

@@ -140,7 +140,8 @@ def _extract(page: bytes | str, url: str, options: ExtractOptions) -> Article | 
         return None
     _trim_trailing_links(chosen[2], facts.anchor_texts)
     _trim_leading_title(chosen[2], (first or chosen)[0].title)
-    return replace(_article(chosen, first, tree, url, step, options), doubt=doubt)
+    article = _article(chosen, first, tree, url, step, options)
+    return replace(article, doubt=doubt) if article.text else None
 
 
 @dataclass(frozen=True)
@@ -335,8 +336,9 @@ def _restore_inline_markup(body: Any, located: dict[str, Any]) -> None:
             continue
         markup = lxml.html.tostring(source, encoding="unicode", with_tail=False)
         copy = lxml.html.fragment_fromstring(markup)
-        paragraph.clear()
-        paragraph.text = copy.text
+        tail = paragraph.tail
+        paragraph.clear()  # also clears the tail, which is not the paragraph's
+        paragraph.text, paragraph.tail = copy.text, tail
         paragraph.extend(copy)
 
 

@@ -153,7 +153,8 @@ def _credits_html(sources: Sequence[StorySource]) -> str:
     # Independent reports of the event first, then copies of the lead's article.
     related = [source for source in others if source.relation != "duplicate"]
     copies = [source for source in others if source.relation == "duplicate"]
-    return credit + _source_list("Also reported by", related) + _source_list("Republished by", copies)
+    also = _source_list("Also reported by", related)
+    return credit + also + _source_list("Republished by", copies)
 
 
 def _source_list(heading: str, sources: Sequence[StorySource]) -> str:

@@ -10,6 +10,7 @@ the stories' version.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import logging
@@ -24,7 +25,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from aggregator import __version__, metrics
@@ -39,13 +40,15 @@ from aggregator.output import (
     render_from_storage,
     render_page_from_storage,
 )
-from aggregator.publisher import CONTENT_TYPES, FEED_PATHS
+from aggregator.publisher import CONTENT_TYPES, FEED_PATHS, item_id
 from aggregator.storage import Storage
 from aggregator.webpage import STYLE_CSP_SOURCE
 
 log = logging.getLogger(__name__)
 
 MAX_CACHED = 256  # rendered bodies kept per content version (distinct slices)
+# Query strings come from strangers: bound the memory their slices can take too.
+MAX_CACHED_BYTES = 64 * 1024 * 1024
 GZIP_LEVEL = 6
 
 
@@ -82,7 +85,8 @@ class FeedCache:
     """Rendered feeds and pages keyed by slice, valid for one content version.
 
     Bodies are rendered (and gzipped) once per change of the database, then served
-    from memory. At most MAX_CACHED slices are kept, the least recently used dropped.
+    from memory. At most MAX_CACHED slices and MAX_CACHED_BYTES are kept, the least
+    recently used dropped first.
     """
 
     def __init__(self, storage: Storage, config: Config) -> None:
@@ -91,16 +95,20 @@ class FeedCache:
         self._data_version: int | None = None
         self._content_version = ""
         self._bodies: OrderedDict[tuple[str, ...], CachedBody] = OrderedDict()
+        self._bytes = 0
 
     def get(self, key: tuple[str, ...], render: Callable[[], CachedBody]) -> CachedBody:
         self._invalidate_if_changed()
         cached = self._bodies.get(key)
-        if cached is None:
-            cached = self._bodies[key] = render()
-            if len(self._bodies) > MAX_CACHED:
-                self._bodies.popitem(last=False)
-        else:
+        if cached is not None:
             self._bodies.move_to_end(key)
+            return cached
+        cached = self._bodies[key] = render()
+        self._bytes += _size(cached)
+        while len(self._bodies) > 1 and (
+            len(self._bodies) > MAX_CACHED or self._bytes > MAX_CACHED_BYTES
+        ):
+            self._bytes -= _size(self._bodies.popitem(last=False)[1])
         return cached
 
     def feed(self, fmt: str, query: FeedQuery) -> CachedBody:
@@ -130,6 +138,11 @@ class FeedCache:
         if content_version != self._content_version:
             self._content_version = content_version
             self._bodies.clear()
+            self._bytes = 0
+
+
+def _size(cached: CachedBody) -> int:
+    return len(cached.body) + len(cached.gzipped)
 
 
 PAGE_CONTENT_TYPE = "text/html; charset=utf-8"
@@ -198,12 +211,23 @@ def _bad_request(exc: BadRequest) -> Response:
     return PlainTextResponse(f"{exc}\n", status_code=400)
 
 
+@functools.lru_cache(maxsize=64)
+def _plain_query(default_limit: int, output: OutputSlice | None) -> FeedQuery:
+    """The slice of a request without a query string: what feed readers poll, parsed
+    once instead of per request."""
+    return parse_feed_query({}, default_limit, output)
+
+
 def _feed_endpoint(fmt: str, output: OutputSlice | None = None) -> Any:
     async def endpoint(request: Request) -> Response:
         cache: FeedCache = request.app.state.cache
         settings = cache.config.settings
         try:
-            query = parse_feed_query(_query_params(request), settings.feed_limit, output)
+            query = (
+                parse_feed_query(_query_params(request), settings.feed_limit, output)
+                if request.scope.get("query_string")
+                else _plain_query(settings.feed_limit, output)
+            )
         except BadRequest as exc:
             return _bad_request(exc)
         return cached_response(request, cache.feed(fmt, query), settings.cache_max_age)
@@ -226,6 +250,42 @@ async def sources_opml(request: Request) -> Response:
     config: Config = request.app.state.cache.config
     cached: CachedBody = request.app.state.opml
     return cached_response(request, cached, config.settings.cache_max_age)
+
+
+async def story_endpoint(request: Request) -> Response:
+    """One story as JSON, with how each source joined. A merged story's old id answers
+    301 with the surviving story's URL, so links to it keep working."""
+    storage: Storage = request.app.state.storage
+    story_id = request.path_params["story_id"]
+    live = storage.resolve_story_id(story_id)
+    if live is None:
+        return JSONResponse({"error": f"no story has the id {story_id}"}, status_code=404)
+    if live != story_id:
+        return RedirectResponse(f"/stories/{live}", status_code=301)
+    story = storage.published_story(live)
+    if story is None:
+        return JSONResponse({"error": f"story {story_id} has no articles"}, status_code=404)
+    return JSONResponse(
+        {
+            "id": item_id(story),
+            "story_id": story.id,
+            "title": story.title,
+            "url": story.link,
+            "date_published": story.published.isoformat(),
+            "date_modified": story.updated.isoformat(),
+            "aliases": storage.story_aliases(live),
+            "sources": [
+                {
+                    "url": source.url,
+                    "title": source.title,
+                    "feed": source.feed_name,
+                    "relation": source.relation,
+                    "score": source.score,
+                }
+                for source in story.sources
+            ],
+        }  # fmt: skip
+    )
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -296,4 +356,5 @@ def create_app(config: Config) -> Starlette:
         Route("/sources.opml", sources_opml, methods=["GET", "HEAD"]),
     ]
     routes += [Route("/healthz", healthz), Route("/metrics", metrics_endpoint)]
+    routes += [Route("/stories/{story_id}", story_endpoint, methods=["GET", "HEAD"])]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -703,6 +703,21 @@ class Storage(StoryIndexStorage):
             image=story["image"],
         )
 
+    def published_story(self, story_id: str) -> PublishedStory | None:
+        """One live story with all its sources, the lead first (for /stories/ID)."""
+        story = self._one(
+            """
+            SELECT s.id, s.published_at, s.updated_at, s.lead_article_id,
+                   a.title, a.url, a.text, a.html, a.summary, a.author, a.image
+            FROM stories s JOIN articles a ON a.id = s.lead_article_id
+            WHERE s.id = ? AND s.merged_into IS NULL
+            """,
+            [story_id],
+        )
+        if story is None:
+            return None
+        return self._published_story(story, self._members_of([story_id]).get(story_id, []))
+
     def published_tags(self) -> list[str]:
         """Every tag a published story can carry (the enabled feeds' tags), sorted."""
         rows = self.db.query(

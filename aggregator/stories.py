@@ -48,7 +48,7 @@ def add_article_to_story(
     documents, df = storage.corpus_frequencies(terms)
     idf_of = clusterer.idf_table(terms, df, documents)
     vector = clusterer.weigh(terms, idf_of)
-    assignment, also = _choose_story(storage, article, settings, vector, idf_of)
+    assignment, also = _choose_story(storage, article, settings, vector, idf_of, df, documents)
     article_id = storage.add_article(article, assignment, new_story_id)
     story_id = assignment.story_id or new_story_id
     _grow_profile(storage, story_id, clusterer.normalized(terms))
@@ -67,6 +67,8 @@ def _choose_story(
     settings: Settings,
     vector: dict[str, float],
     idf_of: dict[str, float],
+    df: dict[str, int],
+    documents: int,
 ) -> tuple[Assignment, tuple[tuple[str, float], ...]]:
     copy = clusterer.assign_story(
         canonical_url=article.canonical_url,
@@ -85,7 +87,7 @@ def _choose_story(
     window = settings.clustering
     moment = article.published_at or article.fetched_at
     candidates = storage.open_story_candidates(
-        clusterer.top_terms(vector, clusterer.QUERY_TERMS),
+        clusterer.query_terms(vector, df, documents),
         since=moment - window.window,
         limit=window.candidates,
     )

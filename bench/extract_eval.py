@@ -3,6 +3,7 @@
 Run by hand from the repository root (needs ../shared/eval, never shipped)::
 
     .venv/bin/python bench/extract_eval.py [--workers 2] [--limit N] [--show-worst 5]
+                                           [--tokens whitespace|words]
 
 For each of the 181 pages it runs, in the same run and on the same bytes:
 
@@ -82,8 +83,16 @@ def timed(system: str, page_id: str, page: bytes, url: str) -> tuple[str, str, s
 # --- scoring --------------------------------------------------------------------------
 
 
+_WORD = re.compile(r"\w+")
+TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
+    "whitespace": str.split,  # the metric this project reports
+    "words": _WORD.findall,  # \w+ runs, as the benchmark's own scorer tokenizes
+}
+tokenize = TOKENIZERS["whitespace"]
+
+
 def shingles(text: str) -> Counter[tuple[str, ...]]:
-    tokens = text.split()
+    tokens = tokenize(text)
     if 0 < len(tokens) < NGRAM:
         return Counter([tuple(tokens)])
     return Counter(tuple(tokens[i : i + NGRAM]) for i in range(len(tokens) - NGRAM + 1))
@@ -193,13 +202,13 @@ def report(
     }
     names = sorted({c for cs in classes.values() for c in cs}, key=lambda c: (c != "all", c))
     print(f"\n{'class':28} {'pages':>5}  " + "  ".join(f"{n:>26}" for n in scored))
-    print(f"{'':28} {'':>5}  " + "  ".join(f"{'P     R     F1':>26}" for _ in scored))
+    print(f"{'':28} {'':>5}  " + "  ".join(f"{'P      R      F1':>26}" for _ in scored))
     for cls in names:
         members = [pid for pid in pages if cls in classes[pid]]
         cells = []
         for name in scored:
             score = aggregate(scores[name][pid] for pid in members)
-            cells.append(f"{score.precision:.3f} {score.recall:.3f} {score.f1:.3f}")
+            cells.append(f"{score.precision:.4f} {score.recall:.4f} {score.f1:.4f}")
         print(f"{cls:28} {len(members):>5}  " + "  ".join(f"{c:>26}" for c in cells))
     floor = [seconds for _, seconds in results["lxml parse (floor)"].values()]
     print(f"\n{'time per page':28} {'median ms':>10} {'p90 ms':>8} {'median/floor':>13}")
@@ -240,7 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="only the first N pages")
     parser.add_argument("--show-worst", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--tokens", choices=sorted(TOKENIZERS), default="whitespace", help="how text is split"
+    )
     args = parser.parse_args(argv)
+    global tokenize
+    tokenize = TOKENIZERS[args.tokens]
     if not EVAL_DIR.is_dir():
         print(f"no evaluation data at {EVAL_DIR}", file=sys.stderr)
         return 1
@@ -249,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = run_all(pages, systems, args.workers)
     elapsed = time.perf_counter() - started
-    print(f"{len(pages)} pages, {args.workers} worker processes, {elapsed:.1f} s in all")
+    print(
+        f"{len(pages)} pages, {args.workers} worker processes, {elapsed:.1f} s in all; "
+        f"{args.tokens} tokens, {NGRAM}-gram shingles"
+    )
     report(pages, results, ["ours", "trafilatura"], args.show_worst)
     return 0
 

@@ -37,6 +37,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -113,16 +114,21 @@ def serve_real(config_path: str, port: int) -> None:
 
 
 def serve_floor(body_path: str, port: int) -> None:
+    import uvicorn
+
+    app = floor_app(Path(body_path).read_bytes())
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def floor_app(body: bytes) -> Any:
     """The floor: the same bytes from memory, chosen by one header, no other logic."""
     import gzip
 
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
-    body = Path(body_path).read_bytes()
     zipped = gzip.compress(body, mtime=0)
     media_type = "application/rss+xml; charset=utf-8"
 
@@ -133,8 +139,55 @@ def serve_floor(body_path: str, port: int) -> None:
             return Response(zipped, media_type=media_type, headers={"Content-Encoding": "gzip"})
         return Response(body, media_type=media_type)
 
-    app = Starlette(routes=[Route("/feed.xml", feed)])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return Starlette(routes=[Route("/feed.xml", feed)])
+
+
+# --- in-process: the app's own CPU per request, without sockets or the load generator ----
+
+
+async def _asgi_cost(app: Any, headers: dict[str, str], requests: int) -> float:
+    """Microseconds per request, calling the ASGI app directly (median of 5 batches)."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/feed.xml", "raw_path": b"/feed.xml", "query_string": b"",
+        "root_path": "", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    batches = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(requests):
+            await app(dict(scope), receive, send)
+        batches.append((time.perf_counter() - started) / requests * 1e6)
+    return statistics.median(batches)
+
+
+def in_process_costs(
+    config_path: Path, body: bytes, cases: dict[str, dict[str, str]], requests: int = 2000
+) -> dict[tuple[str, str], float]:
+    """µs of CPU per request for each (server, case), both apps in this process."""
+    from aggregator.config import load_config
+    from aggregator.server import create_app
+
+    real = create_app(load_config(config_path))
+    floor = floor_app(body)
+
+    async def run() -> dict[tuple[str, str], float]:
+        costs = {}
+        async with real.router.lifespan_context(real):  # opens the database, as uvicorn does
+            for case, headers in cases.items():
+                costs[("floor", case)] = await _asgi_cost(floor, headers, requests)
+                costs[("aggregator", case)] = await _asgi_cost(real, headers, requests)
+        return costs
+
+    return asyncio.run(run())
 
 
 def free_port() -> int:
@@ -286,8 +339,16 @@ def main() -> None:
             stop_server(real)
             if floor is not None:
                 stop_server(floor)
+        costs = in_process_costs(config_path, plain.content, cases)
     sizes = (len(plain.content), int(zipped.headers["content-length"]))
     report(args, sizes, cases, results)
+    print()
+    print("In process (ASGI app called directly, no sockets): CPU per request")
+    print("| case | floor µs | aggregator µs | aggregator − floor µs |")
+    print("| --- | ---: | ---: | ---: |")
+    for case in cases:
+        floor_cost, ours = costs[("floor", case)], costs[("aggregator", case)]
+        print(f"| {case} | {floor_cost:.1f} | {ours:.1f} | {ours - floor_cost:.1f} |")
 
 
 def report(

@@ -104,7 +104,10 @@ def test_stories_list_explain_split_and_merge(runner: CliRunner, tmp_path: Path)
         assert explained.exit_code == 0
         assert "[lead] Carrow Wire Service" in explained.output
         assert "near-duplicate body of article" in explained.output
-        copy_url = f"{site.base_url}/frontier-post/story/20261121-third-patrol-ship-joins-coastal-squadron.html"
+        copy_url = (
+            f"{site.base_url}/frontier-post/story/"
+            "20261121-third-patrol-ship-joins-coastal-squadron.html"
+        )
         split = runner.invoke(cli, ["--config", str(path), "stories", "split", copy_url])
         assert split.exit_code == 0, split.output
         new_id = split.output.split()[-1]

@@ -117,12 +117,16 @@ def _read_feeds(base_url: str) -> dict[str, httpx.Response]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        return {
+        feeds = {
             "healthz": health,
             "rss": client.get("/feed.xml"),
             "atom": client.get("/feed.atom"),
             "json": client.get("/feed.json"),
         }
+        first = feeds["json"].json()["items"][0]["id"].rsplit(":", 1)[-1]
+        feeds["story"] = client.get(f"/stories/{first}")
+        feeds["no-story"] = client.get("/stories/nothing-here")
+        return feeds
 
 
 def expected_groups(deployment: Deployment) -> list[set[str]]:
@@ -255,6 +259,16 @@ def test_ids_match_across_formats(served: dict[str, httpx.Response]) -> None:
     rss_ids = [entry.id for entry in feedparser.parse(io.BytesIO(served["rss"].content)).entries]
     atom_ids = [entry.id for entry in feedparser.parse(io.BytesIO(served["atom"].content)).entries]
     assert json_ids == rss_ids == atom_ids
+
+
+def test_each_story_has_its_own_json_with_sources(served: dict[str, httpx.Response]) -> None:
+    item = served["json"].json()["items"][0]
+    story = served["story"].json()
+    assert story["id"] == item["id"] and story["title"] == item["title"]
+    assert [s["url"] for s in story["sources"]] == [
+        s["url"] for s in item["_aggregator"]["sources"]
+    ]
+    assert served["no-story"].status_code == 404
 
 
 def test_healthz_summarises_feed_health(

@@ -19,7 +19,7 @@ import feedparser
 import jsonschema
 import pytest
 
-from aggregator.models import FeedMeta, PublishedStory, StorySource
+from aggregator.models import FeedMeta, PublishedStory, StoryFilter, StorySource
 from aggregator.publisher import (
     CONTENT_TYPES,
     FEED_PATHS,
@@ -28,6 +28,7 @@ from aggregator.publisher import (
     render_feed,
     story_html,
 )
+from aggregator.webpage import PageView, render_page
 
 GOLDEN_DIR = Path(__file__).parent / "data" / "golden"
 GOLDEN_FILES = {"rss": "merged.rss", "atom": "merged.atom", "json": "merged.json"}
@@ -170,6 +171,30 @@ def test_matches_golden_file(fmt: str, update_golden: bool) -> None:
     expected = path.read_bytes().decode("utf-8")
     assert rendered.decode("utf-8") == expected, (
         f"{fmt} output differs from {path}; if the change is intended, run "
+        "`pytest tests/test_publisher.py --update-golden` and review the diff"
+    )
+
+
+PAGE_VIEW = PageView(
+    title=META.title,
+    stories=STORIES,
+    tags=("air defence", "drones", "naval"),
+    story_filter=StoryFilter(),
+    query_string="",
+    next_query="after=MjAyNS0wNi0wMXw5YjA3",
+    slices=(("Naval only", "/naval.xml"),),
+)
+
+
+def test_page_matches_golden_file(update_golden: bool) -> None:
+    # The HTML page at / (issue 6), golden like the feeds: `make golden` rewrites it.
+    rendered = render_page(PAGE_VIEW)
+    path = GOLDEN_DIR / "page.html"
+    if update_golden:
+        path.write_bytes(rendered)
+    assert path.exists(), f"{path} is missing; run `pytest --update-golden` to create it"
+    assert rendered.decode("utf-8") == path.read_text(encoding="utf-8"), (
+        f"the page differs from {path}; if the change is intended, run "
         "`pytest tests/test_publisher.py --update-golden` and review the diff"
     )
 

@@ -13,8 +13,9 @@ import httpx
 import pytest
 import uvicorn
 
+from aggregator import server
 from aggregator.clusterer import Assignment
-from aggregator.config import FeedSource, load_config
+from aggregator.config import Config, FeedSource, load_config
 from aggregator.server import create_app
 from aggregator.storage import NewArticle, Storage
 
@@ -290,3 +291,20 @@ def test_sources_opml_lists_the_configured_feeds(site) -> None:
     assert response.headers["content-type"].startswith("text/x-opml")
     assert b'xmlUrl="https://air.test/feed"' in response.content
     assert test_client.head("/sources.opml").status_code == 200
+
+
+def test_cache_drops_least_recently_used_bodies_past_its_byte_budget(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slices come from strangers' query strings: memory stays bounded (issue 6).
+    monkeypatch.setattr(server, "MAX_CACHED_BYTES", 1200)  # room for two bodies
+    cache = server.FeedCache(storage, Config())
+    renders: list[str] = []
+
+    def body(name: str) -> server.CachedBody:
+        renders.append(name)
+        return server.CachedBody.of(name.encode() * 500, NOW, "text/plain")  # ~530 bytes
+
+    for name in ("a", "b", "a", "c", "a", "b"):
+        cache.get((name,), lambda name=name: body(name))
+    assert renders == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came

@@ -46,8 +46,7 @@ def add(
         storage.add_article(article, assignment, f"s-{key}")
 
 
-@pytest.fixture
-def newsroom(storage: Storage) -> Storage:
+def fill_newsroom(storage: Storage) -> Storage:
     """Four stories: a naval one three outlets carried, an air one, a wire one, a
     second naval one. Newest first: s-n2, s-w1, s-a1, s-n1."""
     storage.sync_feeds(FEEDS, T0)
@@ -61,6 +60,11 @@ def newsroom(storage: Storage) -> Storage:
     add(storage, 1, "n2", title="Minehunter sea trials begin", hours=5,
         text="Sea trials in the Baltic.")  # fmt: skip
     return storage
+
+
+@pytest.fixture
+def newsroom(storage: Storage) -> Storage:
+    return fill_newsroom(storage)
 
 
 def ids(storage: Storage, story_filter: StoryFilter, limit: int = 10) -> list[str]:

@@ -24,10 +24,14 @@ import feedparser
 import jsonschema
 import pytest
 
+from aggregator.config import Settings
 from aggregator.models import FeedMeta, FetchResult
+from aggregator.output import parse_feed_query, render_from_storage
 from aggregator.parser import parse_feed
 from aggregator.publisher import item_id, render_feed
+from aggregator.storage import Storage
 from tests.test_publisher import CONTRACT, META, STORIES
+from tests.test_slices import fill_newsroom
 
 SCHEMAS = Path(__file__).parent / "data" / "schemas"
 GOLDEN = Path(__file__).parent / "data" / "golden"
@@ -234,3 +238,23 @@ def test_json_feed_round_trips_through_our_own_parser(variant: str) -> None:
     assert parsed.warning is None
     assert [entry.guid for entry in parsed.entries] == [item_id(story) for story in stories]
     assert [entry.updated for entry in parsed.entries] == [story.updated for story in stories]
+
+
+# --- feeds as served from storage: slices, paging links, escaping of query strings ----
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom", "json"])
+def test_slices_rendered_from_storage_validate(storage: Storage, fmt: str, tmp_path: Path) -> None:
+    settings = Settings(public_url="https://news.example.org", title_source_count=True)
+    query = parse_feed_query({"tag": ["naval", "air"], "limit": ["1"]}, 50)
+    body = render_from_storage(fill_newsroom(storage), settings, fmt, query.limit, query).body
+    if fmt == "json":
+        document = json.loads(body)
+        assert list(json_feed_validator().iter_errors(document)) == []
+        assert "after=" in document["next_url"]
+        return
+    parsed = feedparser.parse(io.BytesIO(body))
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    assert b"tag=naval&amp;tag=air&amp;limit=1&amp;after=" in body
+    if fmt == "atom" and JING is not None:
+        assert jing_errors(body, tmp_path) == ""
