@@ -43,16 +43,25 @@ class FeedQuery:
     after: PageCursor | None = None
     path: str | None = None  # the path served at; default the format's own path
     title: str | None = None  # a named slice's title
+    base_filter: StoryFilter = field(default_factory=StoryFilter)  # the path's own filter
 
     def query_string(self, *, after: PageCursor | None = None) -> str:
-        """The canonical query string of this slice (``after`` overrides the page)."""
+        """The canonical query string of this slice (``after`` overrides the page).
+
+        Only what differs from the path's own slice is written, so a named slice and
+        the default feed link to themselves without a query string.
+        """
         cursor = after or self.after
-        pairs: list[tuple[str, str]] = [("tag", tag) for tag in self.story_filter.tags]
-        pairs += [("source", source) for source in self.story_filter.sources]
-        if self.story_filter.query:
-            pairs.append(("q", self.story_filter.query))
-        if self.story_filter.min_sources > 1:
-            pairs.append(("min_sources", str(self.story_filter.min_sources)))
+        chosen, base = self.story_filter, self.base_filter
+        pairs: list[tuple[str, str]] = []
+        if chosen.tags != base.tags:
+            pairs += [("tag", tag) for tag in chosen.tags]
+        if chosen.sources != base.sources:
+            pairs += [("source", source) for source in chosen.sources]
+        if chosen.query != base.query:
+            pairs.append(("q", chosen.query))
+        if chosen.min_sources != base.min_sources:
+            pairs.append(("min_sources", str(chosen.min_sources)))
         if self.limit != self.default_limit:
             pairs.append(("limit", str(self.limit)))
         if cursor is not None:
@@ -79,7 +88,7 @@ def parse_feed_query(
     reader's typo still gets a feed; only a damaged ``after`` cursor is an error.
     """
     start = _slice_query(base, default_limit) if base else FeedQuery(default_limit)
-    start = replace(start, default_limit=start.limit)
+    start = replace(start, default_limit=start.limit, base_filter=start.story_filter)
     story_filter = _apply_filter_params(start.story_filter, params)
     limit = _bounded_int(_last(params, "limit"), start.limit, 1, MAX_LIMIT)
     after_text = _last(params, "after")

@@ -242,6 +242,10 @@ def test_named_slices_from_feeds_yaml(site) -> None:
     assert naval.headers["content-type"].startswith("application/rss+xml")
     assert b"<title>Naval only</title>" in naval.content
     assert naval.content.count(b"<item>") == 2
+    # It links to itself as it is subscribed to: the WebSub topic and rel=self agree.
+    assert b'<atom:link href="https://news.example.org/naval.xml" rel="self"' in naval.content
+    air = test_client.get("/naval.xml?tag=air").content
+    assert b'href="https://news.example.org/naval.xml?tag=air" rel="self"' in air
     top = test_client.get("/top.json")
     assert item_ids(top) == ["story-a"]
     assert top.json()["items"][0]["title"].endswith("(2 sources)")

@@ -1,15 +1,20 @@
 """Slices of the published feed (issue 6): tag, source, full-text search, min_sources,
-limit and a paging cursor, straight against storage; and the query-string parser."""
+limit and a paging cursor, straight against storage; the query-string parser; named
+slices in feeds.yaml (`outputs:`); `aggregator feed` with filters."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from aggregator.cli import cli
 from aggregator.clusterer import Assignment
-from aggregator.config import FeedSource, OutputSlice
-from aggregator.errors import BadRequest
+from aggregator.config import Config, FeedSource, OutputSlice, load_config
+from aggregator.errors import BadRequest, ConfigError
 from aggregator.models import PageCursor, StoryFilter
 from aggregator.output import FeedQuery, decode_cursor, encode_cursor, parse_feed_query, read_page
 from aggregator.storage import NewArticle, Storage, fts_query
@@ -222,11 +227,7 @@ def test_cursor_round_trips_and_damaged_ones_are_refused() -> None:
             decode_cursor(damaged)
 
 
-def test_feed_command_prints_a_slice(newsroom: Storage, tmp_path) -> None:
-    from click.testing import CliRunner
-
-    from aggregator.cli import cli
-
+def test_feed_command_prints_a_slice(newsroom: Storage, tmp_path: Path) -> None:
     config = tmp_path / "feeds.yaml"
     config.write_text("settings:\n  database: test.db\nfeeds: []\n")  # the fixture's file
     result = CliRunner().invoke(
@@ -236,3 +237,50 @@ def test_feed_command_prints_a_slice(newsroom: Storage, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert '"urn:aggregator:story:s-n1"' in result.output
     assert "s-n2" not in result.output
+
+
+# --- named slices in feeds.yaml -----------------------------------------------------------
+
+
+def load(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def test_outputs_are_read_from_feeds_yaml(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "outputs:\n  - path: /naval.xml\n    tags: naval\n  - path: /slices/top.atom\n"
+        "    min_sources: 3\n    limit: 20\n  - path: /x.json\n    sources: [Allied Wire]\n",
+    )
+    assert [(o.path, o.format) for o in config.outputs] == [
+        ("/naval.xml", "rss"), ("/slices/top.atom", "atom"), ("/x.json", "json"),
+    ]  # fmt: skip
+    assert config.outputs[0].tags == ("naval",)
+    assert config.outputs[2].sources == ("Allied Wire",)
+
+
+@pytest.mark.parametrize(
+    ("outputs", "problem"),
+    [
+        ("  - path: naval.xml\n", "expected a path like '/naval.xml'"),
+        ("  - path: /naval.html\n", "expected a path like '/naval.xml'"),
+        ("  - path: /../etc/x.xml\n", "expected a path like '/naval.xml'"),
+        ("  - path: /feed.xml\n", "outputs[0].path: path is built in"),
+        ("  - path: /a.xml\n  - path: /a.xml\n", "outputs[1].path: duplicate path"),
+        ("  - path: /a.xml\n    min_sources: 0\n", "greater than or equal to 1"),
+        ("  - path: /a.xml\n    colour: red\n", "unknown key"),
+    ],
+)
+def test_bad_outputs_name_file_line_and_field(tmp_path: Path, outputs: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(problem)) as error:
+        load(tmp_path, "feeds: []\noutputs:\n" + outputs)
+    assert error.value.line is not None
+
+
+def test_websub_hub_must_be_a_web_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="websub_hub"):
+        load(tmp_path, "settings:\n  websub_hub: ftp://hub.example/\n")
+    hub = load(tmp_path, "settings:\n  websub_hub: https://hub.example/\n").settings.websub_hub
+    assert hub == "https://hub.example/"

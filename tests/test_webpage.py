@@ -8,7 +8,6 @@ with background networking off.
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import zlib
@@ -129,13 +128,14 @@ def browser() -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not download
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument("--window-size=390,844")  # a phone
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download anything
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     try:
         yield driver
     finally:
