@@ -153,6 +153,8 @@ class Storage(StoryIndexStorage):
             db.enable_wal()
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: no corruption on crash
+            # 32 MB of page cache: the story index is read on every new article.
+            db.execute("PRAGMA cache_size = -32000")
             storage = cls(db)
             if migrate:
                 storage.migrate()
@@ -678,7 +680,7 @@ class Storage(StoryIndexStorage):
                 url=member["url"],
                 published=from_iso(member["published_at"]),
                 relation=relations[member["id"]],
-                score=member["score"] if member["id"] != lead_id else None,
+                score=_member_score(member, members, lead_id),
                 extraction_step=member["extraction_step"],
                 language=member["language"],
             )
@@ -737,6 +739,20 @@ class Storage(StoryIndexStorage):
 
     def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         return next(iter(self.db.query(sql, params)), None)
+
+
+def _member_score(
+    member: Mapping[str, Any], members: Sequence[Mapping[str, Any]], lead_id: int
+) -> float | None:
+    """The similarity that ties a member to the story. The article that started the
+    story has none of its own; when another member leads, the lead's score (how it
+    joined the starter's story) stands for both."""
+    if member["id"] == lead_id:
+        return None
+    if member["method"] == "new":
+        lead = next((m for m in members if m["id"] == lead_id), None)
+        return lead["score"] if lead else None
+    return member["score"]  # type: ignore[no-any-return]
 
 
 def member_relations(members: Sequence[Mapping[str, Any]], lead_id: int) -> dict[int, str]:

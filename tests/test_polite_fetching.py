@@ -606,7 +606,8 @@ def test_an_edited_entry_is_updated_in_place_and_its_story_moves(
 def test_a_crash_while_storing_one_feed_rolls_it_back_and_spares_the_rest(
     server: HostileServer, tmp_path: Path, make_ctx, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = make_ctx(write_config(server, tmp_path, {"Steady": "/good/rss2.xml", **GOOD}))
+    feeds = {"Steady": GOOD["Steady"], "Json": GOOD["Json"]}
+    ctx = make_ctx(write_config(server, tmp_path, feeds))
     real_store = pipeline._store_article
 
     def store(ctx_: PipelineContext, state: Any, page: Any, source: Any) -> None:
