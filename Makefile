@@ -1,5 +1,5 @@
 # Common tasks. Each is a thin wrapper over scripts/ (which work without make too).
-.PHONY: install run demo test check ci golden
+.PHONY: install run demo test check ci golden bench
 
 install:
 	scripts/install test
@@ -21,3 +21,6 @@ ci:
 
 golden:  # rewrite publisher golden files on purpose, then review the diff
 	scripts/test tests/test_publisher.py --update-golden
+
+bench:  # issue 8: first refresh vs the library floor, steady state; SIZE=small|medium|large
+	.venv/bin/python -m bench --size $(or $(SIZE),small)

@@ -300,6 +300,52 @@ def migrate(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.pass_context
+def prune(ctx: click.Context) -> None:
+    """Delete stories older than retention_days (unless still in the published feed),
+    with their articles' full text, and give the freed space back to the disk."""
+    from datetime import UTC, datetime
+
+    from aggregator.retention import prune as prune_storage
+    from aggregator.storage import Storage
+
+    config = _load(ctx)
+    try:
+        storage = Storage.open(config.database_path)
+    except StorageError as exc:
+        _fail(str(exc))
+    try:
+        report = prune_storage(storage, config.settings, datetime.now(UTC), convert=True)
+    finally:
+        storage.close()
+    click.echo(f"{config.database_path}: {report.summary()}")
+
+
+@cli.command()
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def backup(ctx: click.Context, target: Path) -> None:
+    """Write a consistent copy of the database to TARGET, safe while the daemon runs
+    (SQLite's online backup); TARGET appears only once the copy is complete."""
+    import sqlite3
+
+    from aggregator.storage import Storage
+
+    config = _load(ctx)
+    try:
+        storage = Storage.open(config.database_path)
+    except StorageError as exc:
+        _fail(str(exc))
+    try:
+        storage.backup_to(target)
+    except (sqlite3.Error, OSError) as exc:
+        _fail(f"backup to {target} failed: {exc}")
+    finally:
+        storage.close()
+    click.echo(f"{config.database_path}: backed up to {target}")
+
+
+@cli.command()
 @click.option("--port", type=int, default=8080, show_default=True, help="Port of the merged feed.")
 def demo(port: int) -> None:
     """Serve invented sample outlets on loopback and run the daemon against them.

@@ -97,6 +97,7 @@ class Settings(_Frozen):
     cache_max_age: int = Field(default=60, ge=0)
     title_source_count: bool = False
     websub_hub: str = ""
+    retention_days: int = Field(default=90, ge=1)
 
     @field_validator(
         "refresh_interval", "timeout", "duplicate_window", "max_backoff", mode="before"
@@ -327,6 +328,8 @@ SETTINGS_HELP: dict[str, str] = {
     "one carried it, like '... (4 sources)'.",
     "websub_hub": "WebSub hub URL: advertised in every feed (rel=hub) and pinged after "
     "each refresh that changed the feed. Unset: no WebSub.",
+    "retention_days": "Articles older than this many days are pruned (with their text), "
+    "unless their story is still in the published feed; `aggregator prune` does it now.",
 }
 
 CLUSTERING_HELP: dict[str, str] = {

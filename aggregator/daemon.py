@@ -4,6 +4,11 @@ uvicorn runs in the main thread. The first SIGTERM or SIGINT stops the server, t
 the pipeline is told to stop between units of work and the scheduler is shut down,
 waiting for the feed in flight (bounded by the fetch timeouts); the process exits 0.
 A second signal exits at once: SQLite's journal keeps the database consistent.
+
+A :class:`~aggregator.reload.ConfigWatcher` applies edits of feeds.yaml while it runs
+(issue 7): the feeds table is synced on a connection of its own, the pipeline's
+config is swapped between units of work, and the refresh job is woken so new feeds
+are fetched at once. ``/healthz`` shows a rejected edit and settings needing a restart.
 """
 
 from __future__ import annotations
@@ -18,26 +23,33 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 import uvicorn
+from apscheduler.schedulers.base import BaseScheduler
 
 from aggregator.config import Config
 from aggregator.pipeline import PipelineContext
-from aggregator.scheduler import TICK, build_scheduler
+from aggregator.reload import POLL_INTERVAL, ConfigWatcher, live_config, restart_needed
+from aggregator.scheduler import REFRESH_JOB_ID, TICK, build_scheduler
 from aggregator.server import create_app
 from aggregator.storage import Storage
 
 log = logging.getLogger(__name__)
 
 
-def run_daemon(config: Config, *, tick: timedelta = TICK) -> None:
+def run_daemon(
+    config: Config, *, tick: timedelta = TICK, poll_interval: float = POLL_INTERVAL
+) -> None:
     """Run until SIGTERM/SIGINT. Raises StorageError if the database is unusable."""
     # The scheduler's one job thread is this connection's only user (max_instances=1).
     storage = Storage.open(config.database_path, check_same_thread=False)
     storage.sync_feeds(config.feeds, datetime.now(UTC))
     ctx = PipelineContext.create(config, storage)
     scheduler = build_scheduler(ctx, tick=tick)
+    watcher = ConfigWatcher(
+        config, lambda edited: apply_edit(ctx, scheduler, edited), poll_interval=poll_interval
+    )
     server = _Server(
         uvicorn.Config(
-            create_app(config),
+            create_app(config, config_status=watcher.status.report),
             host=config.settings.listen_host,
             port=config.settings.listen_port,
             log_level="warning",
@@ -51,15 +63,40 @@ def run_daemon(config: Config, *, tick: timedelta = TICK) -> None:
         config.database_path,
     )
     scheduler.start()
+    watcher.start()
     try:
         server.run()
     finally:
         log.info("stopping: finishing the unit of work in flight")
         ctx.stop.set()
+        watcher.stop()
         scheduler.shutdown(wait=True)
         ctx.close()
         storage.close()
         log.info("stopped")
+
+
+def apply_edit(ctx: PipelineContext, scheduler: BaseScheduler, edited: Config) -> list[str]:
+    """Put a valid edit of feeds.yaml in force; return the keys needing a restart.
+
+    The config is swapped before the feeds table is synced, so a refresh starting
+    now already sees the new feeds; one in flight re-syncs at its next start.
+    """
+    running = ctx.config
+    restart = restart_needed(running, edited)
+    ctx.config = live_config(running, edited)
+    now = datetime.now(UTC)
+    # Its own connection: ctx.storage belongs to the scheduler's job thread.
+    storage = Storage.open(running.database_path)
+    try:
+        storage.sync_feeds(ctx.config.feeds, now)
+        for source in ctx.config.enabled_feeds:
+            storage.bring_forward(source.url, now + ctx.config.interval_for(source))
+    finally:
+        storage.close()
+    with contextlib.suppress(Exception):  # the scheduler may be shutting down
+        scheduler.modify_job(REFRESH_JOB_ID, next_run_time=now)
+    return restart
 
 
 class _Server(uvicorn.Server):

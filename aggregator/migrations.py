@@ -204,3 +204,10 @@ def m005_extraction_step(db: Database) -> None:
         ALTER TABLE articles ADD COLUMN language TEXT;         -- ISO 639-1, or NULL if unknown
         """,
     )
+
+
+@migrations()
+def m006_retention(db: Database) -> None:
+    """Retention deletes an article's LSH bands by article id: without this index each
+    prune batch would scan the whole band table while holding the write lock."""
+    _run(db, "CREATE INDEX IF NOT EXISTS article_bands_article ON article_bands (article_id);")

@@ -125,6 +125,12 @@ class PipelineContext:
             parser=ParsePool(processes),
         )
 
+    def interval_for(self, source: FeedSource) -> timedelta:
+        """The feed's interval in the config in force now: feeds.yaml may have been
+        reloaded while this refresh ran (issue 7), and the edit must win."""
+        live = next((feed for feed in self.config.feeds if feed.url == source.url), source)
+        return self.config.interval_for(live)
+
     def close(self) -> None:
         self.feed_client.close()
         self.page_client.close()
@@ -210,7 +216,7 @@ def _store_safely(ctx: PipelineContext, fetched: _Fetched, state: FeedState) -> 
     except Exception as exc:
         log.exception("%s: could not store the feed (%s)", state.name, state.url)
         error = StorageError(f"could not store the feed: {type(exc).__name__}: {exc}")
-        interval = ctx.config.interval_for(fetched.source)
+        interval = ctx.interval_for(fetched.source)
         return _record_failure(ctx, state, error, ctx.clock(), interval)
 
 
@@ -263,7 +269,7 @@ def _store_feed(ctx: PipelineContext, fetched: _Fetched, state: FeedState) -> Re
     source = fetched.source
     name = source.display_name
     now = ctx.clock()
-    interval = ctx.config.interval_for(source)
+    interval = ctx.interval_for(source)
     if fetched.error is not None or fetched.result is None:
         return _record_failure(ctx, state, fetched.error, now, interval)
     result = fetched.result

@@ -323,7 +323,7 @@ def _json_item(story: PublishedStory, meta: FeedMeta) -> dict[str, Any]:
 
 def _json_source(source: StorySource) -> dict[str, Any]:
     return {
-        "url": source.url,
+        "url": source.url if _is_web_url(source.url) else None,  # javascript:, file: ...
         "title": source.title,
         "feed": source.feed_name,
         "date_published": None if source.published is None else _rfc3339(source.published),

@@ -18,11 +18,13 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.pipeline import PipelineContext, publish, refresh_due_feeds, summarize
+from aggregator.retention import PRUNE_FIRST_DELAY, PRUNE_INTERVAL, run_prune_job
 
 log = logging.getLogger(__name__)
 
 TICK = timedelta(seconds=30)
 REFRESH_JOB_ID = "refresh"
+PRUNE_JOB_ID = "prune"
 
 
 def build_scheduler(ctx: PipelineContext, *, tick: timedelta = TICK) -> BackgroundScheduler:
@@ -39,6 +41,17 @@ def build_scheduler(ctx: PipelineContext, *, tick: timedelta = TICK) -> Backgrou
         coalesce=True,
         next_run_time=datetime.now(UTC),
         misfire_grace_time=None,
+    )
+    scheduler.add_job(  # retention (issue 7); opens its own connection
+        run_prune_job,
+        "interval",
+        args=[ctx],
+        seconds=PRUNE_INTERVAL.total_seconds(),
+        id=PRUNE_JOB_ID,
+        name="prune aged-out stories",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC) + PRUNE_FIRST_DELAY,
     )
     return scheduler
 

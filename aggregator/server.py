@@ -290,7 +290,16 @@ async def story_endpoint(request: Request) -> Response:
 
 async def healthz(request: Request) -> JSONResponse:
     storage: Storage = request.app.state.storage
-    return JSONResponse(health_report(storage))
+    report = health_report(storage)
+    # Absent when a test builds the app state by hand.
+    config_status: Callable[[], dict[str, Any]] | None = getattr(
+        request.app.state, "config_status", None
+    )
+    if config_status is not None:  # the daemon's live reload: a rejected edit degrades
+        report["config"] = config_status()
+        if report["config"]["error"]:
+            report["status"] = "degraded"
+    return JSONResponse(report)
 
 
 def health_report(storage: Storage) -> dict[str, Any]:
@@ -325,13 +334,17 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def create_app(config: Config) -> Starlette:
-    """The ASGI app. It opens its own read connection to the database on startup."""
+def create_app(
+    config: Config, *, config_status: Callable[[], dict[str, Any]] | None = None
+) -> Starlette:
+    """The ASGI app. It opens its own read connection to the database on startup.
+    ``config_status`` (the daemon's live reload) is shown under ``config`` in /healthz."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         storage = Storage.open(config.database_path)
         app.state.storage = storage
+        app.state.config_status = config_status
         app.state.cache = FeedCache(storage, config)
         app.state.opml = CachedBody.of(
             render_opml(config.feeds, f"{config.settings.feed_title}: sources"),

@@ -26,9 +26,12 @@ from aggregator.config import FeedSource
 from aggregator.errors import StorageError
 from aggregator.migrations import migrations
 from aggregator.models import PageCursor, PublishedStory, StoryFilter, StorySource
+from aggregator.storage_retention import RetentionStorage
 from aggregator.storage_stories import StoryIndexStorage
 
 BUSY_TIMEOUT_MS = 10_000
+# Near-duplicate candidates compared per new article, at most (those sharing most bands).
+MAX_BAND_CANDIDATES = 50
 # Methods by which an article joins as a copy of another (not independent coverage).
 COPY_METHODS = frozenset({"url", "guid", "near-duplicate"})
 # Extracted text at least this long counts as complete when choosing a story's lead.
@@ -127,7 +130,7 @@ class StoredPage:
     language: str | None = None
 
 
-class Storage(StoryIndexStorage):
+class Storage(StoryIndexStorage, RetentionStorage):
     """All reads and writes of the service's database."""
 
     def __init__(self, db: Database) -> None:
@@ -150,6 +153,9 @@ class Storage(StoryIndexStorage):
             )
             db = Database(connection)
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Only takes on a new file (before any table): pruned pages can then be
+            # given back cheaply. Older files are converted by `aggregator prune`.
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             db.enable_wal()
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: no corruption on crash
@@ -335,6 +341,13 @@ class Storage(StoryIndexStorage):
                 ],
             )
 
+    def bring_forward(self, url: str, latest: datetime) -> None:
+        """Make a feed due no later than ``latest`` (its interval was shortened live)."""
+        self.db.execute(
+            "UPDATE feeds SET next_check_at = ? WHERE url = ? AND next_check_at > ?",
+            [iso(latest), url, iso(latest)],
+        )
+
     def reset_feed(self, url_or_name: str, now: datetime) -> list[str]:
         """Forget a feed's failures, its 410 and its recorded move; make it due now.
 
@@ -482,9 +495,13 @@ class Storage(StoryIndexStorage):
     ) -> list[Candidate]:
         """Stored articles sharing the URL, the guid or an LSH band with a new one."""
         band_list = list(bands)
+        # Only the articles sharing the most bands are compared: a feed of near-identical
+        # bodies must not make each new article cost one comparison per stored copy.
         band_clause = (
-            f"OR id IN (SELECT article_id FROM article_bands WHERE band_key IN "
-            f"({','.join('?' * len(band_list))}))"
+            f"""OR id IN (SELECT article_id FROM article_bands
+                          WHERE band_key IN ({','.join('?' * len(band_list))})
+                          GROUP BY article_id ORDER BY COUNT(*) DESC, article_id DESC
+                          LIMIT {MAX_BAND_CANDIDATES})"""
             if band_list
             else ""
         )

@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import multiprocessing
+import random
 import resource
 import statistics
 import subprocess
@@ -37,16 +38,29 @@ from typing import Any
 # --------------------------------------------------------------------------- the server
 
 
+# Invented words for the bodies: each entry gets its own mix, so bodies are as unlike
+# one another as real articles (templated bodies would all be near-duplicates and the
+# benchmark would measure the grouping of copies instead of fetching).
+_WORDS = [
+    f"{a}{b}" for a in ("ar", "bel", "cor", "dun", "esk", "fal", "gor", "hal", "ist", "jor")
+    for b in ("ada", "ben", "cai", "dor", "eth", "fin", "gal", "hem", "ion", "jut", "kel",
+              "lor", "mar", "nes", "ost", "pra", "quo", "ris", "sal", "tor")
+]  # fmt: skip
+
+
+def _body(rng: random.Random, words: int = 60) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(words)) + "."
+
+
 def feed_body(site: int, feed: int, items: int) -> bytes:
+    rng = random.Random(site * 100_003 + feed)
     entries = "".join(
-        f"<item><title>Site {site} feed {feed}: contract {n} signed for patrol craft</title>"
+        f"<item><title>Site {site} feed {feed}: {_body(rng, 6)}</title>"
         f"<link>http://127.0.0.1:1/site{site}/feed{feed}/story{n}.html</link>"
         f"<guid>site{site}-feed{feed}-story{n}</guid>"
         f"<pubDate>Tue, 24 Nov 2026 {n % 24:02d}:00:00 GMT</pubDate>"
-        f"<description>&lt;p&gt;The ministry of site {site} signed contract {n} for"
-        f" {n + 3} patrol craft with yard {feed}, to be delivered over four years. The"
-        f" first hull is due in spring; crews train from the summer.&lt;/p&gt;</description>"
-        "</item>"
+        f"<description>&lt;p&gt;{_body(rng)}&lt;/p&gt;&lt;p&gt;{_body(rng)}&lt;/p&gt;"
+        "</description></item>"
         for n in range(items)
     )
     return (

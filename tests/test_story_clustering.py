@@ -211,3 +211,21 @@ def test_place_article_needs_the_threshold_and_reports_merges() -> None:
         vector, {"c": profiles["c"]}, idf_of, join_threshold=0.5, merge_threshold=0.7
     )
     assert none.story_id is None and none.score == 0.0
+
+
+def test_near_identical_flood_is_compared_with_a_bounded_number_of_copies(
+    storage: Storage,
+) -> None:
+    # A hostile feed of near-identical bodies must not make each new article cost one
+    # comparison per stored copy (found by the issue 3 benchmark).
+    from aggregator.storage import MAX_BAND_CANDIDATES
+
+    case = next(case for case in CASES if case["id"] == "kestrel-wire")
+    for copy in range(MAX_BAND_CANDIDATES + 10):
+        add(storage, {**case, "id": f"kestrel-copy-{copy}"}, hours=copy / 60)
+    probe = make_article(storage, {**case, "id": "kestrel-probe"}, hours=2)
+    found = storage.duplicate_candidates(
+        canonical_url=probe.canonical_url, guid=None, bands=probe.bands, since=START
+    )
+    assert 0 < len(found) <= MAX_BAND_CANDIDATES
+    assert len({candidate.story_id for candidate in found}) == 1  # all copies: one story

@@ -1,0 +1,92 @@
+"""Retention: the database must not grow without bound over a year of running.
+
+A story ages out when none of its articles is newer than ``retention_days`` and it is
+not among the newest ``feed_limit`` stories (what the published feed shows); it is
+then deleted whole, with its articles' full text, index entries and aliases. Deleting
+per story, never per article, keeps every published story complete. Work is done in
+small transactions, so readers and the refresh job are never held up for long.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from aggregator.config import Settings
+from aggregator.errors import AggregatorError
+from aggregator.storage import Storage
+
+if TYPE_CHECKING:
+    from aggregator.pipeline import PipelineContext
+
+log = logging.getLogger(__name__)
+
+PRUNE_BATCH = 200  # stories deleted per transaction
+PRUNE_INTERVAL = timedelta(hours=6)
+PRUNE_FIRST_DELAY = timedelta(minutes=10)  # let the first refresh after a start go first
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What one prune removed."""
+
+    stories: int
+    articles: int
+    pages_freed: int
+
+    def summary(self) -> str:
+        return (
+            f"pruned {self.stories} stories ({self.articles} articles);"
+            f" {self.pages_freed} pages given back"
+        )
+
+
+def retention_cutoff(now: datetime, settings: Settings) -> datetime:
+    """Articles dated before this have aged out."""
+    return now - timedelta(days=settings.retention_days)
+
+
+def prune(
+    storage: Storage,
+    settings: Settings,
+    now: datetime,
+    *,
+    convert: bool = False,
+    batch: int = PRUNE_BATCH,
+) -> PruneReport:
+    """Delete the stories that aged out, then compact the file.
+
+    ``convert`` lets a database created before incremental auto-vacuum be rewritten
+    once with VACUUM (slow on a big file: the admin's command does it, not the daemon).
+    """
+    cutoff = retention_cutoff(now, settings)
+    stories = articles = 0
+    while True:
+        with storage.transaction():
+            expired = storage.expired_story_ids(cutoff, settings.feed_limit, batch)
+            articles += storage.delete_stories(expired)
+        stories += len(expired)
+        if len(expired) < batch:
+            break
+    pages = storage.compact(convert=convert)
+    return PruneReport(stories=stories, articles=articles, pages_freed=pages)
+
+
+def run_prune_job(ctx: PipelineContext) -> None:
+    """The daemon's periodic prune, on its own connection (the refresh job's one is
+    not shared across threads); SQLite's write lock keeps the two writers in turn."""
+    try:
+        storage = Storage.open(ctx.config.database_path)
+    except AggregatorError:
+        log.exception("prune skipped: database unusable")
+        return
+    try:
+        report = prune(storage, ctx.config.settings, ctx.clock())
+        log.info(report.summary())
+    except (AggregatorError, sqlite3.Error):
+        log.exception("prune failed; will retry at the next one")
+    finally:
+        storage.close()

@@ -1,0 +1,287 @@
+"""The benchmark suite (issue 8): ``python -m bench`` (or ``make bench``).
+
+Builds an invented corpus (bench/corpus.py: N feeds x M items, messy 60-100 KB
+article pages, wire copies and related reports) and serves it on loopback ports from
+a separate process. Then, per repeat, in a fresh database:
+
+* ``first``: the real ``aggregator refresh`` as a separate process (every entry new);
+* ``all 304``: the same command again (every feed answers 304);
+* ``5% new``: again after 5% of the feeds gained one new item;
+* ``floor``: feedparser and trafilatura alone over exactly the bytes of the first
+  refresh (every feed body, every article page once), one process per core.
+
+For each: wall time, CPU time (user+sys of the process and its workers), peak RSS of
+the whole process tree (sampled), articles, articles/s; the headline is first/floor.
+The loopback server's own CPU is printed too: on a 2-core machine it competes with the
+refresh (the floor reads the bytes from disk instead).
+
+    .venv/bin/python -m bench [--size small|medium|large] [--repeat 3] [--profile FILE]
+
+Other parts of issue 8 have their own scripts: bench/fetch_bench.py (1,000 feeds,
+all-304), bench/cluster_eval.py (clustering), bench/serve_bench.py (/feed.xml req/s).
+Run by hand: the machine is shared and noisy, so compare ratios from one run.
+Nothing here talks to anything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.corpus import Corpus, build_corpus, resolve, serve_corpus
+
+SIZES = {"small": (20, 20), "medium": (200, 20), "large": (2000, 10)}
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+HERE = Path(__file__).parent
+# The other parts of issue 8, each its own script (see their docstrings).
+OTHER_BENCHES = {
+    "serve": [str(HERE / "serve_bench.py"), "--seconds", "3", "--rounds", "3"],
+    "cluster": [
+        "-m",
+        "bench.cluster_eval",
+        "--no-quality",
+        "--no-baseline",
+        "--scale",
+        "1000,10000",
+    ],
+    "fetch": [str(HERE / "fetch_bench.py"), "--repeat", "1"],
+}
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and all its descendants, in MB."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        todo += _children_of(current)
+    return total * PAGE_SIZE / 1e6
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User+system CPU of a running process (not its children), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``command``; wall, CPU (with waited-for workers), peak tree RSS, stdout."""
+    out = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    peak, main_cpu, done = 0.0, 0.0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak, main_cpu
+        while not done.is_set():
+            peak = max(peak, _tree_rss_mb(process.pid))
+            try:  # the main process alone (its workers are in ``usage`` below)
+                main_cpu = _cpu_seconds(process.pid)
+            except (OSError, IndexError, ValueError):
+                pass
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    sampler.join()
+    out.seek(0)
+    text = out.read().decode(errors="replace")
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{text}")
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "peak_mb": max(peak, usage.ru_maxrss / 1024),
+        "main_cpu": main_cpu,  # last sample, at most 50 ms before the end
+        "output": text,
+    }
+
+
+# --------------------------------------------------------------------------- the floor
+
+
+def write_floor_bytes(corpus: Corpus, ports: list[int], directory: Path) -> int:
+    """The bytes the first refresh gets: every feed body and every article page once."""
+    for n, path in enumerate([*corpus.feed_paths, *corpus.article_paths]):
+        target = directory / f"{n:06d}{Path(path).suffix}"
+        target.write_bytes(resolve(corpus.bodies[path], ports))
+    return len(corpus.feed_paths) + len(corpus.article_paths)
+
+
+# --------------------------------------------------------------------------- one repeat
+
+
+def write_config(directory: Path, corpus: Corpus, ports: list[int], per_site: int) -> Path:
+    lines = [
+        "settings:",
+        "  database: bench.db",
+        "  log_level: WARNING",
+        "  allow_private_addresses: true  # the corpus is on 127.0.0.1",
+        "feeds:",
+    ]
+    for feed, path in enumerate(corpus.feed_paths):
+        lines.append(f"  - url: http://127.0.0.1:{ports[feed // per_site]}{path}")
+    config = directory / "feeds.yaml"
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def refresh(config: Path, profile: str | None = None) -> dict[str, Any]:
+    command = [sys.executable, "-m", "aggregator", "--config", str(config), "refresh"]
+    if profile:
+        command[1:1] = ["-m", "cProfile", "-o", profile]
+    result = measure(command)
+    found = re.search(r"(\d+) new articles", result["output"])
+    result["articles"] = int(found.group(1)) if found else 0
+    return result
+
+
+def one_repeat(
+    corpus: Corpus, ports: list[int], args: argparse.Namespace, server: Any, generation: Any
+) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        config = write_config(Path(tmp), corpus, ports, args.per_site)
+        for name in ("first", "all 304", "5% new"):
+            generation.value = 1 if name == "5% new" else 0
+            before = _cpu_seconds(server.pid)
+            profile = args.profile if name == "first" else None
+            rows[name] = refresh(config, profile)
+            rows[name]["server_cpu"] = _cpu_seconds(server.pid) - before
+        generation.value = 0
+        rows["first"]["db_mb"] = (Path(tmp) / "bench.db").stat().st_size / 1e6
+        floor_dir = Path(tmp) / "floor"
+        floor_dir.mkdir()
+        bodies = write_floor_bytes(corpus, ports, floor_dir)
+        command = [sys.executable, "-m", "bench.floor", str(floor_dir)]
+        floor = measure([*command, "--processes", str(args.processes)])
+        inner = json.loads(floor["output"].strip().splitlines()[-1])
+        assert inner["bodies"] == bodies, inner
+        # the libraries' own time: the pool's wall, not the interpreters' start-up
+        rows["floor"] = {
+            **floor,
+            "wall": inner["wall"],
+            "cpu": inner["cpu"],
+            "by_library": inner["by_library"],
+            "articles": len(corpus.article_paths),
+        }
+    return rows
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _median(runs: list[dict[str, dict[str, Any]]], name: str, key: str) -> float:
+    return float(statistics.median(run[name].get(key, 0.0) for run in runs))
+
+
+def report(runs: list[dict[str, dict[str, Any]]], corpus: Corpus, args: argparse.Namespace) -> None:
+    pages = len(corpus.article_paths)
+    print(
+        f"\n{args.size}: {corpus.feeds} feeds x {corpus.items} items = {pages} article pages"
+        f" on {corpus.sites} loopback sites; {len(corpus.changed)} feeds change for '5% new';"
+        f" floor on {args.processes} processes; median of {len(runs)} run(s)"
+    )
+    header = (
+        f"{'pass':<8} {'wall s':>8} {'cpu s':>8} {'main cpu':>8} {'peak MB':>8} {'articles':>8}"
+        f" {'art/s':>7} {'srv cpu':>7} {'/floor':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    floor_wall = _median(runs, "floor", "wall")
+    for name in ("floor", "first", "all 304", "5% new"):
+        wall, cpu = _median(runs, name, "wall"), _median(runs, name, "cpu")
+        main_cpu = _median(runs, name, "main_cpu") if name != "floor" else float("nan")
+        articles = runs[-1][name]["articles"]
+        print(
+            f"{name:<8} {wall:>8.2f} {cpu:>8.2f} {main_cpu:>8.2f}"
+            f" {_median(runs, name, 'peak_mb'):>8.0f} {articles:>8} {articles / wall:>7.1f}"
+            f" {_median(runs, name, 'server_cpu'):>7.2f} {wall / floor_wall:>7.2f}"
+        )
+    ratios = [run["first"]["wall"] / run["floor"]["wall"] for run in runs]
+    cpu_ratio = _median(runs, "first", "cpu") / _median(runs, "floor", "cpu")
+    print(
+        f"headline: first refresh / floor = {_median(runs, 'first', 'wall') / floor_wall:.2f}"
+        f" wall (per run: {', '.join(f'{r:.2f}' for r in ratios)}; target <= 1.2),"
+        f" {cpu_ratio:.2f} CPU"
+    )
+    libraries = runs[-1]["floor"]["by_library"]
+    print(
+        f"floor CPU by library: feedparser {libraries['feedparser']:.2f} s,"
+        f" trafilatura {libraries['trafilatura']:.2f} s;"
+        f" database after the first refresh: {runs[-1]['first']['db_mb']:.1f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--feeds", type=int, help="override the size's number of feeds")
+    parser.add_argument("--items", type=int, help="override the size's items per feed")
+    parser.add_argument("--per-site", type=int, default=5, help="feeds per loopback site")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--processes", type=int, default=os.cpu_count() or 1, help="processes of the floor"
+    )
+    parser.add_argument("--profile", help="write a cProfile of the first refresh here")
+    parser.add_argument(
+        "--also",
+        default="",
+        help="comma-separated: serve (bench/serve_bench.py), cluster (bench/cluster_eval.py"
+        " scale only), fetch (bench/fetch_bench.py); run after the table",
+    )
+    args = parser.parse_args()
+    feeds, items = SIZES[args.size]
+    corpus = build_corpus(args.feeds or feeds, args.items or items, feeds_per_site=args.per_site)
+    context = multiprocessing.get_context("spawn")
+    ports_queue, generation = context.Queue(), context.Value("i", 0)
+    server = context.Process(
+        target=serve_corpus, args=(corpus, ports_queue, generation), daemon=True
+    )
+    server.start()
+    try:
+        ports: list[int] = ports_queue.get(timeout=120)
+        runs = []
+        for n in range(args.repeat):
+            runs.append(one_repeat(corpus, ports, args, server, generation))
+            print(f"run {n + 1}/{args.repeat}: first {runs[-1]['first']['wall']:.1f} s", flush=True)
+    finally:
+        server.terminate()
+    report(runs, corpus, args)
+    for name in filter(None, args.also.split(",")):
+        print(f"\n{name}: {' '.join(OTHER_BENCHES[name])}", flush=True)
+        subprocess.run([sys.executable, *OTHER_BENCHES[name]], check=True, cwd=HERE.parent)
+
+
+if __name__ == "__main__":
+    main()
