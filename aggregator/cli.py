@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -17,6 +19,9 @@ from aggregator import __version__
 from aggregator.config import Config, load_config, resolve_config_path
 from aggregator.errors import AggregatorError, ConfigError, StorageError
 from aggregator.publisher import FORMATS
+
+if TYPE_CHECKING:  # imported lazily at run time: `--help` stays fast
+    from aggregator.storage import Storage
 
 log = logging.getLogger("aggregator")
 
@@ -45,6 +50,22 @@ def _load(ctx: click.Context) -> Config:
         _fail(str(exc))
     _setup_logging(config.settings.log_level)
     return config
+
+
+@contextmanager
+def open_storage(ctx: click.Context) -> Iterator[tuple[Config, Storage]]:
+    """Load the config and open its database; exit 1 if either is unusable."""
+    from aggregator.storage import Storage
+
+    config = _load(ctx)
+    try:
+        storage = Storage.open(config.database_path)
+    except StorageError as exc:
+        _fail(str(exc))
+    try:
+        yield config, storage
+    finally:
+        storage.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,20 +115,14 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
     could run (bad config or unusable database).
     """
     from aggregator.pipeline import PipelineContext, publish, refresh_feeds, summarize
-    from aggregator.storage import Storage
 
-    config = _load(ctx)
-    try:
-        storage = Storage.open(config.database_path)
-    except StorageError as exc:
-        _fail(str(exc))
-    pipeline = PipelineContext.create(config, storage, workers=workers)
-    try:
-        outcomes = refresh_feeds(pipeline, config.enabled_feeds)
-        publish(pipeline)
-    finally:
-        pipeline.close()
-        storage.close()
+    with open_storage(ctx) as (config, storage):
+        pipeline = PipelineContext.create(config, storage, workers=workers)
+        try:
+            outcomes = refresh_feeds(pipeline, config.enabled_feeds)
+            publish(pipeline)
+        finally:
+            pipeline.close()
     click.echo(summarize(outcomes))
     for outcome in outcomes:
         if outcome.status == "failed":
@@ -157,25 +172,17 @@ def feed(
     the filters are those of the HTTP slices (?tag=, ?source=, ?q=, ?min_sources=)."""
     from aggregator.models import StoryFilter
     from aggregator.output import FeedQuery, render_from_storage
-    from aggregator.storage import Storage
 
-    config = _load(ctx)
-    try:
-        storage = Storage.open(config.database_path)
-    except StorageError as exc:
-        _fail(str(exc))
-    story_filter = StoryFilter(tags, sources, query, min_sources)
-    slice_query = FeedQuery(
-        limit or config.settings.feed_limit,
-        default_limit=config.settings.feed_limit,
-        story_filter=story_filter,
-    )
-    try:
+    with open_storage(ctx) as (config, storage):
+        story_filter = StoryFilter(tags, sources, query, min_sources)
+        slice_query = FeedQuery(
+            limit or config.settings.feed_limit,
+            default_limit=config.settings.feed_limit,
+            story_filter=story_filter,
+        )
         rendered = render_from_storage(
             storage, config.settings, fmt, slice_query.limit, slice_query
         )
-    finally:
-        storage.close()
     sys.stdout.buffer.write(rendered.body)
     sys.stdout.flush()
 
@@ -221,22 +228,14 @@ def feeds(ctx: click.Context, reset: str | None) -> None:
     from datetime import UTC, datetime
 
     from aggregator.health import format_table
-    from aggregator.storage import Storage
 
-    config = _load(ctx)
-    try:
-        storage = Storage.open(config.database_path)
-    except StorageError as exc:
-        _fail(str(exc))
-    try:
+    with open_storage(ctx) as (_, storage):
         if reset is not None:
             urls = storage.reset_feed(reset, datetime.now(UTC))
             if not urls:
                 _fail(f"no feed with URL or name {reset!r}")
             click.echo("reset: " + ", ".join(urls))
         rows = storage.feed_health()
-    finally:
-        storage.close()
     click.echo(format_table(rows, datetime.now(UTC)))
 
 
@@ -246,18 +245,10 @@ def feeds(ctx: click.Context, reset: str | None) -> None:
 def articles(ctx: click.Context, url: str) -> None:
     """Show how each stored article at URL got its text: the extraction status and
     step (precision, recall, selectors, feed-content, feed-summary), why, and language."""
-    from aggregator.storage import Storage
     from aggregator.urls import canonicalize_url
 
-    config = _load(ctx)
-    try:
-        storage = Storage.open(config.database_path)
-    except StorageError as exc:
-        _fail(str(exc))
-    try:
+    with open_storage(ctx) as (_, storage):
         rows = storage.articles_at(url, canonicalize_url(url))
-    finally:
-        storage.close()
     if not rows:
         _fail(f"no stored article at {url}")
     for row in rows:
@@ -307,17 +298,9 @@ def prune(ctx: click.Context) -> None:
     from datetime import UTC, datetime
 
     from aggregator.retention import prune as prune_storage
-    from aggregator.storage import Storage
 
-    config = _load(ctx)
-    try:
-        storage = Storage.open(config.database_path)
-    except StorageError as exc:
-        _fail(str(exc))
-    try:
+    with open_storage(ctx) as (config, storage):
         report = prune_storage(storage, config.settings, datetime.now(UTC), convert=True)
-    finally:
-        storage.close()
     click.echo(f"{config.database_path}: {report.summary()}")
 
 
@@ -329,19 +312,11 @@ def backup(ctx: click.Context, target: Path) -> None:
     (SQLite's online backup); TARGET appears only once the copy is complete."""
     import sqlite3
 
-    from aggregator.storage import Storage
-
-    config = _load(ctx)
-    try:
-        storage = Storage.open(config.database_path)
-    except StorageError as exc:
-        _fail(str(exc))
-    try:
-        storage.backup_to(target)
-    except (sqlite3.Error, OSError) as exc:
-        _fail(f"backup to {target} failed: {exc}")
-    finally:
-        storage.close()
+    with open_storage(ctx) as (config, storage):
+        try:
+            storage.backup_to(target)
+        except (sqlite3.Error, OSError) as exc:
+            _fail(f"backup to {target} failed: {exc}")
     click.echo(f"{config.database_path}: backed up to {target}")
 
 

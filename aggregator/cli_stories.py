@@ -9,23 +9,15 @@ from typing import Any
 
 import click
 
-from aggregator.errors import StorageError
 from aggregator.storage import Storage, member_relations
 
 
 @contextmanager
 def _storage(ctx: click.Context) -> Iterator[Storage]:
-    from aggregator.cli import _fail, _load
+    from aggregator.cli import open_storage
 
-    config = _load(ctx)
-    try:
-        storage = Storage.open(config.database_path)
-    except StorageError as exc:
-        _fail(str(exc))
-    try:
+    with open_storage(ctx) as (_, storage):
         yield storage
-    finally:
-        storage.close()
 
 
 @click.group(invoke_without_command=True)

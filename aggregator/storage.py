@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from aggregator.errors import StorageError
 from aggregator.migrations import migrations
 from aggregator.models import PageCursor, PublishedStory, StoryFilter, StorySource
 from aggregator.storage_retention import RetentionStorage
+from aggregator.storage_sql import from_iso, iso
 from aggregator.storage_stories import StoryIndexStorage
 
 BUSY_TIMEOUT_MS = 10_000
@@ -36,14 +37,6 @@ MAX_BAND_CANDIDATES = 50
 COPY_METHODS = frozenset({"url", "guid", "near-duplicate"})
 # Extracted text at least this long counts as complete when choosing a story's lead.
 COMPLETE_TEXT_CHARS = 1000
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def from_iso(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -499,7 +492,7 @@ class Storage(StoryIndexStorage, RetentionStorage):
         # bodies must not make each new article cost one comparison per stored copy.
         band_clause = (
             f"""OR id IN (SELECT article_id FROM article_bands
-                          WHERE band_key IN ({','.join('?' * len(band_list))})
+                          WHERE band_key IN ({",".join("?" * len(band_list))})
                           GROUP BY article_id ORDER BY COUNT(*) DESC, article_id DESC
                           LIMIT {MAX_BAND_CANDIDATES})"""
             if band_list

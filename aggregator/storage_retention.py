@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlite_utils import Database
 
+from aggregator.storage_sql import iso, placeholders
+
 AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 BACKUP_PAGES_PER_STEP = 1024  # copy in steps so a writer is never blocked for long
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _placeholders(values: Sequence[Any]) -> str:
-    return ",".join("?" * len(values))
 
 
 class RetentionStorage:
@@ -51,7 +44,7 @@ class RetentionStorage:
             ORDER BY s.published_at, s.id
             LIMIT :limit
             """,
-            {"cutoff": _iso(cutoff), "keep": keep_newest, "limit": limit},
+            {"cutoff": iso(cutoff), "keep": keep_newest, "limit": limit},
         )
         return [row["id"] for row in rows]
 
@@ -66,11 +59,11 @@ class RetentionStorage:
         aliases = [
             row["id"]
             for row in self.db.query(
-                f"SELECT id FROM stories WHERE merged_into IN ({_placeholders(ids)})", ids
+                f"SELECT id FROM stories WHERE merged_into IN ({placeholders(ids)})", ids
             )
         ]
         every = [*ids, *aliases]
-        marks = _placeholders(every)
+        marks = placeholders(every)
         self.db.execute(
             f"DELETE FROM article_bands WHERE article_id IN"
             f" (SELECT id FROM articles WHERE story_id IN ({marks}))",

@@ -8,22 +8,15 @@ callers still see one door. Only SQL lives here: the decisions are in clusterer.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
 from aggregator.clusterer import StoryProfile
+from aggregator.storage_sql import iso, placeholders
 
 DOCUMENTS = "documents"  # corpus_stats counter: articles counted into term_stats
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _placeholders(values: Sequence[Any]) -> str:
-    return ",".join("?" * len(values))
 
 
 class StoryIndexStorage:
@@ -44,7 +37,7 @@ class StoryIndexStorage:
         for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
             chunk = wanted[start : start + 500]
             rows = self._rows(
-                f"SELECT term, df FROM term_stats WHERE term IN ({_placeholders(chunk)})", chunk
+                f"SELECT term, df FROM term_stats WHERE term IN ({placeholders(chunk)})", chunk
             )
             frequencies.update((row["term"], row["df"]) for row in rows)
         return (total[0]["value"] if total else 0), frequencies
@@ -75,13 +68,13 @@ class StoryIndexStorage:
             f"""
             SELECT k.story_id, COUNT(*) AS shared
             FROM story_keys k JOIN stories s ON s.id = k.story_id
-            WHERE k.term IN ({_placeholders(terms)})
+            WHERE k.term IN ({placeholders(terms)})
               AND s.merged_into IS NULL AND s.last_member_at >= ?
             GROUP BY k.story_id
             ORDER BY shared DESC, k.story_id
             LIMIT ?
             """,
-            [*terms, _iso(since), limit],
+            [*terms, iso(since), limit],
         )
         return [row["story_id"] for row in rows]
 
@@ -92,7 +85,7 @@ class StoryIndexStorage:
         if not story_ids:
             return {}
         rows = self._rows(
-            f"SELECT id, centroid_norm FROM stories WHERE id IN ({_placeholders(story_ids)})",
+            f"SELECT id, centroid_norm FROM stories WHERE id IN ({placeholders(story_ids)})",
             list(story_ids),
         )
         shared: dict[str, dict[str, float]] = {row["id"]: {} for row in rows}
@@ -100,8 +93,8 @@ class StoryIndexStorage:
             chunk = list(terms[start : start + 500])
             cursor = self.db.conn.execute(
                 f"SELECT story_id, term, weight FROM story_terms"
-                f" WHERE story_id IN ({_placeholders(story_ids)})"
-                f" AND term IN ({_placeholders(chunk)})",
+                f" WHERE story_id IN ({placeholders(story_ids)})"
+                f" AND term IN ({placeholders(chunk)})",
                 [*story_ids, *chunk],
             )
             for story_id, term, weight in cursor:
@@ -142,7 +135,7 @@ class StoryIndexStorage:
 
     def story_created_at(self, story_ids: Sequence[str]) -> dict[str, str]:
         rows = self._rows(
-            f"SELECT id, created_at FROM stories WHERE id IN ({_placeholders(story_ids)})",
+            f"SELECT id, created_at FROM stories WHERE id IN ({placeholders(story_ids)})",
             list(story_ids),
         )
         return {row["id"]: row["created_at"] for row in rows}
@@ -219,7 +212,7 @@ class StoryIndexStorage:
         self.db.execute(
             "INSERT INTO stories (id, created_at, published_at, updated_at, last_member_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            [new_story_id, _iso(now), moment, moment, moment],
+            [new_story_id, iso(now), moment, moment, moment],
         )
         self.db.execute(
             "UPDATE articles SET story_id = ?, method = 'manual', score = NULL,"
@@ -239,7 +232,7 @@ class StoryIndexStorage:
         self.db.execute(
             "INSERT INTO story_overrides (action, article_url, story_id, target_story_id,"
             " created_at) VALUES (?, ?, ?, ?, ?)",
-            [action, article_url, story_id, target_story_id, _iso(now)],
+            [action, article_url, story_id, target_story_id, iso(now)],
         )
 
     def split_urls_between(self, story_ids: Sequence[str]) -> set[str]:
@@ -250,7 +243,7 @@ class StoryIndexStorage:
             f"""
             SELECT o.article_url FROM story_overrides o JOIN stories s ON s.id = o.story_id
             WHERE o.action = 'split'
-              AND COALESCE(s.merged_into, s.id) IN ({_placeholders(story_ids)})
+              AND COALESCE(s.merged_into, s.id) IN ({placeholders(story_ids)})
             """,
             list(story_ids),
         )
