@@ -527,11 +527,10 @@ class Storage(StoryIndexStorage, RetentionStorage):
         if assignment.story_id is None:
             self._create_story(story_id, article)
         article_id = self._insert_article(article, assignment, story_id)
-        for band in article.bands:
-            self.db.execute(
-                "INSERT OR IGNORE INTO article_bands (band_key, article_id) VALUES (?, ?)",
-                [band, article_id],
-            )
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO article_bands (band_key, article_id) VALUES (?, ?)",
+            [(band, article_id) for band in article.bands],
+        )
         self._refresh_story(story_id, article.fetched_at)
         return article_id
 

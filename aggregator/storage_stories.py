@@ -36,10 +36,10 @@ class StoryIndexStorage:
         frequencies: dict[str, int] = {}
         for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
             chunk = wanted[start : start + 500]
-            rows = self._rows(
+            cursor = self.db.conn.execute(
                 f"SELECT term, df FROM term_stats WHERE term IN ({placeholders(chunk)})", chunk
             )
-            frequencies.update((row["term"], row["df"]) for row in rows)
+            frequencies.update(cursor)
         return (total[0]["value"] if total else 0), frequencies
 
     def count_document(self, terms: Iterable[str]) -> None:

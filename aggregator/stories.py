@@ -51,7 +51,7 @@ def add_article_to_story(
     assignment, also = _choose_story(storage, article, settings, vector, idf_of, df, documents)
     article_id = storage.add_article(article, assignment, new_story_id)
     story_id = assignment.story_id or new_story_id
-    _grow_profile(storage, story_id, clusterer.normalized(terms))
+    _grow_profile(storage, story_id, clusterer.normalized(terms), df, documents)
     merged = tuple(
         absorbed
         for other, score in also
@@ -105,14 +105,28 @@ def _choose_story(
     return Assignment(placement.story_id, clusterer.RELATED, placement.score), placement.also
 
 
-def _grow_profile(storage: Storage, story_id: str, added: dict[str, float]) -> None:
-    centroid, _ = storage.story_centroid(story_id)
-    _save_profile(storage, story_id, clusterer.grown_centroid(centroid, added))
+def _grow_profile(
+    storage: Storage,
+    story_id: str,
+    added: dict[str, float],
+    added_df: dict[str, int],
+    documents: int,
+) -> None:
+    """Add a member's unit vector to its story; the frequencies of the article's terms
+    and of the story's are both at hand, so no second lookup is needed."""
+    centroid, df = storage.story_centroid(story_id)
+    df.update(added_df)
+    _save_profile(storage, story_id, clusterer.grown_centroid(centroid, added), (documents, df))
 
 
-def _save_profile(storage: Storage, story_id: str, centroid: dict[str, float]) -> None:
+def _save_profile(
+    storage: Storage,
+    story_id: str,
+    centroid: dict[str, float],
+    frequencies: tuple[int, dict[str, int]] | None = None,
+) -> None:
     """Store a centroid with its index keys and norm, weighted by today's frequencies."""
-    documents, df = storage.corpus_frequencies(centroid)
+    documents, df = frequencies or storage.corpus_frequencies(centroid)
     idf_of = clusterer.idf_table(centroid, df, documents)
     keys = clusterer.index_keys(centroid, idf_of)
     norm = clusterer.centroid_norm(centroid, idf_of)
