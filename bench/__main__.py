@@ -213,7 +213,8 @@ def _median(runs: list[dict[str, dict[str, Any]]], name: str, key: str) -> float
 def report(runs: list[dict[str, dict[str, Any]]], corpus: Corpus, args: argparse.Namespace) -> None:
     pages = len(corpus.article_paths)
     print(
-        f"\n{args.size}: {corpus.feeds} feeds x {corpus.items} items = {pages} article pages"
+        f"\n{args.size if (args.feeds, args.items) == (None, None) else 'custom'}:"
+        f" {corpus.feeds} feeds x {corpus.items} items = {pages} article pages"
         f" on {corpus.sites} loopback sites; {len(corpus.changed)} feeds change for '5% new';"
         f" floor on {args.processes} processes; median of {len(runs)} run(s)"
     )
