@@ -20,7 +20,7 @@ import feedparser
 
 from aggregator.errors import ParseError
 from aggregator.models import Entry, FetchResult, ParsedFeed
-from aggregator.sanitize import clean_title
+from aggregator.sanitize import clean_title, escape_text_as_html
 from aggregator.urls import canonicalize_url
 
 log = logging.getLogger(__name__)
@@ -64,18 +64,11 @@ def _looks_like_json(content: bytes) -> bool:
 
 
 def _entry_from_feedparser(raw: Mapping[str, Any], now: datetime) -> Entry | None:
-    link = raw.get("link", "") or ""
-    guid = raw.get("id") or None
-    title = clean_title(raw.get("title", "") or "")
-    if not link and not guid:
-        return None
     content = raw.get("content") or []
-    return Entry(
-        key=entry_key(guid, link, title),
-        guid=guid,
-        link=link,
-        canonical_url=canonicalize_url(link) if link else "",
-        title=title or "(untitled)",
+    return _entry(
+        guid=raw.get("id") or None,
+        link=raw.get("link", "") or "",
+        raw_title=raw.get("title", "") or "",
         summary_html=raw.get("summary", "") or "",
         content_html=content[0].get("value", "") if content else "",
         published=_date(
@@ -84,6 +77,22 @@ def _entry_from_feedparser(raw: Mapping[str, Any], now: datetime) -> Entry | Non
         updated=_date(_plain_get(raw, "updated_parsed"), now),
         author=raw.get("author") or None,
         tags=tuple(t["term"] for t in raw.get("tags", []) if t.get("term")),
+    )
+
+
+def _entry(*, guid: str | None, link: str, raw_title: str, **fields: Any) -> Entry | None:
+    """An Entry with its identity and canonical URL; None when it has neither a link
+    nor a guid (nothing to identify it by)."""
+    if not link and not guid:
+        return None
+    title = clean_title(raw_title)
+    return Entry(
+        key=entry_key(guid, link, title),
+        guid=guid,
+        link=link,
+        canonical_url=canonicalize_url(link) if link else "",
+        title=title or "(untitled)",
+        **fields,
     )
 
 
@@ -143,20 +152,15 @@ def _parse_json_feed(result: FetchResult, now: datetime) -> ParsedFeed:
 
 
 def _entry_from_json(item: Mapping[str, Any], now: datetime) -> Entry | None:
-    link = str(item.get("url") or item.get("external_url") or "")
-    guid = str(item["id"]) if item.get("id") is not None else None
-    title = clean_title(str(item.get("title") or ""))
-    if not link and not guid:
-        return None
     authors = item.get("authors") or []
-    return Entry(
-        key=entry_key(guid, link, title),
-        guid=guid,
-        link=link,
-        canonical_url=canonicalize_url(link) if link else "",
-        title=title or "(untitled)",
+    text = str(item.get("content_text") or "")
+    return _entry(
+        guid=str(item["id"]) if item.get("id") is not None else None,
+        link=str(item.get("url") or item.get("external_url") or ""),
+        raw_title=str(item.get("title") or ""),
         summary_html=str(item.get("summary") or ""),
-        content_html=str(item.get("content_html") or item.get("content_text") or ""),
+        # content_text is plain text: escaped, never taken as markup.
+        content_html=str(item.get("content_html") or escape_text_as_html(text)),
         published=_iso_date(item.get("date_published"), now),
         updated=_iso_date(item.get("date_modified"), now),
         author=str(authors[0].get("name")) if authors and isinstance(authors[0], dict) else None,

@@ -280,3 +280,15 @@ def test_json_title_markup_and_control_chars_are_cleaned() -> None:
     result = fetched(json.dumps(document).encode(), content_type="application/feed+json")
     titles = [entry.title for entry in parse_feed(result, now=NOW).entries]
     assert titles == ["Tank deal & more", "(untitled)"]
+
+
+def test_json_content_text_is_escaped_not_taken_as_markup() -> None:
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "items": [
+            {"id": "j1", "url": "https://j.example/1", "content_text": "Rounds <b>& charges"},
+        ],
+    }
+    result = fetched(json.dumps(document).encode(), content_type="application/feed+json")
+    (entry,) = parse_feed(result, now=NOW).entries
+    assert entry.content_html == "<p>Rounds &lt;b&gt;&amp; charges</p>"
