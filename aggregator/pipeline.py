@@ -13,8 +13,9 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -77,6 +78,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Feeds whose pages are downloaded and extracted in the background while this thread
+# stores others: enough to keep both cores busy, few enough to stop quickly.
+FEEDS_IN_FLIGHT = 2
 MAX_BACKOFF = timedelta(hours=24)
 GONE_STATUS = 410
 
@@ -178,28 +182,55 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
     """Refresh the given feeds.
 
     Feeds are fetched (and parsed) concurrently on worker threads, at most
-    ``feed_concurrency`` at once and ``per_host_limit`` per site; each is stored as
-    soon as it arrives by this thread, which owns the database connection.
+    ``feed_concurrency`` at once and ``per_host_limit`` per site. Each feed's new pages
+    are then downloaded and extracted in the background, ``FEEDS_IN_FLIGHT`` feeds at a
+    time, while this thread, which owns the database connection, stores the feeds whose
+    pages are ready: fetching, extraction and storing overlap.
     """
     ctx.storage.sync_feeds(ctx.config.feeds, ctx.clock())
     states = {source.url: ctx.storage.feed_state(source.url) for source in sources}
     settings = ctx.config.settings
     outcomes = [_still_gone(states[s.url]) for s in sources if states[s.url].disabled_reason]
     live = [source for source in sources if not states[source.url].disabled_reason]
-    for fetched in polite_map(
-        live,
-        lambda source: _fetch_and_parse(ctx, source, states[source.url]),
-        key=lambda source: host_key(states[source.url].permanent_url or source.url),
-        concurrency=settings.feed_concurrency,
-        per_host=settings.per_host_limit,
-        stop=ctx.stop,
-    ):
-        if ctx.stop.is_set():  # stop between units of work; in-flight fetches end soon
-            break
-        outcomes.append(_store_safely(ctx, fetched, states[fetched.source.url]))
+    in_flight: deque[tuple[_FeedWork, Future[list[_Page]]]] = deque()
+    with ThreadPoolExecutor(max_workers=FEEDS_IN_FLIGHT, thread_name_prefix="pages") as stage:
+        for fetched in polite_map(
+            live,
+            lambda source: _fetch_and_parse(ctx, source, states[source.url]),
+            key=lambda source: host_key(states[source.url].permanent_url or source.url),
+            concurrency=settings.feed_concurrency,
+            per_host=settings.per_host_limit,
+            stop=ctx.stop,
+        ):
+            if ctx.stop.is_set():  # stop between units of work; in-flight fetches end soon
+                break
+            begun = _begin_safely(ctx, fetched, states[fetched.source.url])
+            if isinstance(begun, RefreshOutcome):
+                outcomes.append(begun)
+            else:
+                in_flight.append((begun, stage.submit(_run_pages, ctx, begun.plan)))
+            outcomes += _finish_ready(ctx, in_flight, wait=len(in_flight) > FEEDS_IN_FLIGHT)
+        outcomes += _finish_ready(ctx, in_flight, wait=True, drain=True)
     # Stored as they arrived; reported in the order asked for, as before.
     order = {source.url: index for index, source in enumerate(sources)}
     return sorted(outcomes, key=lambda outcome: order[outcome.url])
+
+
+def _finish_ready(
+    ctx: PipelineContext,
+    in_flight: deque[tuple[_FeedWork, Future[list[_Page]]]],
+    *,
+    wait: bool,
+    drain: bool = False,
+) -> list[RefreshOutcome]:
+    """Store the feeds whose pages are ready, oldest first. With ``wait``, wait for the
+    oldest one; with ``drain``, for all of them."""
+    finished = []
+    while in_flight and (wait or in_flight[0][1].done()):
+        work, pages = in_flight.popleft()
+        finished.append(_finish_safely(ctx, work, pages))
+        wait = drain
+    return finished
 
 
 def _still_gone(state: FeedState) -> RefreshOutcome:
@@ -208,16 +239,32 @@ def _still_gone(state: FeedState) -> RefreshOutcome:
     return RefreshOutcome(state.url, state.name, "failed", error=state.disabled_reason or "")
 
 
-def _store_safely(ctx: PipelineContext, fetched: _Fetched, state: FeedState) -> RefreshOutcome:
-    """Store one feed; an unexpected error rolls back its transaction and is recorded
-    on the feed like any failure, so the rest of the batch goes on."""
+def _begin_safely(
+    ctx: PipelineContext, fetched: _Fetched, state: FeedState
+) -> RefreshOutcome | _FeedWork:
     try:
-        return _store_feed(ctx, fetched, state)
+        return _begin_feed(ctx, fetched, state)
     except Exception as exc:
-        log.exception("%s: could not store the feed (%s)", state.name, state.url)
-        error = StorageError(f"could not store the feed: {type(exc).__name__}: {exc}")
-        interval = ctx.interval_for(fetched.source)
-        return _record_failure(ctx, state, error, ctx.clock(), interval)
+        return _unexpected_failure(ctx, fetched.source, state, exc)
+
+
+def _finish_safely(
+    ctx: PipelineContext, work: _FeedWork, pages: Future[list[_Page]]
+) -> RefreshOutcome:
+    try:
+        return _finish_feed(ctx, work, pages.result())
+    except Exception as exc:
+        return _unexpected_failure(ctx, work.fetched.source, work.state, exc)
+
+
+def _unexpected_failure(
+    ctx: PipelineContext, source: FeedSource, state: FeedState, exc: Exception
+) -> RefreshOutcome:
+    """An unexpected error in one feed: its transaction was rolled back; record it on
+    the feed like any failure, so the rest of the batch goes on."""
+    log.error("%s: could not store the feed (%s)", state.name, state.url, exc_info=exc)
+    error = StorageError(f"could not store the feed: {type(exc).__name__}: {exc}")
+    return _record_failure(ctx, state, error, ctx.clock(), ctx.interval_for(source))
 
 
 def _fetch_and_parse(ctx: PipelineContext, source: FeedSource, state: FeedState) -> _Fetched:
@@ -265,48 +312,83 @@ def _body_facts(content: bytes) -> BodyFacts:
     )
 
 
-def _store_feed(ctx: PipelineContext, fetched: _Fetched, state: FeedState) -> RefreshOutcome:
+@dataclass(frozen=True)
+class _PagePlan:
+    """Which new entries' pages to download (no database needed to carry it out)."""
+
+    source: FeedSource
+    entries: list[Entry]
+    reused: dict[str, StoredPage | None]
+    to_fetch: list[Entry]
+
+
+@dataclass(frozen=True)
+class _FeedWork:
+    """A parsed feed with new entries, waiting for its pages."""
+
+    fetched: _Fetched
+    state: FeedState
+    entries: _SortedEntries
+    plan: _PagePlan
+
+
+def _begin_feed(
+    ctx: PipelineContext, fetched: _Fetched, state: FeedState
+) -> RefreshOutcome | _FeedWork:
+    """Everything before the pages: failures and 304s are recorded at once; a parsed
+    feed is sorted into new and edited entries and its page downloads planned."""
     source = fetched.source
-    name = source.display_name
     now = ctx.clock()
     interval = ctx.interval_for(source)
     if fetched.error is not None or fetched.result is None:
         return _record_failure(ctx, state, fetched.error, now, interval)
     result = fetched.result
-    moved = result.permanent_redirect or ""
     if fetched.parsed is None:  # 304 or the same bytes: only the fetch state changes
         with ctx.storage.transaction():
             _record_success(ctx, state, result, now, interval, body=fetched.body)
         outcome = "not_modified" if result.not_modified else "unchanged"
         metrics.FEED_FETCHES.labels(outcome).inc()
-        log.info("%s: %s (%s)", name, outcome.replace("_", " "), source.url)
-        return RefreshOutcome(source.url, name, "not-modified", moved_to=moved)
+        log.info("%s: %s (%s)", source.display_name, outcome.replace("_", " "), source.url)
+        moved = result.permanent_redirect or ""
+        return RefreshOutcome(source.url, source.display_name, "not-modified", moved_to=moved)
     if fetched.parsed.warning:
-        log.warning("%s: feed is malformed but readable: %s", name, fetched.parsed.warning)
+        log.warning(
+            "%s: feed is malformed but readable: %s", source.display_name, fetched.parsed.warning
+        )
     sorted_entries = _sort_entries(ctx, state, fetched.parsed)
-    pages = _extract_pages(ctx, sorted_entries.new, source)
+    return _FeedWork(fetched, state, sorted_entries, _plan_pages(ctx, sorted_entries.new, source))
+
+
+def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[_Page]) -> RefreshOutcome:
+    """Store a feed's new articles, its edits and its fetch state in one transaction."""
+    fetched, state, sorted_entries = work.fetched, work.state, work.entries
+    source, result, parsed = fetched.source, fetched.result, fetched.parsed
+    assert result is not None and parsed is not None
+    now = ctx.clock()
     with ctx.storage.transaction():
         for page in pages:
             _store_article(ctx, state, page, source)
         _apply_edits(ctx, state, sorted_entries, now)
-        _record_success(ctx, state, result, now, interval, fetched.parsed, body=fetched.body)
+        _record_success(
+            ctx, state, result, now, ctx.interval_for(source), parsed, body=fetched.body
+        )
     _count_articles(pages)
     metrics.FEED_FETCHES.labels("ok").inc()
     log.info(
         "%s: %d entries, %d new, %d edited (%s)",
-        name,
-        len(fetched.parsed.entries),
+        source.display_name,
+        len(parsed.entries),
         len(pages),
         len(sorted_entries.changed),
         source.url,
     )
     return RefreshOutcome(
         source.url,
-        name,
+        source.display_name,
         "ok",
         new_articles=len(pages),
         updated_articles=len(sorted_entries.changed),
-        moved_to=moved,
+        moved_to=result.permanent_redirect or "",
     )
 
 
@@ -452,26 +534,39 @@ def _apply_edits(
 def _extract_pages(
     ctx: PipelineContext, entries: Sequence[Entry], source: FeedSource
 ) -> list[_Page]:
-    """Fetch the new entries' pages concurrently, then extract them on the worker pool.
+    """Fetch the new entries' pages concurrently, then extract them on the worker pool."""
+    return _run_pages(ctx, _plan_pages(ctx, entries, source))
 
-    A page another feed already led us to is reused from the database, not fetched.
-    A feed with ``extract: false`` fetches no page at all.
-    """
+
+def _plan_pages(ctx: PipelineContext, entries: Sequence[Entry], source: FeedSource) -> _PagePlan:
+    """A page another feed already led us to is reused from the database, not fetched;
+    a feed with ``extract: false`` fetches no page at all."""
     if not source.extract:
-        return [_Page(entry, None, reason="extract: false") for entry in entries]
+        return _PagePlan(source, list(entries), {}, [])
     reused = {entry.key: ctx.storage.stored_page(entry.canonical_url) for entry in entries}
     to_fetch = [entry for entry in entries if reused[entry.key] is None and entry.link]
+    return _PagePlan(source, list(entries), reused, to_fetch)
+
+
+def _run_pages(ctx: PipelineContext, plan: _PagePlan) -> list[_Page]:
+    """Download and extract a plan's pages: network and worker processes only, no
+    database, so it runs beside this thread's storing of other feeds."""
+    if not plan.source.extract:
+        return [_Page(entry, None, reason="extract: false") for entry in plan.entries]
+    to_fetch = plan.to_fetch
     workers = max(1, min(ctx.config.settings.page_concurrency, len(to_fetch)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as pool:
         downloads = list(pool.map(lambda entry: _download(ctx, entry), to_fetch))
     fetched = [(entry, body) for entry, (body, _) in zip(to_fetch, downloads, strict=True) if body]
-    options = _extract_options(ctx, source)
+    options = _extract_options(ctx, plan.source)
     articles = ctx.pool.extract_many(
         ((body, entry.link) for entry, body in fetched), [options] * len(fetched)
     )
     extracted = {entry.key: article for (entry, _), article in zip(fetched, articles, strict=True)}
     failures = dict(zip((entry.key for entry in to_fetch), downloads, strict=True))
-    return [_page_for(entry, reused[entry.key], extracted, failures) for entry in entries]
+    return [
+        _page_for(entry, plan.reused.get(entry.key), extracted, failures) for entry in plan.entries
+    ]
 
 
 def _extract_options(ctx: PipelineContext, source: FeedSource) -> ExtractOptions:
