@@ -183,6 +183,7 @@ QUERY_TERMS = 15  # distinctive terms of a new article used to look up candidate
 MIN_LOOKUP_DF = 50  # terms in at most this many documents are always looked up ...
 MAX_LOOKUP_DF_SHARE = 0.002  # ... and, in a big corpus, those in at most this share
 STORY_KEY_TERMS = 40  # distinctive terms of a story kept in the inverted index
+SCORED_TERMS = 100  # an article's heaviest terms scored against each candidate story
 STORY_PROFILE_TERMS = 200  # terms kept per story centroid
 
 _TERM = re.compile(r"[^\W\d_][\w'’-]*|\d+(?:[.,]\d+)*", re.UNICODE)

@@ -95,7 +95,7 @@ def _choose_story(
     candidates = [story for story in candidates if story != blocked]
     placement = clusterer.place_article(
         vector,
-        storage.story_profiles(candidates, list(vector)),
+        storage.story_profiles(candidates, clusterer.top_terms(vector, clusterer.SCORED_TERMS)),
         idf_of,
         join_threshold=window.join_threshold,
         merge_threshold=window.merge_threshold,
