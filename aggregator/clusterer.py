@@ -178,7 +178,6 @@ BODY_WEIGHT = 0.5
 LEAD_WORDS = 60
 CAPITALISED_BOOST = 3.0
 PRIOR_SHARE = 0.5  # weight of the background prior in the IDF mix
-UNSEEN_ZIPF = 0.0  # wordfreq's answer for a word it never saw: rarest of all
 QUERY_TERMS = 15  # distinctive terms of a new article used to look up candidates
 MIN_LOOKUP_DF = 50  # terms in at most this many documents are always looked up ...
 MAX_LOOKUP_DF_SHARE = 0.002  # ... and, in a big corpus, those in at most this share
@@ -236,17 +235,14 @@ def _terms(text: str) -> list[tuple[str, bool]]:
 
 @functools.lru_cache(maxsize=200_000)
 def background_idf(term: str) -> float:
-    """How rare a word is in general English: 7.5 minus its Zipf frequency, floored."""
-    return max(0.5, 7.5 - max(UNSEEN_ZIPF, zipf_frequency(term, "en")))
-
-
-def idf(term: str, df: Mapping[str, int], documents: int) -> float:
-    """Mix of the corpus IDF (smoothed) and the term's general-English rarity."""
-    return idf_table([term], df, documents)[term]
+    """How rare a word is in general English: 7.5 minus its Zipf frequency (0 for a
+    word wordfreq never saw: names, places), floored at 0.5 for the commonest words."""
+    return max(0.5, 7.5 - zipf_frequency(term, "en"))
 
 
 def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> dict[str, float]:
-    """The IDF of each term, computed once per article (the hot loops only look it up)."""
+    """The IDF of each term: a mix of the corpus IDF (smoothed) and the term's
+    general-English rarity, computed once per article (hot loops only look it up)."""
     corpus_share = 1.0 - PRIOR_SHARE
     base = math.log(documents + 1) + 1.0
     return {
