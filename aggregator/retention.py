@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from aggregator import clusterer
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.storage import Storage
@@ -67,12 +70,26 @@ def prune(
     while True:
         with storage.transaction():
             expired = storage.expired_story_ids(cutoff, settings.feed_limit, batch)
+            forget_terms(storage, expired)
             articles += storage.delete_stories(expired)
         stories += len(expired)
         if len(expired) < batch:
             break
     pages = storage.compact(convert=convert)
     return PruneReport(stories=stories, articles=articles, pages_freed=pages)
+
+
+def forget_terms(storage: Storage, story_ids: Sequence[str]) -> None:
+    """Take the articles of these stories out of the clustering's document
+    frequencies, so IDF keeps describing the articles still stored."""
+    frequencies: Counter[str] = Counter()
+    documents = 0
+    for story_id in story_ids:
+        for title, text in storage.story_member_texts(story_id):
+            frequencies.update(set(clusterer.event_terms(title, text)))
+            documents += 1
+    if documents:
+        storage.uncount_documents(frequencies, documents)
 
 
 def run_prune_job(ctx: PipelineContext) -> None:

@@ -55,6 +55,21 @@ class StoryIndexStorage:
             [DOCUMENTS],
         )
 
+    def uncount_documents(self, frequencies: Mapping[str, int], documents: int) -> None:
+        """Take pruned documents back out of the document frequencies."""
+        self.db.conn.executemany(
+            "UPDATE term_stats SET df = MAX(df - ?, 0) WHERE term = ?",
+            [(count, term) for term, count in frequencies.items()],
+        )
+        self.db.conn.executemany(
+            "DELETE FROM term_stats WHERE term = ? AND df = 0",
+            [(term,) for term in frequencies],
+        )
+        self.db.execute(
+            "UPDATE corpus_stats SET value = MAX(value - ?, 0) WHERE name = ?",
+            [documents, DOCUMENTS],
+        )
+
     # -- candidates and centroids ---------------------------------------------------
 
     def open_story_candidates(

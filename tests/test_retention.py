@@ -104,6 +104,18 @@ def test_aged_out_stories_go_with_their_text_index_and_aliases(storage: Storage)
     assert storage.story_member_texts(newest)  # kept whole
 
 
+def test_pruned_articles_leave_the_document_frequencies(storage: Storage) -> None:
+    # IDF must keep describing the articles still stored, not every article ever seen.
+    documents = _count(storage, "SELECT value FROM corpus_stats WHERE name = 'documents'")
+    articles = _count(storage, "SELECT count(*) FROM articles")
+    assert documents == articles
+    prune(storage, Settings(feed_limit=1), LATER)
+    remaining = _count(storage, "SELECT count(*) FROM articles")
+    assert _count(storage, "SELECT value FROM corpus_stats WHERE name = 'documents'") == remaining
+    assert _count(storage, "SELECT count(*) FROM term_stats WHERE df <= 0") == 0
+    assert _count(storage, "SELECT max(df) FROM term_stats") <= remaining
+
+
 def test_a_story_with_one_recent_member_is_kept_whole(storage: Storage) -> None:
     story = next(row for row in storage.recent_stories(100) if row["members"] >= 2)
     storage.db.execute(
