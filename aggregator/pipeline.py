@@ -531,13 +531,6 @@ def _apply_edits(
         log.info("%s: entry edited, updated in place: %s", state.name, entry.link or entry.key)
 
 
-def _extract_pages(
-    ctx: PipelineContext, entries: Sequence[Entry], source: FeedSource
-) -> list[_Page]:
-    """Fetch the new entries' pages concurrently, then extract them on the worker pool."""
-    return _run_pages(ctx, _plan_pages(ctx, entries, source))
-
-
 def _plan_pages(ctx: PipelineContext, entries: Sequence[Entry], source: FeedSource) -> _PagePlan:
     """A page another feed already led us to is reused from the database, not fetched;
     a feed with ``extract: false`` fetches no page at all."""

@@ -31,6 +31,11 @@ from aggregator.storage_sql import from_iso, iso
 from aggregator.storage_stories import StoryIndexStorage
 
 BUSY_TIMEOUT_MS = 10_000
+# A story with what publishing needs of its lead article (``s`` and ``a``).
+_STORY_WITH_LEAD = """
+    SELECT s.id, s.published_at, s.updated_at, s.lead_article_id,
+           a.title, a.url, a.text, a.html, a.summary, a.author, a.image
+    FROM stories s JOIN articles a ON a.id = s.lead_article_id"""
 # Near-duplicate candidates compared per new article, at most (those sharing most bands).
 MAX_BAND_CANDIDATES = 50
 # Methods by which an article joins as a copy of another (not independent coverage).
@@ -531,7 +536,7 @@ class Storage(StoryIndexStorage, RetentionStorage):
             "INSERT OR IGNORE INTO article_bands (band_key, article_id) VALUES (?, ?)",
             [(band, article_id) for band in article.bands],
         )
-        self._refresh_story(story_id, article.fetched_at)
+        self.refresh_story(story_id, article.fetched_at)
         return article_id
 
     def _create_story(self, story_id: str, article: NewArticle) -> None:
@@ -565,10 +570,6 @@ class Storage(StoryIndexStorage, RetentionStorage):
         )
         return int(cursor.lastrowid or 0)
 
-    def refresh_story(self, story_id: str, now: datetime) -> None:
-        """Re-pick a story's lead and dates (after a merge or a split)."""
-        self._refresh_story(story_id, now)
-
     def _copy_group_of(self, assignment: Assignment) -> int | None:
         """The first article of the copy group a duplicate joins (None: independent)."""
         if assignment.method not in COPY_METHODS or assignment.matched_article_id is None:
@@ -579,7 +580,7 @@ class Storage(StoryIndexStorage, RetentionStorage):
         )
         return int(row["root"]) if row else None
 
-    def _refresh_story(self, story_id: str, now: datetime) -> None:
+    def refresh_story(self, story_id: str, now: datetime) -> None:
         """Re-pick the lead and move the story's dates after a member joined or left.
 
         The lead: the feed with the highest ``priority``, then an extracted page over
@@ -644,9 +645,7 @@ class Storage(StoryIndexStorage, RetentionStorage):
         stories = list(
             self.db.query(
                 f"""
-                SELECT s.id, s.published_at, s.updated_at, s.lead_article_id,
-                       a.title, a.url, a.text, a.html, a.summary, a.author, a.image
-                FROM stories s JOIN articles a ON a.id = s.lead_article_id
+                {_STORY_WITH_LEAD}
                 {where}
                 ORDER BY s.published_at DESC, s.id
                 LIMIT :limit
@@ -717,10 +716,8 @@ class Storage(StoryIndexStorage, RetentionStorage):
     def published_story(self, story_id: str) -> PublishedStory | None:
         """One live story with all its sources, the lead first (for /stories/ID)."""
         story = self._one(
-            """
-            SELECT s.id, s.published_at, s.updated_at, s.lead_article_id,
-                   a.title, a.url, a.text, a.html, a.summary, a.author, a.image
-            FROM stories s JOIN articles a ON a.id = s.lead_article_id
+            f"""
+            {_STORY_WITH_LEAD}
             WHERE s.id = ? AND s.merged_into IS NULL
             """,
             [story_id],
