@@ -40,9 +40,17 @@ import lxml.etree
 import lxml.html
 import py3langid
 import trafilatura
+from htmldate import find_date
 from lxml.cssselect import CSSSelector
 from trafilatura.htmlprocessing import convert_to_html
-from trafilatura.settings import Document
+from trafilatura.metadata import (
+    examine_meta,
+    extract_author,
+    extract_meta_json,
+    extract_sitename,
+    extract_title,
+)
+from trafilatura.settings import Document, set_date_params
 from trafilatura.utils import load_html
 
 from aggregator.errors import ExtractTimeout
@@ -94,6 +102,10 @@ class ExtractOptions:
     drop: tuple[str, ...] = ()  # CSS selectors removed before extraction
     max_bytes: int = 5_000_000  # page HTML beyond this is cut before parsing
     time_limit: float = 0.0  # seconds per page in a worker process; 0 = no limit
+    # The page's author and date are looked for only when the feed lacks them: the
+    # searches are a third of an extraction's CPU, and the feed's own value wins.
+    want_author: bool = True
+    want_date: bool = True
 
 
 DEFAULT_OPTIONS = ExtractOptions()
@@ -114,22 +126,29 @@ def extract_article(
         return None
 
 
-def _resolve_links(tree: Any, url: str) -> None:
-    """Make every ``href`` and ``src`` absolute against the page (or its ``<base>``).
-
-    Only these two attributes matter to the article; lxml's make_links_absolute also
-    walks every other link attribute and parses CSS, at twice the cost. A URL that
-    cannot be joined is dropped.
-    """
-    base = url
+def _base_url(tree: Any, url: str) -> str:
+    """What the page's relative links are relative to: its ``<base href>``, else its URL."""
     for element in tree.iter("base"):
-        if element.get("href"):
-            base = urljoin(url, element.get("href").strip())
-            break
-    for element in tree.xpath("//*[@href or @src]"):
+        href: str = element.get("href") or ""
+        if href.strip():
+            return _joined(url, href) or url
+    return url
+
+
+_ABSOLUTE = ("http://", "https://")
+
+
+def _resolve_links(body: Any, base: str) -> None:
+    """Make every ``href`` and ``src`` of the extracted body absolute against ``base``.
+
+    Only the body's links are published, and trafilatura itself does not read them
+    (it runs without links), so they are resolved here, after extraction: a page has
+    hundreds of links and the body a handful. A URL that cannot be joined is dropped.
+    """
+    for element in body.xpath(".//*[@href or @src]"):
         for attribute in ("href", "src"):
             value = element.get(attribute)
-            if value is None:
+            if value is None or value.startswith(_ABSOLUTE):
                 continue
             try:
                 element.set(attribute, urljoin(base, value.strip()))
@@ -141,19 +160,18 @@ def _extract(page: bytes | str, url: str, options: ExtractOptions) -> Article | 
     tree = load_html(page)
     if tree is None:
         return None
-    # trafilatura resolves relative links against the site root, not the page:
-    # resolve them ourselves, on the tree it will reuse (one parse, not two).
-    _resolve_links(tree, url)
+    base = _base_url(tree, url)
+    meta = _page_metadata(tree, url, options)
     _drop_blocks(tree, options.drop)
     source, first_step = _kept_blocks(tree, options.keep), STEP_PRECISION
     if source is not tree:
         first_step = STEP_SELECTORS
     facts = _PageFacts(_paragraph_chars(tree), _anchor_texts(tree))
-    first = _run_trafilatura(source, url, options, favor="precision", metadata=True)
+    first = _run_trafilatura(source, url, options, favor="precision")
     chosen, step = first, first_step
     doubt = _doubt(first, facts)
     if doubt:
-        second = _run_trafilatura(source, url, options, favor="recall", metadata=first is None)
+        second = _run_trafilatura(source, url, options, favor="recall")
         second_doubt = _doubt(second, facts)
         if second is not None and (
             not second_doubt or first is None or len(second[1]) > len(first[1])
@@ -162,9 +180,47 @@ def _extract(page: bytes | str, url: str, options: ExtractOptions) -> Article | 
     if chosen is None:
         return None
     _trim_trailing_links(chosen[2], facts.anchor_texts)
-    _trim_leading_title(chosen[2], (first or chosen)[0].title)
-    article = _article(chosen, first, tree, url, step, options)
+    _trim_leading_title(chosen[2], meta.title)
+    article = _article(chosen, meta, tree, base, step, options)
     return replace(article, doubt=doubt) if article.text else None
+
+
+def _page_metadata(tree: Any, url: str, options: ExtractOptions) -> Document:
+    """trafilatura's metadata of the page, without the searches nobody reads.
+
+    The same steps as ``trafilatura.extract_metadata`` (meta tags, JSON-LD, title,
+    author, date, site name), minus categories, tags and licence, which the service
+    does not keep, and minus the author and date searches when the feed already gave
+    them (``ExtractOptions.want_*``): together a third of an extraction's CPU.
+    """
+    try:
+        meta = examine_meta(tree)
+        if meta.author and " " not in meta.author:
+            meta.author = None  # a one-word byline is a site handle (trafilatura's rule)
+        try:
+            meta = extract_meta_json(tree, meta)
+        except Exception:  # trafilatura's JSON-LD reader raises on odd JSON; keep the tags
+            log.debug("unreadable JSON-LD on %s", url)
+        if not meta.title:
+            meta.title = extract_title(tree)
+        if options.want_author and not meta.author:
+            meta.author = extract_author(tree)
+        if options.want_date:
+            meta.date = find_date(tree, url=meta.url or url, **set_date_params(True))
+        if not meta.sitename:
+            meta.sitename = extract_sitename(tree)
+        meta.clean_and_trim()
+    except Exception:  # metadata is a bonus; a page that breaks it still has its text
+        log.debug("metadata extraction failed on %s", url, exc_info=True)
+        return Document()
+    return meta
+
+
+def _joined(base: str, link: str) -> str | None:
+    try:
+        return urljoin(base, link.strip())
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -174,7 +230,7 @@ class _PageFacts:
 
 
 def _run_trafilatura(
-    tree: Any, url: str, options: ExtractOptions, *, favor: str, metadata: bool
+    tree: Any, url: str, options: ExtractOptions, *, favor: str
 ) -> tuple[Document, str, Any] | None:
     """One trafilatura pass: (document, plain text, body as an HTML tree), or None."""
     document = trafilatura.bare_extraction(
@@ -182,7 +238,7 @@ def _run_trafilatura(
         url=url,
         favor_precision=favor == "precision",
         favor_recall=favor == "recall",
-        with_metadata=metadata,
+        with_metadata=False,  # _page_metadata, once per page
         target_language=options.language,
         **_TRAFILATURA_OPTIONS,
     )
@@ -250,18 +306,18 @@ def _doubt(result: tuple[Document, str, Any] | None, page: _PageFacts) -> str:
 
 def _article(
     chosen: tuple[Document, str, Any],
-    first: tuple[Document, str, Any] | None,
+    meta: Document,
     tree: Any,
-    url: str,
+    base: str,
     step: str,
     options: ExtractOptions,
 ) -> Article:
-    document, _, body = chosen
-    meta = first[0] if first is not None else document  # metadata came with the first pass
+    _, _, body = chosen
     located = _locate_paragraphs(body, tree)
     _restore_inline_markup(body, located)
     _append_split_blocks(body, located)
-    _place_images(body, located, url)
+    _place_images(body, located)
+    _resolve_links(body, base)
     html = _inner_html(body)
     text = html_to_text(html)
     return Article(
@@ -270,7 +326,7 @@ def _article(
         title=meta.title or None,
         author=meta.author or None,
         date=meta.date or None,
-        image=urljoin(url, meta.image) if meta.image else None,
+        image=_joined(base, meta.image) if meta.image else None,
         sitename=meta.sitename or None,
         description=meta.description or None,
         language=_language(tree, text, options),
@@ -421,7 +477,7 @@ _MAX_IMAGES = 20
 _MIN_IMAGE_SIDE = 100  # pixels, when the page says: smaller ones are icons and pixels
 
 
-def _place_images(body: Any, located: dict[str, Any], url: str) -> None:
+def _place_images(body: Any, located: dict[str, Any]) -> None:
     """Put the article's own images back, before the paragraph each one precedes.
 
     An image counts when it sits, in the page, inside the smallest block holding all
@@ -438,7 +494,7 @@ def _place_images(body: Any, located: dict[str, Any], url: str) -> None:
     placed: dict[str, list[Any]] = {}
     for element in region.iter():
         if element.tag == "img":
-            pending.extend(_figure(element, url))
+            pending.extend(_figure(element))
         elif id(element) in targets and pending:
             placed[targets[id(element)]] = pending[:_MAX_IMAGES]
             pending = []
@@ -456,17 +512,23 @@ def _common_ancestor(elements: list[Any]) -> Any:
     return common[0] if common else None
 
 
-def _figure(img: Any, url: str) -> list[Any]:
+def _figure(img: Any) -> list[Any]:
+    """A <figure> for the page's image (its URL still as the page wrote it), or none."""
     sources = (img.get(name) or "" for name in _IMAGE_SOURCES)
-    src = next((src for src in sources if src and not _PLACEHOLDER.search(src)), "")
-    src = urljoin(url, src.strip()) if src and not src.startswith("data:") else ""
-    if not src.startswith(("http://", "https://")) or _CHROME_IMAGE.search(src):
-        return []
+    src = next((src for src in sources if src and not _PLACEHOLDER.search(src)), "").strip()
+    if not src or _scheme(src) not in ("", "http", "https") or _CHROME_IMAGE.search(src):
+        return []  # data:, javascript: and the like; relative ones are resolved later
     if _is_small(img) or _in_ad(img):
         return []
     figure = lxml.etree.Element("figure")
     lxml.etree.SubElement(figure, "img", src=src, alt=img.get("alt") or "")
     return [figure]
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme in lower case, "" for a relative URL."""
+    head = url.split("/", 1)[0]
+    return head.split(":", 1)[0].lower() if ":" in head else ""
 
 
 _AD_BLOCK = re.compile(r"(^|[\s_-])(ad|ads|advert\w*|sponsor\w*|promo\w*)($|[\s_-])", re.I)

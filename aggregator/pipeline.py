@@ -553,7 +553,12 @@ def _run_pages(ctx: PipelineContext, plan: _PagePlan) -> list[_Page]:
     fetched = [(entry, body) for entry, (body, _) in zip(to_fetch, downloads, strict=True) if body]
     options = _extract_options(ctx, plan.source)
     articles = ctx.pool.extract_many(
-        ((body, entry.link) for entry, body in fetched), [options] * len(fetched)
+        ((body, entry.link) for entry, body in fetched),
+        # the page's author and date are only searched for when the feed lacks them
+        (
+            replace(options, want_author=not entry.author, want_date=entry.published is None)
+            for entry, _ in fetched
+        ),
     )
     extracted = {entry.key: article for (entry, _), article in zip(fetched, articles, strict=True)}
     failures = dict(zip((entry.key for entry in to_fetch), downloads, strict=True))
