@@ -12,10 +12,16 @@ a separate process. Then, per repeat, in a fresh database:
 
 For each: wall time, CPU time (user+sys of the process and its workers), peak RSS of
 the whole process tree (sampled), articles, articles/s; the headline is first/floor.
+
+``--grown N`` (growth): each repeat also runs ``first``, ``all 304`` and ``5% new`` on a
+copy of a database that already holds N articles (synthetic news, bench/cluster_eval.py,
+all inside the clustering window), built once before the repeats; the report compares
+the two, so it shows whether a refresh costs more as the database grows.
 The loopback server's own CPU is printed too: on a 2-core machine it competes with the
 refresh (the floor reads the bytes from disk instead).
 
     .venv/bin/python -m bench [--size small|medium|large] [--repeat 3] [--profile FILE]
+                              [--grown 100000] [--also serve,cluster,fetch]
 
 Other parts of issue 8 have their own scripts: bench/fetch_bench.py (1,000 feeds,
 all-304), bench/cluster_eval.py (clustering), bench/serve_bench.py (/feed.xml req/s).
@@ -30,12 +36,14 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -171,20 +179,60 @@ def refresh(config: Path, profile: str | None = None) -> dict[str, Any]:
     return result
 
 
+def build_grown_database(path: Path, articles: int) -> dict[str, Any]:
+    """A database holding ``articles`` synthetic articles, placed by the real clustering,
+    timestamped over the last day so that all of them are in the clustering window."""
+    from aggregator.config import Settings
+    from aggregator.stories import add_article_to_story
+    from bench.cluster_eval import SyntheticNews, make_article, open_storage
+
+    started = time.perf_counter()
+    news, settings = SyntheticNews(), Settings()
+    first = datetime.now(UTC) - timedelta(hours=30) - timedelta(seconds=articles)
+    storage = open_storage(str(path.parent))
+    for start in range(0, articles, 500):
+        with storage.transaction():
+            for n in range(start, min(start + 500, articles)):
+                title, text = news.article()
+                moment = first + timedelta(seconds=n)
+                article = make_article(storage, f"g{n}", title, text, moment)
+                add_article_to_story(storage, article, settings, new_story_id=f"g{n}")
+        if start and start % 20_000 == 0:
+            print(f"  grown database: {start} articles", flush=True)
+    storage.close()
+    (path.parent / "bench.db").rename(path)
+    seconds = time.perf_counter() - started
+    print(f"  grown database: {articles} articles in {seconds:.0f} s", flush=True)
+    return {"articles": articles, "db_mb": path.stat().st_size / 1e6}
+
+
 def one_repeat(
-    corpus: Corpus, ports: list[int], args: argparse.Namespace, server: Any, generation: Any
+    corpus: Corpus,
+    ports: list[int],
+    args: argparse.Namespace,
+    server: Any,
+    generation: Any,
+    seed_database: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         config = write_config(Path(tmp), corpus, ports, args.per_site)
+        if seed_database is not None:
+            shutil.copyfile(seed_database, Path(tmp) / "bench.db")
+            rows["seed_db_mb"] = {"db_mb": seed_database.stat().st_size / 1e6}
+            prefix = "grown "
+        else:
+            prefix = ""
         for name in ("first", "all 304", "5% new"):
             generation.value = 1 if name == "5% new" else 0
             before = _cpu_seconds(server.pid)
-            profile = args.profile if name == "first" else None
-            rows[name] = refresh(config, profile)
-            rows[name]["server_cpu"] = _cpu_seconds(server.pid) - before
+            profile = args.profile if name == "first" and seed_database is None else None
+            rows[prefix + name] = refresh(config, profile)
+            rows[prefix + name]["server_cpu"] = _cpu_seconds(server.pid) - before
         generation.value = 0
-        rows["first"]["db_mb"] = (Path(tmp) / "bench.db").stat().st_size / 1e6
+        rows[prefix + "first"]["db_mb"] = (Path(tmp) / "bench.db").stat().st_size / 1e6
+        if seed_database is not None:
+            return rows
         floor_dir = Path(tmp) / "floor"
         floor_dir.mkdir()
         bodies = write_floor_bytes(corpus, ports, floor_dir)
@@ -219,18 +267,21 @@ def report(runs: list[dict[str, dict[str, Any]]], corpus: Corpus, args: argparse
         f" floor on {args.processes} processes; median of {len(runs)} run(s)"
     )
     header = (
-        f"{'pass':<8} {'wall s':>8} {'cpu s':>8} {'main cpu':>8} {'peak MB':>8} {'articles':>8}"
+        f"{'pass':<14} {'wall s':>8} {'cpu s':>8} {'main cpu':>8} {'peak MB':>8} {'articles':>8}"
         f" {'art/s':>7} {'srv cpu':>7} {'/floor':>7}"
     )
     print(header)
     print("-" * len(header))
     floor_wall = _median(runs, "floor", "wall")
-    for name in ("floor", "first", "all 304", "5% new"):
+    names = ["floor", "first", "all 304", "5% new"]
+    if "grown first" in runs[-1]:
+        names += ["grown first", "grown all 304", "grown 5% new"]
+    for name in names:
         wall, cpu = _median(runs, name, "wall"), _median(runs, name, "cpu")
         main_cpu = _median(runs, name, "main_cpu")
         articles = runs[-1][name]["articles"]
         print(
-            f"{name:<8} {wall:>8.2f} {cpu:>8.2f} {main_cpu:>8.2f}"
+            f"{name:<14} {wall:>8.2f} {cpu:>8.2f} {main_cpu:>8.2f}"
             f" {_median(runs, name, 'peak_mb'):>8.0f} {articles:>8} {articles / wall:>7.1f}"
             f" {_median(runs, name, 'server_cpu'):>7.2f} {wall / floor_wall:>7.2f}"
         )
@@ -247,6 +298,15 @@ def report(runs: list[dict[str, dict[str, Any]]], corpus: Corpus, args: argparse
         f" trafilatura {libraries['trafilatura']:.2f} s;"
         f" database after the first refresh: {runs[-1]['first']['db_mb']:.1f} MB"
     )
+    if "grown first" in runs[-1]:
+        grown, empty = _median(runs, "grown first", "wall"), _median(runs, "first", "wall")
+        print(
+            f"growth: on a database already holding {args.grown} articles"
+            f" ({runs[-1]['seed_db_mb']['db_mb']:.0f} MB) the first refresh takes"
+            f" {grown:.2f} s against {empty:.2f} s on an empty one ({grown / empty:.2f}x);"
+            f" peak RSS {_median(runs, 'grown first', 'peak_mb'):.0f} MB;"
+            f" database after it {runs[-1]['grown first']['db_mb']:.0f} MB"
+        )
 
 
 def main() -> None:
@@ -260,6 +320,13 @@ def main() -> None:
         "--processes", type=int, default=os.cpu_count() or 1, help="processes of the floor"
     )
     parser.add_argument("--profile", help="write a cProfile of the first refresh here")
+    parser.add_argument(
+        "--grown",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also refresh into a database already holding N articles (growth)",
+    )
     parser.add_argument(
         "--also",
         default="",
@@ -277,12 +344,19 @@ def main() -> None:
     server.start()
     try:
         ports: list[int] = ports_queue.get(timeout=120)
+        grown_dir = tempfile.TemporaryDirectory(prefix="bench-grown-")
+        seed = Path(grown_dir.name) / "grown.db" if args.grown else None
+        if seed is not None:
+            build_grown_database(seed, args.grown)
         runs = []
         for n in range(args.repeat):
             runs.append(one_repeat(corpus, ports, args, server, generation))
+            if seed is not None:
+                runs[-1].update(one_repeat(corpus, ports, args, server, generation, seed))
             print(f"run {n + 1}/{args.repeat}: first {runs[-1]['first']['wall']:.1f} s", flush=True)
     finally:
         server.terminate()
+        grown_dir.cleanup()
     report(runs, corpus, args)
     for name in filter(None, args.also.split(",")):
         print(f"\n{name}: {' '.join(OTHER_BENCHES[name])}", flush=True)
