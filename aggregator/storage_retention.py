@@ -12,18 +12,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlite_utils import Database
-
-from aggregator.storage_sql import iso, placeholders
+from aggregator.storage_sql import SqlDoor, iso, placeholders
 
 AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 BACKUP_PAGES_PER_STEP = 1024  # copy in steps so a writer is never blocked for long
 
 
-class RetentionStorage:
-    """Mixed into Storage; ``db`` is the sqlite-utils Database."""
-
-    db: Database
+class RetentionStorage(SqlDoor):
+    """Mixed into Storage."""
 
     def expired_story_ids(self, cutoff: datetime, keep_newest: int, limit: int) -> list[str]:
         """Live stories with no member dated at or after ``cutoff``, outside the newest

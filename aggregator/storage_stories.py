@@ -11,21 +11,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlite_utils import Database
-
 from aggregator.clusterer import StoryProfile
-from aggregator.storage_sql import iso, placeholders
+from aggregator.storage_sql import SqlDoor, iso, placeholders
 
 DOCUMENTS = "documents"  # corpus_stats counter: articles counted into term_stats
 
 
-class StoryIndexStorage:
-    """Mixed into Storage; ``db`` is the sqlite-utils Database."""
-
-    db: Database
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return list(self.db.query(sql, params))
+class StoryIndexStorage(SqlDoor):
+    """Mixed into Storage."""
 
     # -- document frequencies -------------------------------------------------------
 
