@@ -4,6 +4,7 @@ For each feed: fetch → parse → (new entries only) fetch pages → extract �
 → fingerprint → group → store, the store step being one transaction together with
 the feed's fetch state. Any AggregatorError is caught per feed (and per page), logged
 in plain words and recorded on the feed's row: one bad feed never stops the others.
+The per-article steps (pages, bodies, storing into a story) are in ingest.py.
 """
 
 from __future__ import annotations
@@ -16,39 +17,32 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aggregator import clusterer, metrics
+from aggregator import ingest, metrics
 from aggregator.config import Config, FeedSource
 from aggregator.errors import (
     AggregatorError,
-    BlockedURL,
     FetchError,
     HTTPStatusError,
     ParseError,
     StorageError,
 )
 from aggregator.extractor import (
-    EXTRACTED,
-    REFUSED,
-    ChosenBody,
     ExtractionPool,
-    ExtractOptions,
     choose_body,
-    detect_language,
-    feed_body,
 )
 from aggregator.fetcher import (
     fetch_feed,
-    fetch_page,
     host_key,
     make_client,
     ping_websub_hub,
     polite_map,
 )
-from aggregator.models import Article, Entry, FetchResult, ParsedFeed
+from aggregator.ingest import Page, PagePlan
+from aggregator.models import Entry, FetchResult, ParsedFeed
 from aggregator.output import write_feed_files
 from aggregator.parse_pool import ParsePool
 from aggregator.publisher import FEED_PATHS
@@ -66,12 +60,9 @@ from aggregator.storage import (
     BodyFacts,
     EntryChange,
     FeedState,
-    NewArticle,
     Storage,
-    StoredPage,
     entry_digest,
 )
-from aggregator.stories import add_article_to_story
 
 if TYPE_CHECKING:
     import httpx
@@ -168,16 +159,6 @@ class _Fetched:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
-class _Page:
-    """An entry with what its page gave: an extraction, or why there is none."""
-
-    entry: Entry
-    article: Article | None
-    refused: bool = False
-    reason: str = ""
-
-
 def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[RefreshOutcome]:
     """Refresh the given feeds.
 
@@ -192,7 +173,7 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
     settings = ctx.config.settings
     outcomes = [_still_gone(states[s.url]) for s in sources if states[s.url].disabled_reason]
     live = [source for source in sources if not states[source.url].disabled_reason]
-    in_flight: deque[tuple[_FeedWork, Future[list[_Page]]]] = deque()
+    in_flight: deque[tuple[_FeedWork, Future[list[Page]]]] = deque()
     with ThreadPoolExecutor(max_workers=FEEDS_IN_FLIGHT, thread_name_prefix="pages") as stage:
         for fetched in polite_map(
             live,
@@ -208,7 +189,7 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
             if isinstance(begun, RefreshOutcome):
                 outcomes.append(begun)
             else:
-                in_flight.append((begun, stage.submit(_run_pages, ctx, begun.plan)))
+                in_flight.append((begun, stage.submit(ingest.run_pages, ctx, begun.plan)))
             outcomes += _finish_ready(ctx, in_flight, wait=len(in_flight) > FEEDS_IN_FLIGHT)
         outcomes += _finish_ready(ctx, in_flight, wait=True, drain=True)
     # Stored as they arrived; reported in the order asked for, as before.
@@ -218,7 +199,7 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
 
 def _finish_ready(
     ctx: PipelineContext,
-    in_flight: deque[tuple[_FeedWork, Future[list[_Page]]]],
+    in_flight: deque[tuple[_FeedWork, Future[list[Page]]]],
     *,
     wait: bool,
     drain: bool = False,
@@ -249,7 +230,7 @@ def _begin_safely(
 
 
 def _finish_safely(
-    ctx: PipelineContext, work: _FeedWork, pages: Future[list[_Page]]
+    ctx: PipelineContext, work: _FeedWork, pages: Future[list[Page]]
 ) -> RefreshOutcome:
     try:
         return _finish_feed(ctx, work, pages.result())
@@ -313,23 +294,13 @@ def _body_facts(content: bytes) -> BodyFacts:
 
 
 @dataclass(frozen=True)
-class _PagePlan:
-    """Which new entries' pages to download (no database needed to carry it out)."""
-
-    source: FeedSource
-    entries: list[Entry]
-    reused: dict[str, StoredPage | None]
-    to_fetch: list[Entry]
-
-
-@dataclass(frozen=True)
 class _FeedWork:
     """A parsed feed with new entries, waiting for its pages."""
 
     fetched: _Fetched
     state: FeedState
     entries: _SortedEntries
-    plan: _PagePlan
+    plan: PagePlan
 
 
 def _begin_feed(
@@ -356,10 +327,12 @@ def _begin_feed(
             "%s: feed is malformed but readable: %s", source.display_name, fetched.parsed.warning
         )
     sorted_entries = _sort_entries(ctx, state, fetched.parsed)
-    return _FeedWork(fetched, state, sorted_entries, _plan_pages(ctx, sorted_entries.new, source))
+    return _FeedWork(
+        fetched, state, sorted_entries, ingest.plan_pages(ctx, sorted_entries.new, source)
+    )
 
 
-def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[_Page]) -> RefreshOutcome:
+def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[Page]) -> RefreshOutcome:
     """Store a feed's new articles, its edits and its fetch state in one transaction."""
     fetched, state, sorted_entries = work.fetched, work.state, work.entries
     source, result, parsed = fetched.source, fetched.result, fetched.parsed
@@ -367,7 +340,7 @@ def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[_Page]) -> R
     now = ctx.clock()
     with ctx.storage.transaction():
         for page in pages:
-            _store_article(ctx, state, page, source)
+            ingest.store_article(ctx, state, page, source)
         _apply_edits(ctx, state, sorted_entries, now)
         _record_success(
             ctx, state, result, now, ctx.interval_for(source), parsed, body=fetched.body
@@ -392,7 +365,7 @@ def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[_Page]) -> R
     )
 
 
-def _count_articles(pages: Sequence[_Page]) -> None:
+def _count_articles(pages: Sequence[Page]) -> None:
     for page in pages:
         source = "refused" if page.refused else ("page" if page.article else "feed")
         metrics.ARTICLES_EXTRACTED.labels(source).inc()
@@ -529,173 +502,6 @@ def _apply_edits(
         ctx.storage.update_entry(state.id, entry.key, change)
         metrics.ENTRIES_UPDATED.inc()
         log.info("%s: entry edited, updated in place: %s", state.name, entry.link or entry.key)
-
-
-def _plan_pages(ctx: PipelineContext, entries: Sequence[Entry], source: FeedSource) -> _PagePlan:
-    """A page another feed already led us to is reused from the database, not fetched;
-    a feed with ``extract: false`` fetches no page at all."""
-    if not source.extract:
-        return _PagePlan(source, list(entries), {}, [])
-    reused = {entry.key: ctx.storage.stored_page(entry.canonical_url) for entry in entries}
-    to_fetch = [entry for entry in entries if reused[entry.key] is None and entry.link]
-    return _PagePlan(source, list(entries), reused, to_fetch)
-
-
-def _run_pages(ctx: PipelineContext, plan: _PagePlan) -> list[_Page]:
-    """Download and extract a plan's pages: network and worker processes only, no
-    database, so it runs beside this thread's storing of other feeds."""
-    if not plan.source.extract:
-        return [_Page(entry, None, reason="extract: false") for entry in plan.entries]
-    to_fetch = plan.to_fetch
-    workers = max(1, min(ctx.config.settings.page_concurrency, len(to_fetch)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as pool:
-        downloads = list(pool.map(lambda entry: _download(ctx, entry), to_fetch))
-    fetched = [(entry, body) for entry, (body, _) in zip(to_fetch, downloads, strict=True) if body]
-    options = _extract_options(ctx, plan.source)
-    articles = ctx.pool.extract_many(
-        ((body, entry.link) for entry, body in fetched),
-        # the page's author and date are only searched for when the feed lacks them
-        (
-            replace(options, want_author=not entry.author, want_date=entry.published is None)
-            for entry, _ in fetched
-        ),
-    )
-    extracted = {entry.key: article for (entry, _), article in zip(fetched, articles, strict=True)}
-    failures = dict(zip((entry.key for entry in to_fetch), downloads, strict=True))
-    return [
-        _page_for(entry, plan.reused.get(entry.key), extracted, failures) for entry in plan.entries
-    ]
-
-
-def _extract_options(ctx: PipelineContext, source: FeedSource) -> ExtractOptions:
-    settings = ctx.config.settings
-    return ExtractOptions(
-        language=source.language,
-        keep=source.keep,
-        drop=source.drop,
-        max_bytes=settings.max_page_bytes,
-        time_limit=settings.extract_time_limit.total_seconds(),
-    )
-
-
-def _download(ctx: PipelineContext, entry: Entry) -> tuple[bytes | None, str]:
-    """The page's bytes, or None and why not (refusals start with 'refused')."""
-    try:
-        result = fetch_page(
-            ctx.page_client, entry.link, max_bytes=ctx.config.settings.max_page_bytes
-        )
-    except BlockedURL as exc:
-        log.warning("refused to fetch %s: %s", entry.link, exc)
-        return None, f"refused: {exc}"
-    except FetchError as exc:
-        log.info("could not fetch article page %s: %s", entry.link, exc)
-        return None, f"page fetch failed: {exc}"
-    return result.content, ""
-
-
-def _page_for(
-    entry: Entry,
-    stored: StoredPage | None,
-    extracted: dict[str, Article | None],
-    failures: dict[str, tuple[bytes | None, str]],
-) -> _Page:
-    if stored is not None:
-        article = Article(
-            text=stored.text,
-            html=stored.html,
-            author=stored.author,
-            image=stored.image,
-            language=stored.language,
-            step=stored.extraction_step or "precision",
-        )
-        return _Page(entry, article, reason="reused the page extracted for another feed")
-    _, reason = failures.get(entry.key, (None, "the entry has no link"))
-    return _Page(
-        entry, extracted.get(entry.key), refused=reason.startswith("refused"), reason=reason
-    )
-
-
-def _store_article(ctx: PipelineContext, state: FeedState, page: _Page, source: FeedSource) -> None:
-    settings = ctx.config.settings
-    entry = page.entry
-    body = choose_body(
-        page.article, entry, min_chars=settings.min_article_chars, reason=page.reason
-    )
-    if not source.extract:
-        body = feed_body(entry, "extract: false for this feed; used the feed's text")
-    if page.refused:
-        body = ChosenBody(body.text, body.html, REFUSED, page.reason, step=body.step)
-    if body.note:
-        log.info("%s: %s: %s", source.display_name, entry.link, body.note)
-    fingerprint = clusterer.fingerprint(body.text)
-    now = ctx.clock()
-    article = _new_article(state, entry, body, page.article, fingerprint, now)
-    article = replace(
-        article,
-        extraction_step=body.step,
-        language=_article_language(body, page.article, source),
-    )
-    placed = add_article_to_story(
-        ctx.storage,
-        article,
-        settings,
-        new_story_id=clusterer.new_story_id(source.url, entry.key),
-    )
-    if placed.method != "new":
-        log.debug(
-            "%s joined story %s (%s, %s)", entry.link, placed.story_id, placed.method, placed.score
-        )
-
-
-def _new_article(
-    state: FeedState,
-    entry: Entry,
-    body: ChosenBody,
-    extracted: Article | None,
-    fingerprint: clusterer.Fingerprint | None,
-    now: datetime,
-) -> NewArticle:
-    base = entry.link or state.url
-    return NewArticle(
-        feed_id=state.id,
-        entry_key=entry.key,
-        guid=entry.guid,
-        url=entry.link,
-        canonical_url=entry.canonical_url,
-        title=entry.title,
-        author=entry.author or (extracted.author if extracted else None),
-        summary=entry.summary_html,
-        feed_content=entry.content_html,
-        text=body.text,
-        html=sanitize_html(body.html, base) if body.html else "",
-        image=extracted.image if extracted else None,
-        published_at=entry.published or _page_date(extracted, now),
-        fetched_at=now,
-        extraction_status=body.status,
-        extraction_note=body.note,
-        signature=fingerprint.signature if fingerprint else None,
-        bands=fingerprint.bands if fingerprint else (),
-    )
-
-
-def _article_language(body: ChosenBody, article: Article | None, source: FeedSource) -> str | None:
-    """The extracted page's language; for the feed's text, the feed's, else detected."""
-    if body.status == EXTRACTED and article is not None and article.language:
-        return article.language
-    return source.language or detect_language(body.text)
-
-
-def _page_date(article: Article | None, now: datetime) -> datetime | None:
-    """The page's own date when the feed gives none, never in the future."""
-    if article is None or not article.date:
-        return None
-    try:
-        moment = datetime.fromisoformat(article.date)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return min(moment, now)
 
 
 def refresh_due_feeds(ctx: PipelineContext) -> list[RefreshOutcome]:

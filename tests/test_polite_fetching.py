@@ -25,7 +25,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from aggregator import parse_pool, pipeline
+from aggregator import ingest, parse_pool
 from aggregator.cli import cli
 from aggregator.config import Config, load_config
 from aggregator.errors import HTTPStatusError
@@ -608,14 +608,14 @@ def test_a_crash_while_storing_one_feed_rolls_it_back_and_spares_the_rest(
 ) -> None:
     feeds = {"Steady": GOOD["Steady"], "Json": GOOD["Json"]}
     ctx = make_ctx(write_config(server, tmp_path, feeds))
-    real_store = pipeline._store_article
+    real_store = ingest.store_article
 
     def store(ctx_: PipelineContext, state: Any, page: Any, source: Any) -> None:
         real_store(ctx_, state, page, source)
         if source.name == "Json":
             raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(pipeline, "_store_article", store)
+    monkeypatch.setattr(ingest, "store_article", store)
     outcomes = {o.name: o for o in refresh_feeds(ctx, ctx.config.enabled_feeds)}
     assert outcomes["Json"].status == "failed" and "disk on fire" in outcomes["Json"].error
     assert articles_of(ctx.storage, "Json") == []  # its transaction rolled back whole
