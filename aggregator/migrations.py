@@ -211,3 +211,29 @@ def m006_retention(db: Database) -> None:
     """Retention deletes an article's LSH bands by article id: without this index each
     prune batch would scan the whole band table while holding the write lock."""
     _run(db, "CREATE INDEX IF NOT EXISTS article_bands_article ON article_bands (article_id);")
+
+
+@migrations()
+def m007_numpy_minhash(db: Database) -> None:
+    """Near-duplicate fingerprints are computed by clusterer.py's own MinHash (numpy)
+    instead of datasketch's; the values differ, so every stored signature and LSH band
+    is recomputed from the stored text, or old articles would never match new copies."""
+    from aggregator.clusterer import fingerprint  # only this migration needs it
+
+    db.execute("DELETE FROM article_bands")
+    ids = [row[0] for row in db.execute("SELECT id FROM articles ORDER BY id").fetchall()]
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        marks = ",".join("?" * len(batch))
+        rows = db.execute(f"SELECT id, text FROM articles WHERE id IN ({marks})", batch)
+        for article_id, text in rows.fetchall():
+            found = fingerprint(text or "")
+            db.execute(
+                "UPDATE articles SET signature = ? WHERE id = ?",
+                [found.signature if found else None, article_id],
+            )
+            if found is not None:
+                db.conn.executemany(
+                    "INSERT OR IGNORE INTO article_bands (band_key, article_id) VALUES (?, ?)",
+                    [(band, article_id) for band in found.bands],
+                )

@@ -333,3 +333,21 @@ def test_content_version_changes_after_a_write(storage: Storage) -> None:
 def test_new_article_helper_covers_every_field() -> None:
     # If NewArticle grows a field, new_article() must learn it (and so must the schema).
     assert {f.name for f in dataclasses.fields(NewArticle)} == set(vars(new_article(1, "x")).keys())
+
+
+def test_migration_7_recomputes_fingerprints_from_the_stored_text(storage: Storage) -> None:
+    from aggregator.clusterer import fingerprint
+    from aggregator.migrations import m007_numpy_minhash
+
+    [feed] = feed_ids(storage, WIRE)
+    text = " ".join(f"Brigade {n} moved its howitzers to the northern range." for n in range(9))
+    add(storage, new_article(feed, "a", text=text, signature=b"stale", bands=("0:stale",)))
+    add(storage, new_article(feed, "short", text="Too short to compare."))
+    with storage.transaction():
+        m007_numpy_minhash(storage.db)
+    expected = fingerprint(text)
+    assert expected is not None
+    rows = {row["entry_key"]: row for row in storage.db.query("SELECT * FROM articles")}
+    assert rows["a"]["signature"] == expected.signature and rows["short"]["signature"] is None
+    bands = {row["band_key"] for row in storage.db.query("SELECT band_key FROM article_bands")}
+    assert bands == set(expected.bands)
