@@ -12,6 +12,7 @@ import base64
 import binascii
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -229,7 +230,29 @@ def write_feed_files(
         rendered = render_from_storage(storage, settings, output.format, query.limit, query)
         write_atomically(target, rendered.body)
         written.append(target)
+    remove_stale_temporaries(written)
     return written
+
+
+# A temporary file this old is a leftover of a writer that was killed mid-write.
+STALE_TEMPORARY_SECONDS = 600
+
+
+def remove_stale_temporaries(paths: Sequence[Path], *, now: float | None = None) -> list[Path]:
+    """Delete what writers of ``paths`` killed mid-write left behind (the temporary
+    ``.NAME.*`` files of write_atomically), once they are old enough not to belong
+    to a writer still at work; return what was deleted."""
+    now = time.time() if now is None else now
+    removed = []
+    for path in paths:
+        for leftover in path.parent.glob(f".{path.name}.*"):
+            try:
+                if now - leftover.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                    leftover.unlink()
+                    removed.append(leftover)
+            except FileNotFoundError:  # another process cleaned it first
+                continue
+    return removed
 
 
 def write_atomically(path: Path, data: bytes) -> None:

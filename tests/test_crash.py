@@ -11,6 +11,7 @@ those of a clean, uninterrupted refresh of the same site.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import time
@@ -152,3 +153,22 @@ def test_sigterm_stops_within_seconds_and_a_second_signal_at_once(tmp_path: Path
         assert storage.integrity_problems() == []
     finally:
         storage.close()
+
+
+def test_temporary_files_of_a_killed_writer_are_removed_once_stale(tmp_path: Path) -> None:
+    from aggregator.output import STALE_TEMPORARY_SECONDS, remove_stale_temporaries
+
+    feed = tmp_path / "feed.xml"
+    feed.write_text("<rss/>")
+    killed = tmp_path / ".feed.xml.k1ll3d"  # what write_atomically leaves after kill -9
+    in_progress = tmp_path / ".feed.xml.st1lls"
+    unrelated = tmp_path / ".feed.json.other"
+    for path in (killed, in_progress, unrelated):
+        path.write_text("half")
+    now = time.time()
+    old = now - STALE_TEMPORARY_SECONDS - 60
+    for path in (killed, unrelated):
+        os.utime(path, (old, old))
+    assert remove_stale_temporaries([feed], now=now) == [killed]
+    assert not killed.exists() and in_progress.exists() and unrelated.exists()
+    assert feed.read_text() == "<rss/>"
