@@ -17,10 +17,13 @@ from typing import Any
 from aggregator.models import PageCursor, PublishedStory, StoryFilter, StorySource
 from aggregator.storage_sql import SqlDoor, from_iso, iso
 
+# The link published for an article: its canonical URL (urls.py: no tracking
+# parameters, no fragment), as Miniflux's "remove tracking parameters" does.
+_PUBLISHED_URL = "COALESCE(NULLIF(a.canonical_url, ''), a.url) AS url"
 # A story with what publishing needs of its lead article (``s`` and ``a``).
-_STORY_WITH_LEAD = """
+_STORY_WITH_LEAD = f"""
     SELECT s.id, s.published_at, s.updated_at, s.lead_article_id,
-           a.title, a.url, a.text, a.html, a.summary, a.author, a.image
+           a.title, {_PUBLISHED_URL}, a.text, a.html, a.summary, a.author, a.image
     FROM stories s JOIN articles a ON a.id = s.lead_article_id"""
 
 
@@ -75,7 +78,7 @@ class PublishingStorage(SqlDoor):
         placeholders = ",".join("?" * len(story_ids))
         rows = self.db.query(
             f"""
-            SELECT a.id, a.story_id, a.title, a.url, a.published_at, a.method, a.score,
+            SELECT a.id, a.story_id, a.title, {_PUBLISHED_URL}, a.published_at, a.method, a.score,
                    a.copy_of, a.extraction_step, a.language,
                    f.name AS feed_name, f.tags AS feed_tags
             FROM articles a JOIN feeds f ON f.id = a.feed_id

@@ -302,7 +302,7 @@ def test_published_stories_lead_first_newest_first(storage: Storage) -> None:
     newest, oldest = storage.published_stories(limit=10)
     assert (newest.id, oldest.id) == ("story-lead", "story-old")
     assert newest.title == "Story lead"
-    assert newest.link == "https://news.example/lead?utm_source=rss"
+    assert newest.link == "https://news.example/lead"  # published without tracking
     assert newest.summary == "Body of lead."
     assert newest.published == NOW - 2 * HOUR
     assert newest.tags == ("land", "naval", "wire")  # from both member feeds, sorted
