@@ -21,7 +21,7 @@ import math
 import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from wordfreq import zipf_frequency
@@ -192,6 +192,9 @@ def new_story_id(feed_url: str, entry_key: str) -> str:
 # English (wordfreq), so a young database does not treat "navy" as rare. A new article
 # is compared (cosine) with the centroid of each candidate story found through the
 # inverted index; the defaults were chosen on the ECB+ train topics (bench/cluster_eval.py).
+# Figures (numbers: tolls, ages, sums, scores, years) then adjust the score: two reports
+# of one event quote the same ones, two events of the same kind (two earthquakes, two
+# coaches fired) the same names but different ones.
 
 RELATED = "related"
 
@@ -207,6 +210,13 @@ MAX_LOOKUP_DF_SHARE = 0.002  # ... and, in a big corpus, those in at most this s
 STORY_KEY_TERMS = 40  # distinctive terms of a story kept in the inverted index
 SCORED_TERMS = 100  # an article's heaviest terms scored against each candidate story
 STORY_PROFILE_TERMS = 200  # terms kept per story centroid
+# Figures: the score gains FIGURE_WEIGHT x the cosine of the article's figures with the
+# story's, less FIGURE_CONFLICT, when both quote any. A logistic regression over (text
+# cosine, figures cosine, both quote figures) fitted on the ECB+ train topics gave these
+# in cosine units (``python -m bench.cluster_fit`` refits and prints them).
+FIGURE_WEIGHT = 0.47
+FIGURE_CONFLICT = 0.11
+FIGURE_FLOOR = 0.15  # figures only adjust a text similarity at least this high
 
 _TERM = re.compile(r"[^\W\d_][\w'’-]*|\d+(?:[.,]\d+)*", re.UNICODE)
 _STOPWORDS = frozenset(
@@ -309,11 +319,18 @@ def top_terms(vector: Mapping[str, float], count: int) -> list[str]:
 @dataclass(frozen=True)
 class StoryProfile:
     """What placing an article needs of one candidate story: the centroid weights of
-    the article's own terms (the others add nothing to a dot product) and the norm of
-    the whole IDF-weighted centroid, kept up to date whenever the story grows."""
+    the article's own terms (the others add nothing to a dot product), the norm of
+    the whole IDF-weighted centroid, kept up to date whenever the story grows, and the
+    centroid weights of all the story's figures (few; their own cosine needs them all)."""
 
     shared: Mapping[str, float]
     norm: float
+    figures: Mapping[str, float] = field(default_factory=dict)
+
+
+def is_figure(term: str) -> bool:
+    """A number term: the only terms that start with a digit (see ``_TERM``)."""
+    return "0" <= term[:1] <= "9"
 
 
 def centroid_norm(centroid: Mapping[str, float], idf_of: Mapping[str, float]) -> float:
@@ -335,6 +352,51 @@ def story_similarity(
     return dot / profile.norm
 
 
+def article_figures(article: Mapping[str, float]) -> dict[str, float]:
+    """The article's figures (its number terms) scaled to unit length."""
+    return _unit({term: value for term, value in article.items() if is_figure(term)})
+
+
+def figures_similarity(
+    figures: Mapping[str, float], profile: StoryProfile, idf_of: Mapping[str, float]
+) -> float | None:
+    """Cosine between an article's figures and the story's (IDF-weighted); None when
+    either quotes none. ``idf_of`` must cover the story's figures too."""
+    theirs = {term: weight * idf_of[term] for term, weight in profile.figures.items()}
+    norm = math.sqrt(sum(value * value for value in theirs.values()))
+    if not figures or not norm:
+        return None
+    return sum(value * theirs.get(term, 0.0) for term, value in figures.items()) / norm
+
+
+def relatedness_features(
+    article: Mapping[str, float],
+    figures: Mapping[str, float],
+    profile: StoryProfile,
+    idf_of: Mapping[str, float],
+) -> tuple[float, float, float]:
+    """(text cosine, figures cosine or 0, 1 if both quote figures else 0): what the
+    score combines, and what bench/cluster_fit.py fits the weights on."""
+    shared = figures_similarity(figures, profile, idf_of)
+    text = story_similarity(article, profile, idf_of)
+    return text, shared or 0.0, 0.0 if shared is None else 1.0
+
+
+def relatedness(
+    article: Mapping[str, float],
+    figures: Mapping[str, float],
+    profile: StoryProfile,
+    idf_of: Mapping[str, float],
+) -> float:
+    """How surely the article reports the story's event: the text cosine, adjusted by
+    the figures both quote. They move it at most halfway to 1, so that a threshold
+    near 1 still asks for near-identical text."""
+    text, shared, both = relatedness_features(article, figures, profile, idf_of)
+    if text < FIGURE_FLOOR or not both:
+        return text
+    return min((1.0 + text) / 2, text + FIGURE_WEIGHT * shared - FIGURE_CONFLICT)
+
+
 def place_article(
     article: Mapping[str, float],
     profiles: Mapping[str, StoryProfile],
@@ -348,8 +410,9 @@ def place_article(
     Other stories that pass ``merge_threshold`` too are reported in ``also``: the
     article shows they are the same event, and the caller merges them.
     """
+    figures = article_figures(article)
     scored = sorted(
-        ((story_similarity(article, profile, idf_of), story_id)
+        ((relatedness(article, figures, profile, idf_of), story_id)
          for story_id, profile in profiles.items()),
         key=lambda pair: (-pair[0], pair[1]),
     )  # fmt: skip

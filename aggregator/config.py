@@ -55,7 +55,7 @@ class ClusteringSettings(_Frozen):
     Defaults were chosen on the ECB+ train topics with bench/cluster_eval.py.
     """
 
-    join_threshold: float = Field(default=0.3, gt=0.0, le=1.0)
+    join_threshold: float = Field(default=0.31, gt=0.0, le=1.0)
     merge_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     window: timedelta = timedelta(hours=72)
     candidates: int = Field(default=10, ge=1, le=1000)
@@ -333,8 +333,8 @@ SETTINGS_HELP: dict[str, str] = {
 }
 
 CLUSTERING_HELP: dict[str, str] = {
-    "join_threshold": "Similarity (cosine of weighted terms) at which an article joins "
-    "an open story as related coverage.",
+    "join_threshold": "Similarity (cosine of weighted terms, adjusted by shared figures) "
+    "at which an article joins an open story as related coverage.",
     "merge_threshold": "Similarity at which an article that joins one story also shows "
     "another open story to be the same event, so the two are merged.",
     "window": "A story stays open to new members this long after its last member.",

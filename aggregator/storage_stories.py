@@ -89,7 +89,8 @@ class StoryIndexStorage(SqlDoor):
     def story_profiles(
         self, story_ids: Sequence[str], terms: Sequence[str]
     ) -> dict[str, StoryProfile]:
-        """For each story: its centroid weights of ``terms`` and its stored norm."""
+        """For each story: its centroid weights of ``terms``, its stored norm and the
+        weights of all its figures (number terms)."""
         if not story_ids:
             return {}
         rows = self._rows(
@@ -97,6 +98,16 @@ class StoryIndexStorage(SqlDoor):
             list(story_ids),
         )
         shared: dict[str, dict[str, float]] = {row["id"]: {} for row in rows}
+        figures: dict[str, dict[str, float]] = {row["id"]: {} for row in rows}
+        # A range on the primary key's second column: terms starting with a digit.
+        cursor = self.db.conn.execute(
+            f"SELECT story_id, term, weight FROM story_terms"
+            f" WHERE story_id IN ({placeholders(story_ids)}) AND term >= '0' AND term < ':'",
+            list(story_ids),
+        )
+        for story_id, term, weight in cursor:
+            if story_id in figures:
+                figures[story_id][term] = weight
         for start in range(0, len(terms), 500):
             chunk = list(terms[start : start + 500])
             cursor = self.db.conn.execute(
@@ -107,7 +118,10 @@ class StoryIndexStorage(SqlDoor):
             )
             for story_id, term, weight in cursor:
                 shared[story_id][term] = weight
-        return {row["id"]: StoryProfile(shared[row["id"]], row["centroid_norm"]) for row in rows}
+        return {
+            row["id"]: StoryProfile(shared[row["id"]], row["centroid_norm"], figures[row["id"]])
+            for row in rows
+        }
 
     def story_centroid(self, story_id: str) -> tuple[dict[str, float], dict[str, int]]:
         """A story's whole centroid, with the document frequency of each of its terms."""

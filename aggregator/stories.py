@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aggregator import clusterer
-from aggregator.clusterer import Assignment
+from aggregator.clusterer import Assignment, StoryProfile
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.storage import NewArticle, Storage
@@ -93,9 +93,10 @@ def _choose_story(
     )
     blocked = storage.split_url_story(article.canonical_url)
     candidates = [story for story in candidates if story != blocked]
+    profiles, idf_of = candidate_profiles(storage, candidates, vector, idf_of, documents)
     placement = clusterer.place_article(
         vector,
-        storage.story_profiles(candidates, clusterer.top_terms(vector, clusterer.SCORED_TERMS)),
+        profiles,
         idf_of,
         join_threshold=window.join_threshold,
         merge_threshold=window.merge_threshold,
@@ -103,6 +104,25 @@ def _choose_story(
     if placement.story_id is None:
         return Assignment(None, "new"), ()
     return Assignment(placement.story_id, clusterer.RELATED, placement.score), placement.also
+
+
+def candidate_profiles(
+    storage: Storage,
+    candidates: list[str],
+    vector: dict[str, float],
+    idf_of: dict[str, float],
+    documents: int,
+) -> tuple[dict[str, StoryProfile], dict[str, float]]:
+    """The candidates' profiles, and ``idf_of`` grown by the IDF of their figures that
+    the article lacks (the figures' cosine needs the story's whole figure vector)."""
+    profiles = storage.story_profiles(
+        candidates, clusterer.top_terms(vector, clusterer.SCORED_TERMS)
+    )
+    missing = {term for profile in profiles.values() for term in profile.figures} - idf_of.keys()
+    if missing:
+        _, df = storage.corpus_frequencies(missing)
+        idf_of = {**idf_of, **clusterer.idf_table(missing, df, documents)}
+    return profiles, idf_of
 
 
 def _grow_profile(

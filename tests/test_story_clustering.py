@@ -213,6 +213,30 @@ def test_place_article_needs_the_threshold_and_reports_merges() -> None:
     assert none.story_id is None and none.score == 0.0
 
 
+def test_shared_figures_raise_a_score_and_different_ones_lower_it() -> None:
+    # Two strikes of one kind: the same names, but a report of the other one quotes
+    # other figures (a toll, a year); figures move a score at most halfway to 1.
+    idf_of = clusterer.idf_table(["kelvik", "strike", "14", "2026", "9", "2019"], {}, 10)
+    centroid = {"kelvik": 1.0, "strike": 1.0, "14": 0.5, "2026": 0.5}
+    profile = clusterer.StoryProfile(
+        centroid, clusterer.centroid_norm(centroid, idf_of), {"14": 0.5, "2026": 0.5}
+    )
+
+    def score(article: dict[str, float]) -> tuple[float, float]:
+        vector = clusterer.weigh(article, idf_of)
+        figures = clusterer.article_figures(vector)
+        return (
+            clusterer.relatedness(vector, figures, profile, idf_of),
+            clusterer.story_similarity(vector, profile, idf_of),
+        )
+
+    same, same_text = score({"kelvik": 1.0, "strike": 1.0, "14": 0.5, "2026": 0.5})
+    other, other_text = score({"kelvik": 1.0, "strike": 1.0, "9": 0.5, "2019": 0.5})
+    plain, plain_text = score({"kelvik": 1.0, "strike": 1.0})
+    assert same > same_text and other < other_text and plain == plain_text
+    assert same <= (1 + same_text) / 2
+
+
 def test_near_identical_flood_is_compared_with_a_bounded_number_of_copies(
     storage: Storage,
 ) -> None:
