@@ -51,7 +51,7 @@ def add_article_to_story(
     assignment, also = _choose_story(storage, article, settings, vector, idf_of, df, documents)
     article_id = storage.add_article(article, assignment, new_story_id)
     story_id = assignment.story_id or new_story_id
-    _grow_profile(storage, story_id, clusterer.normalized(terms), df, documents)
+    grow_profile(storage, story_id, clusterer.normalized(terms), df, documents)
     merged = tuple(
         absorbed
         for other, score in also
@@ -125,7 +125,7 @@ def candidate_profiles(
     return profiles, idf_of
 
 
-def _grow_profile(
+def grow_profile(
     storage: Storage,
     story_id: str,
     added: dict[str, float],

@@ -29,7 +29,7 @@ import numpy as np
 from aggregator import clusterer
 from aggregator.clusterer import Assignment
 from aggregator.config import Settings
-from aggregator.stories import _grow_profile, candidate_profiles
+from aggregator.stories import candidate_profiles, grow_profile
 from bench.cluster_eval import FEED, START, load_docs, make_article, open_storage
 
 FEATURES = ("text cosine", "figures cosine", "both quote figures")
@@ -72,7 +72,7 @@ def collect(docs: Sequence[dict[str, Any]], seed: int) -> tuple[list[tuple[float
                 method = clusterer.RELATED if gold else "new"
                 storage.add_article(article, Assignment(gold, method), new_id)
                 story_of[doc["subtopic"]] = gold or new_id
-                _grow_profile(storage, gold or new_id, clusterer.normalized(terms), df, documents)
+                grow_profile(storage, gold or new_id, clusterer.normalized(terms), df, documents)
         storage.close()
     return rows, labels
 
