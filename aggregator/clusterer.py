@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 import math
 import re
 import zlib
@@ -258,8 +259,7 @@ def event_terms(title: str, text: str) -> dict[str, float]:
 
 def _terms(text: str) -> list[tuple[str, bool]]:
     found = []
-    for match in _TERM.finditer(text):
-        word = match.group(0)
+    for word in _TERM.findall(text):
         term = word.lower().strip("'’-")
         if len(term) >= 2 and term not in _STOPWORDS:
             found.append((term, word[0].isupper()))
@@ -313,7 +313,11 @@ def query_terms(vector: Mapping[str, float], df: Mapping[str, int], documents: i
 
 def top_terms(vector: Mapping[str, float], count: int) -> list[str]:
     """The ``count`` heaviest terms, ties broken by the term so results are stable."""
-    return [term for term, _ in sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))[:count]]
+    return [term for term, _ in heapq.nsmallest(count, vector.items(), key=_heaviest_first)]
+
+
+def _heaviest_first(item: tuple[str, float]) -> tuple[float, str]:
+    return -item[1], item[0]
 
 
 @dataclass(frozen=True)
@@ -344,10 +348,12 @@ def story_similarity(
     """Cosine between an article's TF-IDF vector and a story's IDF-weighted centroid."""
     if profile.norm <= 0:
         return 0.0
+    # ``shared`` (from storage) holds only the article's terms that the centroid has,
+    # fewer than the article's: the dot product's non-zero part
     dot = sum(
         value * weight * idf_of[term]
-        for term, value in article.items()
-        if (weight := profile.shared.get(term))
+        for term, weight in profile.shared.items()
+        if (value := article.get(term))
     )
     return dot / profile.norm
 
@@ -430,7 +436,7 @@ def grown_centroid(centroid: Mapping[str, float], added: Mapping[str, float]) ->
     grown = dict(centroid)
     for term, weight in added.items():
         grown[term] = grown.get(term, 0.0) + weight
-    return dict(sorted(grown.items(), key=lambda kv: (-kv[1], kv[0]))[:STORY_PROFILE_TERMS])
+    return dict(heapq.nsmallest(STORY_PROFILE_TERMS, grown.items(), key=_heaviest_first))
 
 
 def index_keys(centroid: Mapping[str, float], idf_of: Mapping[str, float]) -> list[str]:
