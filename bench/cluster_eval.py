@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -226,7 +227,11 @@ def measure_scale(sizes: Sequence[int], probes: int) -> list[dict[str, Any]]:
             keys = storage.db.execute("SELECT COUNT(*) FROM story_keys").fetchone()[0]
             results.append({"window": size, "ms_median": statistics.median(timings) * 1000,
                             "ms_p90": statistics.quantiles(timings, n=10)[-1] * 1000,
-                            "db_mb": size_mb, "index_rows": keys})  # fmt: skip
+                            "db_mb": size_mb, "index_rows": keys,
+                            # the process's high-water mark: SQLite's page cache and our
+                            # per-process caches; the index itself lives in the database
+                            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                            / 1024})  # fmt: skip
             print(f"  {size:>7} articles: {results[-1]['ms_median']:.2f} ms median", flush=True)
         storage.close()
     return results
@@ -271,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(
                 f"  window {row['window']:>7}: {row['ms_median']:.2f} ms median,"
                 f" {row['ms_p90']:.2f} ms p90 per article; db {row['db_mb']:.0f} MB,"
-                f" {row['index_rows']} index rows"
+                f" {row['index_rows']} index rows; peak RSS {row['peak_rss_mb']:.0f} MB"
             )
 
 
