@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 
 # Feeds whose pages are downloaded and extracted in the background while this thread
 # stores others: enough to keep both cores busy, few enough to stop quickly.
-FEEDS_IN_FLIGHT = 2
+FEEDS_IN_FLIGHT = 4
 MAX_BACKOFF = timedelta(hours=24)
 GONE_STATUS = 410
 

@@ -342,9 +342,10 @@ def main() -> None:
         target=serve_corpus, args=(corpus, ports_queue, generation), daemon=True
     )
     server.start()
+    grown_dir = tempfile.TemporaryDirectory(prefix="bench-grown-")
     try:
-        ports: list[int] = ports_queue.get(timeout=120)
-        grown_dir = tempfile.TemporaryDirectory(prefix="bench-grown-")
+        # the corpus is pickled over to the server process: ~1 GB for the large size
+        ports: list[int] = ports_queue.get(timeout=900)
         seed = Path(grown_dir.name) / "grown.db" if args.grown else None
         if seed is not None:
             build_grown_database(seed, args.grown)
