@@ -16,7 +16,7 @@ from typing import Any
 import lxml.etree
 import lxml.html
 
-_MAX_LINK_SHARE = 0.5  # a block with more link text than this is a list of links
+MAX_LINK_SHARE = 0.5  # more link text than this is a list of links, not an article
 _MIN_CHUNK_CHARS = 150  # a split-off block must carry this much paragraph text
 
 
@@ -110,7 +110,7 @@ def _append_block(body: Any, block: Any, seen: set[str]) -> None:
     fresh = [text for text in paragraphs if text and _key(text) not in seen]
     total = sum(len(text) for text in fresh)
     links = sum(len(" ".join(a.text_content().split())) for a in block.iter("a"))
-    if total < _MIN_CHUNK_CHARS or links > _MAX_LINK_SHARE * total:
+    if total < _MIN_CHUNK_CHARS or links > MAX_LINK_SHARE * total:
         return
     for text in fresh:
         seen.add(_key(text))

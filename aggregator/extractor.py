@@ -55,7 +55,7 @@ from trafilatura.settings import Document, set_date_params
 from trafilatura.utils import load_html
 
 from aggregator.errors import ExtractTimeout
-from aggregator.extract_markup import restore_markup
+from aggregator.extract_markup import MAX_LINK_SHARE, restore_markup
 from aggregator.models import Article, Entry
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,6 @@ _MIN_SHARE_OF_PAGE = 0.15  # ... or below this share of the page's paragraph tex
 # Above both, the fast pass (no fallbacks) is kept: see _is_substantial.
 _SUBSTANTIAL_CHARS = 500
 _SUBSTANTIAL_SHARE = 0.3
-_MAX_LINK_SHARE = 0.5  # more link text than this is a list of links, not an article
 
 
 @dataclass(frozen=True)
@@ -316,7 +315,7 @@ def _doubt(result: tuple[Document, str, Any] | None, page: _PageFacts) -> str:
     if len(text) < _MIN_SHARE_OF_PAGE * page.paragraph_chars:
         return f"too short for the page ({len(text)} of {page.paragraph_chars} chars)"
     lines = text.splitlines()
-    if sum(len(line) for line in lines if line in page.anchor_texts) > _MAX_LINK_SHARE * len(text):
+    if sum(len(line) for line in lines if line in page.anchor_texts) > MAX_LINK_SHARE * len(text):
         return "mostly link text"
     if len(text) < 1000 and len(_WALL_WORDS.findall(text)) >= 2:
         return "a paywall or cookie wall"

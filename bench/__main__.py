@@ -219,7 +219,6 @@ def one_repeat(
         config = write_config(Path(tmp), corpus, ports, args.per_site)
         if seed_database is not None:
             shutil.copyfile(seed_database, Path(tmp) / "bench.db")
-            rows["seed_db_mb"] = {"db_mb": seed_database.stat().st_size / 1e6}
             prefix = "grown "
         else:
             prefix = ""
@@ -258,7 +257,12 @@ def _median(runs: list[dict[str, dict[str, Any]]], name: str, key: str) -> float
     return float(statistics.median(run[name].get(key, 0.0) for run in runs))
 
 
-def report(runs: list[dict[str, dict[str, Any]]], corpus: Corpus, args: argparse.Namespace) -> None:
+def report(
+    runs: list[dict[str, dict[str, Any]]],
+    corpus: Corpus,
+    args: argparse.Namespace,
+    grown: dict[str, Any] | None = None,
+) -> None:
     pages = len(corpus.article_paths)
     print(
         f"\n{args.size if (args.feeds, args.items) == (None, None) else 'custom'}:"
@@ -274,7 +278,7 @@ def report(runs: list[dict[str, dict[str, Any]]], corpus: Corpus, args: argparse
     print("-" * len(header))
     floor_wall = _median(runs, "floor", "wall")
     names = ["floor", "first", "all 304", "5% new"]
-    if "grown first" in runs[-1]:
+    if grown is not None:
         names += ["grown first", "grown all 304", "grown 5% new"]
     for name in names:
         wall, cpu = _median(runs, name, "wall"), _median(runs, name, "cpu")
@@ -298,12 +302,12 @@ def report(runs: list[dict[str, dict[str, Any]]], corpus: Corpus, args: argparse
         f" trafilatura {libraries['trafilatura']:.2f} s;"
         f" database after the first refresh: {runs[-1]['first']['db_mb']:.1f} MB"
     )
-    if "grown first" in runs[-1]:
-        grown, empty = _median(runs, "grown first", "wall"), _median(runs, "first", "wall")
+    if grown is not None:
+        grown_wall, empty = _median(runs, "grown first", "wall"), _median(runs, "first", "wall")
         print(
-            f"growth: on a database already holding {args.grown} articles"
-            f" ({runs[-1]['seed_db_mb']['db_mb']:.0f} MB) the first refresh takes"
-            f" {grown:.2f} s against {empty:.2f} s on an empty one ({grown / empty:.2f}x);"
+            f"growth: on a database already holding {grown['articles']} articles"
+            f" ({grown['db_mb']:.0f} MB) the first refresh takes {grown_wall:.2f} s"
+            f" against {empty:.2f} s on an empty one ({grown_wall / empty:.2f}x);"
             f" peak RSS {_median(runs, 'grown first', 'peak_mb'):.0f} MB;"
             f" database after it {runs[-1]['grown first']['db_mb']:.0f} MB"
         )
@@ -347,8 +351,7 @@ def main() -> None:
         # the corpus is pickled over to the server process: ~1 GB for the large size
         ports: list[int] = ports_queue.get(timeout=900)
         seed = Path(grown_dir.name) / "grown.db" if args.grown else None
-        if seed is not None:
-            build_grown_database(seed, args.grown)
+        grown = build_grown_database(seed, args.grown) if seed is not None else None
         runs = []
         for n in range(args.repeat):
             runs.append(one_repeat(corpus, ports, args, server, generation))
@@ -358,7 +361,7 @@ def main() -> None:
     finally:
         server.terminate()
         grown_dir.cleanup()
-    report(runs, corpus, args)
+    report(runs, corpus, args, grown)
     for name in filter(None, args.also.split(",")):
         print(f"\n{name}: {' '.join(OTHER_BENCHES[name])}", flush=True)
         subprocess.run([sys.executable, *OTHER_BENCHES[name]], check=True, cwd=HERE.parent)
