@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,19 +36,25 @@ def add_article(storage: Storage, feed_id: int, key: str, story: str | None) -> 
         storage.add_article(article, assignment, f"story-{key}")
 
 
-def serve(app: object) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """Run the app with uvicorn on a free loopback port in a thread."""
+@contextmanager
+def serving(app: object) -> Iterator[str]:
+    """Run the app with uvicorn on a free loopback port in a thread; yield its base URL,
+    and stop it on the way out."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))  # type: ignore[arg-type]
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    return server, thread, f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -60,13 +67,10 @@ def client(tmp_path: Path) -> Iterator[tuple[httpx.Client, Storage]]:
     storage = Storage.open(config.database_path)
     storage.sync_feeds([FeedSource(url="https://naval.test/feed", name="Naval")], NOW)
     add_article(storage, 1, "a", None)
-    server, thread, base_url = serve(create_app(config))
     try:
-        with httpx.Client(base_url=base_url) as test_client:
-            yield test_client, storage
+        with serving(create_app(config)) as base_url, httpx.Client(base_url=base_url) as test:
+            yield test, storage
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         storage.close()
 
 
@@ -154,13 +158,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Clien
     add_article(storage, 2, "a-air", "story-a")
     add_article(storage, 1, "c", None)
     add_article(storage, 2, "d", None)
-    server, thread, base_url = serve(create_app(config))
     try:
-        with httpx.Client(base_url=base_url) as test_client:
-            yield test_client, storage
+        with serving(create_app(config)) as base_url, httpx.Client(base_url=base_url) as test:
+            yield test, storage
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         storage.close()
 
 

@@ -25,7 +25,7 @@ from aggregator.server import create_app
 from aggregator.storage import Storage
 from aggregator.webpage import STYLE_CSP_SOURCE, PageView, render_page
 from tests.test_publisher import AIR_DEFENCE, CONTRACT, FRIGATE
-from tests.test_server import add_article, serve
+from tests.test_server import add_article, serving
 
 VIEW = PageView(
     title="Defence Digest",
@@ -156,12 +156,10 @@ def site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     add_article(storage, 1, "a", None)
     add_article(storage, 2, "a-air", "story-a")
     add_article(storage, 2, "b", None)
-    server, thread, base_url = serve(create_app(config))
     try:
-        yield base_url
+        with serving(create_app(config)) as base_url:
+            yield base_url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         storage.close()
 
 
