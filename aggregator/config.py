@@ -88,6 +88,7 @@ class Settings(_Frozen):
     output_dir: Path | None = None
     workers: int = Field(default=0, ge=0)
     page_concurrency: int = Field(default=8, ge=1)
+    page_per_host_limit: int = Field(default=2, ge=1, le=16)
     extract_time_limit: timedelta = timedelta(seconds=10)
     log_level: str = "INFO"
     feed_concurrency: int = Field(default=16, ge=1, le=256)
@@ -311,7 +312,9 @@ SETTINGS_HELP: dict[str, str] = {
     "output_dir": "If set, each refresh also writes feed.xml, feed.atom and feed.json "
     "there (atomically), relative to feeds.yaml; for static hosting.",
     "workers": "Extraction worker processes; 0 means one per CPU core.",
-    "page_concurrency": "Article pages fetched at once.",
+    "page_concurrency": "Article pages fetched at once for one feed.",
+    "page_per_host_limit": "Article pages fetched at once from one site (scheme, host and "
+    "port), over all the feeds being refreshed; the site's other pages wait their turn.",
     "extract_time_limit": "Longest extraction of one page (in a worker process); past it the "
     "page is skipped and the feed's own text is used.",
     "log_level": "DEBUG, INFO, WARNING or ERROR.",

@@ -2,7 +2,9 @@
 
 uvicorn runs in the main thread. The first SIGTERM or SIGINT stops the server, then
 the pipeline is told to stop between units of work and the scheduler is shut down,
-waiting for the feed in flight (bounded by the fetch timeouts); the process exits 0.
+waiting for the feed in flight (bounded by the fetch timeouts; a feed whose article
+pages still wait for their site's slot is dropped unstored and fetched again at the
+next start); the process exits 0.
 A second signal exits at once: SQLite's journal keeps the database consistent.
 
 A :class:`~aggregator.reload.ConfigWatcher` applies edits of feeds.yaml while it runs

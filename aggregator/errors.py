@@ -11,7 +11,8 @@
     │   └── ExtractTimeout     extraction passed the per-page time limit
     ├── StorageError           the database could not be opened or migrated
     ├── BadRequest             a query string the server refuses (400), like a damaged cursor
-    └── OPMLError              an OPML file to import is unreadable or unsafe
+    ├── OPMLError              an OPML file to import is unreadable or unsafe
+    └── Stopped                the process is stopping: work that had to wait was given up
 
 Errors that concern one URL carry it as ``.url`` so logs and feed health can name it.
 Lower-level exceptions are chained with ``raise ... from exc``.
@@ -96,3 +97,10 @@ class BadRequest(AggregatorError):
 
 class OPMLError(AggregatorError):
     """An OPML file could not be read, or was refused (too big, DTD, not OPML)."""
+
+
+class Stopped(AggregatorError):
+    """The process is stopping, so work that would have had to wait was given up.
+
+    Not a failure of the feed or page concerned: nothing is recorded against it.
+    """

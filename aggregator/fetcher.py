@@ -8,7 +8,9 @@ Article links come from feed content, which strangers write. A client made with
 ``guard=True`` therefore routes every request, each redirect hop included, through
 :class:`GuardedTransport`: it resolves the host once, refuses any address that is not
 globally routable, and connects to exactly the address it checked (no second DNS lookup
-an attacker could answer differently).
+an attacker could answer differently). Name lookups, guarded or not, count against the
+request's deadline too: getaddrinfo cannot be interrupted, so it runs on a lookup thread
+and the fetch stops waiting for it when the time is up.
 """
 
 from __future__ import annotations
@@ -22,20 +24,22 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import httpcore
 import httpx
 
 from aggregator.config import Settings
-from aggregator.errors import BlockedURL, FetchError, HTTPStatusError, ResponseTooLarge
+from aggregator.errors import BlockedURL, FetchError, HTTPStatusError, ResponseTooLarge, Stopped
 from aggregator.models import FetchResult
 
 __all__ = [
     "FEED_ACCEPT",
     "GuardedTransport",
+    "HostSlots",
     "check_url_allowed",
     "fetch_feed",
     "fetch_page",
@@ -50,6 +54,9 @@ Resolver = Callable[[str, int], list[str]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_REDIRECTS = 5
+# Threads that run name lookups for every fetch (see _lookup); one stuck on a hanging
+# DNS server stays stuck until the system resolver gives up, its fetch does not.
+LOOKUP_THREADS = 8
 # A server may take this many times the per-request timeout in all before we give up.
 DEADLINE_FACTOR = 2
 # Raw body chunks are cut to this size before httpx decompresses them: deflate expands
@@ -149,6 +156,66 @@ def _time_left(timeout: float | None, error: type[Exception]) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
+class _LookupTimeout(httpcore.ConnectTimeout):
+    """A name lookup gave no answer before the connect timeout or the deadline."""
+
+
+def _lookup(host: str, port: int, resolve: Resolver, timeout: float | None) -> list[str]:
+    """``resolve(host, port)``, given up (_LookupTimeout) once ``timeout`` or this
+    thread's request deadline passes; without either it simply runs here."""
+    try:
+        left = _time_left(timeout, _LookupTimeout)
+    except _LookupTimeout as exc:
+        raise _LookupTimeout(f"could not resolve {host}: {exc}") from None
+    if left is None:
+        return resolve(host, port)
+    future = _LOOKUPS.submit(lambda: resolve(host, port))
+    done, _ = wait([future], timeout=left)
+    if not done:
+        future.cancel()  # still queued behind stuck lookups: it never starts
+        raise _LookupTimeout(f"could not resolve {host}: no answer within {left:.2g}s")
+    return future.result()
+
+
+class _LookupPool:
+    """A few daemon threads that run name lookups, so the fetch asking can stop waiting.
+
+    Not a ThreadPoolExecutor: the interpreter joins those threads at exit, so a lookup
+    hanging on a dead DNS server would hold up the daemon's shutdown.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._started = 0
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Future[list[str]], Callable[[], list[str]]]] = (
+            queue.SimpleQueue()
+        )
+
+    def submit(self, lookup: Callable[[], list[str]]) -> Future[list[str]]:
+        future: Future[list[str]] = Future()
+        self._jobs.put((future, lookup))
+        with self._lock:  # threads are started as lookups come, up to the size
+            if self._started < self._size:
+                self._started += 1
+                name = f"lookup-{self._started}"
+                threading.Thread(target=self._serve, name=name, daemon=True).start()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            future, lookup = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue  # its fetch gave up before it started
+            try:
+                future.set_result(lookup())
+            except BaseException as exc:  # handed to the fetch waiting for it
+                future.set_exception(exc)
+
+
+_LOOKUPS = _LookupPool(LOOKUP_THREADS)
+
+
 class _DeadlineStream(httpcore.NetworkStream):
     """A socket stream whose every read, write and handshake ends by the deadline.
 
@@ -190,12 +257,38 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        left = _time_left(timeout, httpcore.ConnectTimeout)
-        stream = self._backend.connect_tcp(host, port, left, local_address, socket_options)
-        return _DeadlineStream(stream)
+        """Connect to ``host``'s addresses in turn, like socket.create_connection, but
+        with the name lookup inside the connect timeout and the deadline."""
+        literal = _literal_address(host) is not None
+        addresses = [host] if literal else _system_addresses(host, port, timeout)
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in addresses:
+            left = _time_left(timeout, httpcore.ConnectTimeout)
+            try:
+                stream = self._backend.connect_tcp(
+                    address, port, left, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc  # say, an IPv6 address on a host without IPv6: try the next
+                continue
+            return _DeadlineStream(stream)
+        raise failure or httpcore.ConnectError(f"could not resolve {host}: no addresses")
 
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
+
+
+def _system_addresses(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses socket.create_connection would try, looked up within the limits."""
+    try:
+        return _lookup(host, port, _connect_addresses, timeout)
+    except OSError as exc:  # as httpcore maps create_connection's errors
+        raise httpcore.ConnectError(str(exc)) from exc
+
+
+def _connect_addresses(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 class _DeadlineTransport(httpx.HTTPTransport):
@@ -283,7 +376,10 @@ class GuardedTransport(httpx.BaseTransport):
         self._resolve = resolve or _resolve_host
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        addresses = _checked_addresses(request.url, self._resolve)
+        timeout = request.extensions.get("timeout", {}).get("connect")
+        addresses = _checked_addresses(
+            request.url, lambda host, port: _lookup(host, port, self._resolve, timeout)
+        )
         for address in addresses[:-1]:
             try:
                 return self._transport.handle_request(_pinned(request, address))
@@ -357,6 +453,8 @@ def _addresses_of(host: str, port: int, resolve: Resolver, *, url: str) -> list[
         resolved = resolve(host, port)
     except OSError as exc:
         raise FetchError(f"could not resolve {host}: {exc}", url=url) from exc
+    except _LookupTimeout as exc:
+        raise FetchError(str(exc), url=url) from exc
     if not resolved:
         raise FetchError(f"could not resolve {host}: no addresses", url=url)
     return [ipaddress.ip_address(address.partition("%")[0]) for address in resolved]
@@ -456,6 +554,8 @@ def _fetch(
         except httpx.TooManyRedirects as exc:
             raise FetchError(f"too many redirects (more than {MAX_REDIRECTS})", url=url) from exc
         except httpx.TimeoutException as exc:
+            if isinstance(exc.__cause__, _LookupTimeout):
+                raise FetchError(str(exc.__cause__), url=url) from exc
             if deadline is not None and time.monotonic() >= deadline:
                 message = f"server too slow: no complete answer within {total:g}s (deadline)"
                 raise FetchError(message, url=url) from exc
@@ -672,6 +772,95 @@ class _PoliteDispatcher(Generic[Item, Result]):
             self._submit_next()
             if self._in_flight == 0:
                 self._done.put(None)
+
+
+# How often a thread waiting for a site's slot looks at the stop event.
+STOP_POLL_SECONDS = 0.1
+
+
+class HostSlots:
+    """At most ``limit`` holders at once per site (``host_key``), over every thread that
+    shares this object: the article pages of all the feeds in flight share one, so a
+    site's pages wait their turn whichever feed listed them.
+
+    ``with slots.hold(url, stop=event):`` waits for a free slot. A thread that has to
+    wait gives up with Stopped once ``stop`` is set. One counter per site, made when
+    first needed and dropped when idle; ``limit`` may change at any time (holders
+    above a lowered limit finish, newcomers wait).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.Lock()
+        self._limit = max(1, limit)
+        self._sites: dict[str, _Site] = {}
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        with self._lock:
+            self._limit = max(1, value)
+            for site in self._sites.values():
+                site.freed.notify_all()
+
+    def waiting(self, url: str) -> int:
+        """Threads waiting for a slot on ``url``'s site now."""
+        with self._lock:
+            site = self._sites.get(host_key(url))
+            return site.waiting if site else 0
+
+    @contextmanager
+    def hold(self, url: str, *, stop: threading.Event | None = None) -> Iterator[None]:
+        key = host_key(url)
+        self._acquire(key, stop)
+        try:
+            yield
+        finally:
+            self._release(key)
+
+    def _acquire(self, key: str, stop: threading.Event | None) -> None:
+        with self._lock:
+            site = self._sites.get(key)
+            if site is None:
+                site = self._sites[key] = _Site(threading.Condition(self._lock))
+            if site.busy < self._limit:
+                site.busy += 1
+                return
+            site.waiting += 1
+            try:
+                while True:
+                    if stop is not None and stop.is_set():
+                        raise Stopped(f"stopping: gave up waiting for a slot on {key}")
+                    if site.busy < self._limit:
+                        break
+                    site.freed.wait(STOP_POLL_SECONDS if stop is not None else None)
+                site.busy += 1
+            finally:
+                site.waiting -= 1
+                self._forget_if_idle(key, site)
+
+    def _release(self, key: str) -> None:
+        with self._lock:
+            site = self._sites[key]
+            site.busy -= 1
+            if site.waiting:
+                site.freed.notify()
+            self._forget_if_idle(key, site)
+
+    def _forget_if_idle(self, key: str, site: _Site) -> None:
+        if not site.busy and not site.waiting:
+            del self._sites[key]
+
+
+@dataclass
+class _Site:
+    """One site's slots (guarded by HostSlots' lock, which ``freed`` shares)."""
+
+    freed: threading.Condition
+    busy: int = 0
+    waiting: int = 0
 
 
 def ping_websub_hub(client: httpx.Client, hub_url: str, topic_urls: Iterable[str]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -72,13 +72,15 @@ def plan_pages(ctx: PipelineContext, entries: Sequence[Entry], source: FeedSourc
 
 def run_pages(ctx: PipelineContext, plan: PagePlan) -> list[Page]:
     """Download and extract a plan's pages: network and worker processes only, no
-    database, so it runs beside this thread's storing of other feeds."""
+    database, so it runs beside this thread's storing of other feeds.
+
+    Raises Stopped when the process stops while a page waits for its site's slot: the
+    feed is then not stored at all, and is fetched again at the next start.
+    """
     if not plan.source.extract:
         return [Page(entry, None, reason="extract: false") for entry in plan.entries]
     to_fetch = plan.to_fetch
-    workers = max(1, min(ctx.config.settings.page_concurrency, len(to_fetch)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as pool:
-        downloads = list(pool.map(lambda entry: _download(ctx, entry), to_fetch))
+    downloads = _download_all(ctx, to_fetch)
     fetched = [(entry, body) for entry, (body, _) in zip(to_fetch, downloads, strict=True) if body]
     options = _extract_options(ctx, plan.source)
     articles = ctx.pool.extract_many(
@@ -107,12 +109,27 @@ def _extract_options(ctx: PipelineContext, source: FeedSource) -> ExtractOptions
     )
 
 
+def _download_all(ctx: PipelineContext, to_fetch: list[Entry]) -> list[tuple[bytes | None, str]]:
+    """Every page of one feed, ``page_concurrency`` at a time; each waits for a slot on
+    its site (``ctx.page_slots``, shared by all the feeds in flight)."""
+    workers = max(1, min(ctx.config.settings.page_concurrency, len(to_fetch)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as pool:
+        futures = [pool.submit(_download, ctx, entry) for entry in to_fetch]
+        done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
+        if not_done:  # one raised (Stopped, or a bug): the feed is not stored, so
+            pool.shutdown(cancel_futures=True)  # start none of its other pages
+            for future in done:
+                future.result()  # raises (one of) the failures
+        return [future.result() for future in futures]
+
+
 def _download(ctx: PipelineContext, entry: Entry) -> tuple[bytes | None, str]:
     """The page's bytes, or None and why not (refusals start with 'refused')."""
     try:
-        result = fetch_page(
-            ctx.page_client, entry.link, max_bytes=ctx.config.settings.max_page_bytes
-        )
+        with ctx.page_slots.hold(entry.link, stop=ctx.stop):
+            result = fetch_page(
+                ctx.page_client, entry.link, max_bytes=ctx.config.settings.max_page_bytes
+            )
     except BlockedURL as exc:
         log.warning("refused to fetch %s: %s", entry.link, exc)
         return None, f"refused: {exc}"

@@ -28,6 +28,7 @@ from aggregator.errors import (
     FetchError,
     HTTPStatusError,
     ParseError,
+    Stopped,
     StorageError,
 )
 from aggregator.extractor import (
@@ -35,6 +36,7 @@ from aggregator.extractor import (
     choose_body,
 )
 from aggregator.fetcher import (
+    HostSlots,
     fetch_feed,
     host_key,
     make_client,
@@ -99,6 +101,9 @@ class PipelineContext:
     rand: Callable[[], float] = random.random  # jitter; tests pass a constant
     parser: ParsePool = field(default_factory=lambda: ParsePool(0))  # big feeds off-thread
     published_version: str = ""  # content version the WebSub hub last heard about
+    # Article page downloads in flight per site, over every feed; its limit is set from
+    # page_per_host_limit at the start of each refresh.
+    page_slots: HostSlots = field(default_factory=lambda: HostSlots(1))
 
     @property
     def policy(self) -> SchedulePolicy:
@@ -118,6 +123,7 @@ class PipelineContext:
             page_client=make_client(settings, guard=True),
             pool=ExtractionPool(processes),
             parser=ParsePool(processes),
+            page_slots=HostSlots(settings.page_per_host_limit),
         )
 
     def interval_for(self, source: FeedSource) -> timedelta:
@@ -165,12 +171,14 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
     Feeds are fetched (and parsed) concurrently on worker threads, at most
     ``feed_concurrency`` at once and ``per_host_limit`` per site. Each feed's new pages
     are then downloaded and extracted in the background, ``FEEDS_IN_FLIGHT`` feeds at a
-    time, while this thread, which owns the database connection, stores the feeds whose
-    pages are ready: fetching, extraction and storing overlap.
+    time (``page_concurrency`` pages per feed, ``page_per_host_limit`` per site over all
+    of them), while this thread, which owns the database connection, stores the feeds
+    whose pages are ready: fetching, extraction and storing overlap.
     """
     ctx.storage.sync_feeds(ctx.config.feeds, ctx.clock())
     states = {source.url: ctx.storage.feed_state(source.url) for source in sources}
     settings = ctx.config.settings
+    ctx.page_slots.limit = settings.page_per_host_limit  # feeds.yaml may have been edited
     outcomes = [_still_gone(states[s.url]) for s in sources if states[s.url].disabled_reason]
     live = [source for source in sources if not states[source.url].disabled_reason]
     in_flight: deque[tuple[_FeedWork, Future[list[Page]]]] = deque()
@@ -209,7 +217,9 @@ def _finish_ready(
     finished = []
     while in_flight and (wait or in_flight[0][1].done()):
         work, pages = in_flight.popleft()
-        finished.append(_finish_safely(ctx, work, pages))
+        outcome = _finish_safely(ctx, work, pages)
+        if outcome is not None:
+            finished.append(outcome)
         wait = drain
     return finished
 
@@ -231,9 +241,19 @@ def _begin_safely(
 
 def _finish_safely(
     ctx: PipelineContext, work: _FeedWork, pages: Future[list[Page]]
-) -> RefreshOutcome:
+) -> RefreshOutcome | None:
+    """The feed's outcome; None when stopping cut its pages short (nothing is stored
+    and nothing recorded, so it is fetched again at the next start, like the feeds the
+    stop kept from starting)."""
     try:
         return _finish_feed(ctx, work, pages.result())
+    except Stopped:
+        log.info(
+            "%s: stopping before its pages were fetched; not stored (%s)",
+            work.state.name,
+            work.state.url,
+        )
+        return None
     except Exception as exc:
         return _unexpected_failure(ctx, work.fetched.source, work.state, exc)
 

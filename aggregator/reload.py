@@ -44,6 +44,7 @@ LIVE_SETTINGS = frozenset(
         "clustering",
         "output_dir",
         "page_concurrency",
+        "page_per_host_limit",
         "feed_concurrency",
         "per_host_limit",
         "max_backoff",

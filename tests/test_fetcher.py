@@ -3,6 +3,7 @@
 Most tests run in-process through httpx.MockTransport. Host names are resolved by a fake
 resolver and never connected to. One loopback server checks what only real sockets show:
 the guard refuses before connecting, and the total deadline stops a trickling server.
+A name lookup that hangs is faked by patching socket.getaddrinfo: nothing leaves loopback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,10 +23,12 @@ import httpx
 import pytest
 
 from aggregator.config import Settings
-from aggregator.errors import BlockedURL, FetchError, HTTPStatusError, ResponseTooLarge
+from aggregator.errors import BlockedURL, FetchError, HTTPStatusError, ResponseTooLarge, Stopped
 from aggregator.fetcher import (
+    DEADLINE_FACTOR,
     FEED_ACCEPT,
     GuardedTransport,
+    HostSlots,
     check_url_allowed,
     fetch_feed,
     fetch_page,
@@ -509,6 +513,83 @@ def test_real_socket_trickled_headers_stop_at_deadline(loopback: LoopbackServer)
             fetch_feed(client, url, etag=None, last_modified=None, max_bytes=10_000)
 
 
+# --------------------------------------------------------------------------- DNS lookups
+
+
+@pytest.fixture
+def hanging_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """socket.getaddrinfo hangs on names under slow.test (until the test is over) and
+    sends feed.test to 127.0.0.2 (nobody listens: refused), then 127.0.0.1; the names
+    it was asked for, in order."""
+    asked: list[str] = []
+    over = threading.Event()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
+        asked.append(host)
+        if host.endswith("slow.test"):
+            over.wait(10)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        if host == "feed.test":
+            return [
+                *real_getaddrinfo("127.0.0.2", port, *args, **kwargs),  # type: ignore[arg-type]
+                *real_getaddrinfo("127.0.0.1", port, *args, **kwargs),  # type: ignore[arg-type]
+            ]
+        return real_getaddrinfo(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield asked
+    over.set()
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_a_hanging_dns_lookup_cannot_hold_a_fetch_past_its_time(
+    hanging_dns: list[str], guard: bool
+) -> None:
+    # Guarded (article pages) or not (feeds): the lookup runs on a lookup thread and
+    # the fetch stops waiting at the connect timeout, well within the deadline.
+    settings = Settings.model_validate({"timeout": SHORT_TIMEOUT})
+    deadline = SHORT_TIMEOUT.total_seconds() * DEADLINE_FACTOR
+    started = time.monotonic()
+    with make_client(settings, guard=guard) as client:
+        with pytest.raises(FetchError, match="could not resolve dns.slow.test: no answer within"):
+            fetch_page(client, "http://dns.slow.test/article", max_bytes=10_000)
+    assert time.monotonic() - started < deadline + 0.2
+    assert hanging_dns == ["dns.slow.test"]
+
+
+def test_no_lookup_starts_once_the_deadline_has_passed(hanging_dns: list[str]) -> None:
+    # The first hop eats the whole deadline; the redirect's host is never looked up.
+    def handler(request: httpx.Request) -> httpx.Response:
+        time.sleep(SHORT_TIMEOUT.total_seconds() * DEADLINE_FACTOR + 0.1)
+        return redirect(302, "http://next.slow.test/article")
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host in FAKE_DNS:
+            return fake_resolve(host, port)
+        return [str(info[4][0]) for info in socket.getaddrinfo(host, port)]
+
+    settings = Settings.model_validate({"timeout": SHORT_TIMEOUT})
+    transport = GuardedTransport(httpx.MockTransport(handler), resolve=resolve)
+    with make_client(settings, guard=False, transport=transport) as client:
+        with pytest.raises(FetchError, match="resolve next.slow.test: the total deadline passed"):
+            fetch_page(client, "http://fine.test/article", max_bytes=10_000)
+    assert hanging_dns == []
+
+
+def test_names_are_looked_up_and_each_address_tried_in_turn(
+    loopback: LoopbackServer, hanging_dns: list[str]
+) -> None:
+    # feed.test resolves to 127.0.0.2 (refused), then to the server's 127.0.0.1.
+    url = f"http://feed.test:{loopback.server_address[1]}/feed"
+    settings = Settings.model_validate({"timeout": SHORT_TIMEOUT})
+    with make_client(settings, guard=False) as client:
+        result = fetch_feed(client, url, etag=None, last_modified=None, max_bytes=10_000)
+    assert result.content == b"<rss/>" and result.final_url == url
+    assert hanging_dns == ["feed.test", "127.0.0.2", "127.0.0.1"]
+    assert loopback.hits == ["/feed"]
+
+
 def test_reset_connection_is_described_in_words() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadError("[Errno 104] Connection reset by peer", request=request)
@@ -536,7 +617,8 @@ def test_host_key_groups_by_scheme_host_and_port(url: str, key: str) -> None:
 class Gauge:
     """Counts work running at once, overall and per host, at its highest."""
 
-    def __init__(self) -> None:
+    def __init__(self, pause: float = 0.002) -> None:
+        self.pause = pause
         self.lock = threading.Lock()
         self.now: dict[str, int] = {}
         self.peak: dict[str, int] = {}
@@ -550,7 +632,7 @@ class Gauge:
             self.total += 1
             self.peak[host] = max(self.peak.get(host, 0), self.now[host])
             self.peak_total = max(self.peak_total, self.total)
-        time.sleep(0.002)  # long enough for the others to overlap
+        time.sleep(self.pause)  # long enough for the others to overlap
         with self.lock:
             self.now[host] -= 1
             self.total -= 1
@@ -607,3 +689,75 @@ def test_polite_map_survives_a_failing_item(caplog: pytest.LogCaptureFixture) ->
 
 def test_polite_map_with_nothing_to_do() -> None:
     assert list(polite_map([], lambda item: item, key=str, concurrency=3, per_host=1)) == []
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_host_slots_bound_each_site_over_every_thread_sharing_them(limit: int) -> None:
+    # Twelve threads (say, the page pools of several feeds) fetch thirty pages on three
+    # sites: never more than ``limit`` at once on a site, the sites side by side.
+    slots = HostSlots(limit)
+    gauge = Gauge(pause=0.02)
+    urls = [f"https://{site}.test/page-{n}" for n in range(10) for site in ("a", "b", "c")]
+
+    def fetch(url: str) -> str:
+        with slots.hold(url):
+            gauge.work((host_key(url), 0))
+        return url
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        assert sorted(pool.map(fetch, urls)) == sorted(urls)
+    assert gauge.peak == dict.fromkeys(
+        ["https://a.test:", "https://b.test:", "https://c.test:"], limit
+    )
+    assert gauge.peak_total > limit
+    assert slots.waiting(urls[0]) == 0
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    give_up = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < give_up, "gave up waiting"
+        time.sleep(0.005)
+
+
+def test_host_slots_a_raised_limit_lets_waiting_threads_in_at_once() -> None:
+    slots = HostSlots(1)
+    got_in = threading.Event()
+
+    def second_page() -> None:
+        with slots.hold("https://a.test/2"):
+            got_in.set()
+
+    with slots.hold("https://a.test/1"):
+        waiter = threading.Thread(target=second_page)
+        waiter.start()
+        wait_until(lambda: slots.waiting("https://a.test/") == 1)
+        assert not got_in.is_set()
+        slots.limit = 2  # a live edit of page_per_host_limit
+        assert got_in.wait(2)
+    waiter.join()
+
+
+def test_host_slots_waiting_threads_give_up_when_stopping() -> None:
+    slots = HostSlots(1)
+    stop = threading.Event()
+    outcome: list[str] = []
+
+    def second_page() -> None:
+        try:
+            with slots.hold("https://a.test/2", stop=stop):
+                outcome.append("fetched")
+        except Stopped as exc:
+            outcome.append(str(exc))
+
+    with slots.hold("https://a.test/1", stop=stop):
+        waiter = threading.Thread(target=second_page)
+        waiter.start()
+        wait_until(lambda: slots.waiting("https://a.test/") == 1)
+        stop.set()
+        waiter.join(timeout=2)
+        assert not waiter.is_alive()
+    assert outcome == ["stopping: gave up waiting for a slot on https://a.test:"]
+    # A free slot is still handed out: only waiting gives up.
+    with slots.hold("https://a.test/3", stop=stop):
+        pass

@@ -2,6 +2,8 @@
 together with well-behaved feeds in every format. For each route: the right outcome on
 the feed's row, the good feeds unaffected, the scheduler job still running, and nothing
 half-written. The clock is fake and jitter is off, so next-fetch times are exact.
+The same server counts the slow article pages it serves at once, so the tests can show
+that several feeds' pages on one site never pass ``page_per_host_limit`` together.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,10 +44,10 @@ MAX_FEED_BYTES = 200_000
 # --------------------------------------------------------------------------- invented feeds
 
 
-def rss_item(slug: str, title: str, text: str = "") -> str:
+def rss_item(slug: str, title: str, text: str = "", pages: str = "/pages") -> str:
     body = text or f"{title}. The ministry confirmed the figures on Tuesday afternoon."
     return (
-        f"<item><title>{title}</title><link>{{BASE}}/pages/{slug}.html</link>"
+        f"<item><title>{title}</title><link>{{BASE}}{pages}/{slug}.html</link>"
         f"<guid>{slug}</guid><description>{body}</description></item>"
     )
 
@@ -133,6 +136,8 @@ class HostileHandler(BaseHTTPRequestHandler):
         route = ROUTES.get(path)
         if route is None and path.startswith("/pages/"):
             route = page_route
+        if route is None and path.startswith("/slow-pages/"):
+            route = slow_page_route
         if route is None:
             self.answer(404, b"no such route")
             return
@@ -171,6 +176,8 @@ class HostileServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), HostileHandler)
         self.hits: dict[str, int] = {}
         self.overrides: dict[str, bytes] = {}
+        self.pages_now = 0  # slow pages being served at this moment
+        self.pages_peak = 0  # ... and at most
         self._lock = threading.Lock()
 
     @property
@@ -180,6 +187,17 @@ class HostileServer(ThreadingHTTPServer):
     def count(self, path: str) -> None:
         with self._lock:
             self.hits[path] = self.hits.get(path, 0) + 1
+
+    @contextmanager
+    def serving_page(self) -> Iterator[None]:
+        with self._lock:
+            self.pages_now += 1
+            self.pages_peak = max(self.pages_peak, self.pages_now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.pages_now -= 1
 
     def body(self, path: str, text: str | bytes) -> bytes:
         raw = self.overrides.get(path.split("?", 1)[0], text)
@@ -193,6 +211,13 @@ Route = Callable[[HostileHandler], None]
 def page_route(h: HostileHandler) -> None:
     slug = h.path.rsplit("/", 1)[1].removesuffix(".html")
     h.answer(200, PAGE.format(slug=slug).encode(), Content_Type="text/html; charset=utf-8")
+
+
+def slow_page_route(h: HostileHandler) -> None:
+    """An article page that takes a moment, so requests for others overlap with it."""
+    with h.server.serving_page():
+        time.sleep(0.1)
+        page_route(h)
 
 
 def trickle_route(h: HostileHandler) -> None:
@@ -281,6 +306,18 @@ GOOD = {
     "Moved": "/moved.xml",
     "Relative": "/relative.xml",
 }
+# Three outlets on one site, four articles each, every page slow to answer.
+PACED = {name: f"/paced/{name.lower()}.xml" for name in ("Alpha", "Bravo", "Charlie")}
+for _name, _path in PACED.items():
+    ROUTES[_path] = good(
+        rss(
+            f"{_name} Outlet",
+            *(
+                rss_item(f"{_name.lower()}-{n}", f"{_name} report {n}", pages="/slow-pages")
+                for n in range(4)
+            ),
+        )
+    )
 # name -> (path, words the recorded error must contain, HTTP status recorded)
 HOSTILE: dict[str, tuple[str, str, int | None]] = {
     "Busy": ("/busy.xml", "HTTP 429", 429),
@@ -321,12 +358,16 @@ def module_server() -> Iterator[HostileServer]:
 @pytest.fixture
 def server(module_server: HostileServer) -> Iterator[HostileServer]:
     """The module's server, with this test's body overrides removed afterwards."""
+    module_server.pages_peak = 0
     yield module_server
     module_server.overrides.clear()
 
 
-def write_config(server: HostileServer, tmp_path: Path, feeds: dict[str, str]) -> Config:
-    """feeds.yaml for ``feeds`` (name -> path); each config gets its own database."""
+def write_config(
+    server: HostileServer, tmp_path: Path, feeds: dict[str, str], **settings: object
+) -> Config:
+    """feeds.yaml for ``feeds`` (name -> path) and any more ``settings``; each config
+    gets its own database."""
     lines = [
         "settings:",
         f"  database: {json.dumps(str(tmp_path / 'hostile.db'))}",
@@ -336,6 +377,7 @@ def write_config(server: HostileServer, tmp_path: Path, feeds: dict[str, str]) -
         "  allow_private_addresses: true",
         "  per_host_limit: 4",
         "  feed_concurrency: 8",
+        *(f"  {key}: {json.dumps(value)}" for key, value in settings.items()),
         "feeds:" if feeds else "feeds: []",
     ]
     for name, path in feeds.items():
@@ -627,6 +669,59 @@ def test_a_mislabelled_charset_still_reads_right(first_refresh) -> None:
     ctx, _ = first_refresh
     [article] = articles_of(ctx.storage, "Charset")
     assert article["title"] == "Frégate livrée à Brest"
+
+
+# --------------------------------------------------------------------------- article pages
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_pages_of_all_feeds_on_one_site_respect_page_per_host_limit(
+    server: HostileServer, tmp_path: Path, make_ctx, limit: int
+) -> None:
+    # Three feeds fetched together, their twelve pages all on this one site: several
+    # feeds' pages are in flight at once, page_concurrency (8) threads each, yet the
+    # site never serves more than ``limit`` of them at a time.
+    ctx = make_ctx(write_config(server, tmp_path, PACED, page_per_host_limit=limit))
+    outcomes = refresh_feeds(ctx, ctx.config.enabled_feeds)
+    assert [(o.name, o.status, o.new_articles) for o in outcomes] == [
+        (name, "ok", 4) for name in PACED
+    ]
+    assert server.pages_peak == limit
+    for name in PACED:
+        articles = articles_of(ctx.storage, name)
+        assert [a["extraction_status"] for a in articles] == ["extracted"] * 4
+
+
+def test_stopping_gives_up_pages_waiting_for_their_site_and_keeps_the_feed_for_later(
+    server: HostileServer, tmp_path: Path, make_ctx
+) -> None:
+    # The daemon is told to stop while Alpha's pages wait for the site's only slot
+    # (held here, as by another feed's page): they give up, and Alpha is not stored
+    # (not even its fetch state), so the next start fetches it and its pages again.
+    feeds = {"Alpha": PACED["Alpha"]}
+    ctx = make_ctx(write_config(server, tmp_path, feeds, page_per_host_limit=1))
+    site = server.base_url + "/slow-pages/"
+    hits_before = dict(server.hits)
+
+    def stop_once_pages_wait() -> None:
+        give_up = time.monotonic() + 10
+        while not ctx.page_slots.waiting(site) and time.monotonic() < give_up:
+            time.sleep(0.005)
+        ctx.stop.set()
+
+    stopper = threading.Thread(target=stop_once_pages_wait)
+    with ctx.page_slots.hold(site):
+        stopper.start()
+        outcomes = refresh_feeds(ctx, ctx.config.enabled_feeds)
+    stopper.join()
+
+    assert outcomes == []
+    row = rows_by_name(ctx.storage)["Alpha"]
+    assert (row["articles"], row["last_attempt_at"], row["consecutive_failures"]) == (0, None, 0)
+    assert ctx.storage.due_feed_urls(ctx.clock()) == [server.base_url + PACED["Alpha"]]
+    assert {p: n for p, n in server.hits.items() if p.startswith("/slow-pages/")} == {
+        p: n for p, n in hits_before.items() if p.startswith("/slow-pages/")
+    }
 
 
 # --------------------------------------------------------------------------- for the admin
