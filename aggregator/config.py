@@ -58,11 +58,12 @@ class ClusteringSettings(_Frozen):
     join_threshold: float = Field(default=0.31, gt=0.0, le=1.0)
     merge_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     window: timedelta = timedelta(hours=72)
+    max_age: timedelta = timedelta(days=7)
     candidates: int = Field(default=10, ge=1, le=1000)
 
-    @field_validator("window", mode="before")
+    @field_validator("window", "max_age", mode="before")
     @classmethod
-    def _window(cls, value: object) -> timedelta:
+    def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)
 
 
@@ -341,6 +342,9 @@ CLUSTERING_HELP: dict[str, str] = {
     "merge_threshold": "Similarity at which an article that joins one story also shows "
     "another open story to be the same event, so the two are merged.",
     "window": "A story stays open to new members this long after its last member.",
+    "max_age": "A story takes related coverage for at most this long after its first "
+    "report, however steadily it grows; later reports start a new story (copies of its "
+    "articles still join it). Keeps a recurring subject from becoming one endless story.",
     "candidates": "Open stories compared with each new article (found by the index).",
 }
 

@@ -66,10 +66,16 @@ class StoryIndexStorage(SqlDoor):
     # -- candidates and centroids ---------------------------------------------------
 
     def open_story_candidates(
-        self, terms: Sequence[str], *, since: datetime, limit: int
+        self,
+        terms: Sequence[str],
+        *,
+        since: datetime,
+        limit: int,
+        first_since: datetime | None = None,
     ) -> list[str]:
-        """Open stories (not merged, a member since ``since``) that share the most of
-        ``terms`` in their index keys: the only stories a new article is compared with."""
+        """Open stories (not merged, a member since ``since``, the first one since
+        ``first_since`` if given) that share the most of ``terms`` in their index keys:
+        the only stories a new article is compared with."""
         if not terms:
             return []
         rows = self._rows(
@@ -78,11 +84,12 @@ class StoryIndexStorage(SqlDoor):
             FROM story_keys k JOIN stories s ON s.id = k.story_id
             WHERE k.term IN ({placeholders(terms)})
               AND s.merged_into IS NULL AND s.last_member_at >= ?
+              AND s.published_at >= ?
             GROUP BY k.story_id
             ORDER BY shared DESC, k.story_id
             LIMIT ?
             """,
-            [*terms, iso(since), limit],
+            [*terms, iso(since), iso(first_since) if first_since else "", limit],
         )
         return [row["story_id"] for row in rows]
 

@@ -89,6 +89,7 @@ def _choose_story(
     candidates = storage.open_story_candidates(
         clusterer.query_terms(vector, df, documents),
         since=moment - window.window,
+        first_since=moment - window.max_age,
         limit=window.candidates,
     )
     blocked = storage.split_url_story(article.canonical_url)

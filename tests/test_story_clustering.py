@@ -117,6 +117,32 @@ def test_a_story_closes_after_its_window(storage: Storage) -> None:
     assert late.method == "new" and late.story_id != opened.story_id
 
 
+def test_a_story_stops_taking_related_coverage_after_its_max_age(storage: Storage) -> None:
+    # Reports 60 h apart each arrive inside the story's 72 h window, but the last comes
+    # 120 h after the first: past a max_age of 4 days it starts a new story. A copy of
+    # the first article still joins it, however late.
+    settings = Settings.model_validate({"clustering": {"max_age": "4d"}})
+
+    def place(case: dict[str, Any], hours: float) -> Any:
+        article = make_article(storage, case, hours)
+        with storage.transaction():
+            new_id = clusterer.new_story_id("t", article.url)
+            return add_article_to_story(storage, article, settings, new_story_id=new_id)
+
+    frigate = {case["id"]: case for case in CASES if case["event"] == "stormcrest"}
+    first = place(frigate["stormcrest-wire"], 0)
+    second = place(frigate["stormcrest-harbour"], 60)
+    third = place(frigate["stormcrest-skyline"], 120)
+    assert (second.method, second.story_id) == ("related", first.story_id)
+    assert third.method == "new" and third.story_id != first.story_id
+
+    depot = {case["id"]: case for case in CASES if case["event"] == "depot-strike"}
+    original = place(depot["depot-strike-wire"], 0)
+    copy = place(depot["depot-strike-republished"], 120)
+    assert (copy.method, copy.story_id) == ("near-duplicate", original.story_id)
+    assert Settings().clustering.max_age == timedelta(days=7)
+
+
 def test_an_article_that_fits_two_stories_merges_them_into_the_older(storage: Storage) -> None:
     wire, harbour, skyline = (case for case in CASES if case["event"] == "stormcrest")
     # Two reports that (with a strict join threshold) start separate stories ...
