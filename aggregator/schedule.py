@@ -7,7 +7,8 @@ number in [0, 1), so tests use fixed values and never sleep.
 The rules, Miniflux-style but stricter about honouring the publisher:
 
 * After a success, wait the feed's interval, or longer if the publisher asked for it
-  (RSS ``<ttl>``, ``Cache-Control: max-age`` minus ``Age``, ``Expires``), never sooner.
+  (RSS ``<ttl>`` or the syndication module's ``sy:updatePeriod`` / ``sy:updateFrequency``,
+  ``Cache-Control: max-age`` minus ``Age``, ``Expires``), never sooner.
 * After a failure, wait the interval doubled per consecutive failure, capped at
   ``max_backoff``; a ``Retry-After`` on 429/503 is a floor under that.
 * Whatever the publisher asks, the wait is capped at ``max(max_backoff, interval)``:
@@ -40,6 +41,19 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 # Only the head of a feed is searched for <ttl>: it belongs to the channel, before items.
 TTL_SEARCH_BYTES = 65_536
 _TTL = re.compile(rb"<(?:\w+:)?ttl>\s*(\d{1,7})\s*</(?:\w+:)?ttl>", re.IGNORECASE)
+# The RSS syndication module (http://purl.org/rss/1.0/modules/syndication/): updates
+# happen updateFrequency times (default 1) per updatePeriod.
+_UPDATE_PERIOD = re.compile(
+    rb"<(?:\w+:)?updatePeriod>\s*(hourly|daily|weekly|monthly|yearly)\s*</", re.IGNORECASE
+)
+_UPDATE_FREQUENCY = re.compile(rb"<(?:\w+:)?updateFrequency>\s*(\d{1,6})\s*</", re.IGNORECASE)
+_PERIODS = {
+    b"hourly": timedelta(hours=1),
+    b"daily": timedelta(days=1),
+    b"weekly": timedelta(weeks=1),
+    b"monthly": timedelta(days=30),
+    b"yearly": timedelta(days=365),
+}
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$|=)", re.IGNORECASE)
 
@@ -56,7 +70,7 @@ class SchedulePolicy:
 class ServerHints:
     """What the publisher said about when to come back; None where it said nothing."""
 
-    ttl: timedelta | None = None  # RSS <ttl>
+    ttl: timedelta | None = None  # RSS <ttl> or sy:updatePeriod / sy:updateFrequency
     max_age: timedelta | None = None  # Cache-Control: max-age, less Age
     expires_in: timedelta | None = None  # Expires, less Date
     retry_after: timedelta | None = None  # Retry-After (honoured on 429/503 only)
@@ -142,11 +156,21 @@ def parse_retry_after(value: str, now: datetime) -> timedelta | None:
 
 
 def rss_ttl(content: bytes) -> timedelta | None:
-    """The channel's ``<ttl>`` (minutes) from the head of an RSS body, if there is one."""
-    match = _TTL.search(content[:TTL_SEARCH_BYTES])
-    if match is None or int(match[1]) == 0:
-        return None
-    return timedelta(minutes=int(match[1]))
+    """How long the feed says it stays fresh, from the head of its body: the channel's
+    ``<ttl>`` (minutes), or ``sy:updatePeriod`` divided by ``sy:updateFrequency``; the
+    longer if it gives both, None if neither (or a zero)."""
+    head = content[:TTL_SEARCH_BYTES]
+    claims = []
+    ttl = _TTL.search(head)
+    if ttl is not None and int(ttl[1]) > 0:
+        claims.append(timedelta(minutes=int(ttl[1])))
+    period = _UPDATE_PERIOD.search(head)
+    if period is not None:
+        frequency = _UPDATE_FREQUENCY.search(head)
+        times = int(frequency[1]) if frequency is not None else 1
+        if times > 0:
+            claims.append(_PERIODS[period[1].lower()] / times)
+    return max(claims, default=None)
 
 
 def _max_age(headers: Mapping[str, str]) -> timedelta | None:

@@ -171,6 +171,23 @@ def test_parse_retry_after(value: str, expected: timedelta | None) -> None:
         (b"<rss><channel><ttl>soon</ttl></channel></rss>", None),
         (b"<feed><title>no ttl</title></feed>", None),
         (b" " * 70_000 + b"<ttl>60</ttl>", None),  # only the channel head is searched
+        # the syndication module: updateFrequency updates per updatePeriod
+        (
+            b"<rss><channel><sy:updatePeriod>hourly</sy:updatePeriod>"
+            b"<sy:updateFrequency>2</sy:updateFrequency></channel></rss>",
+            timedelta(minutes=30),
+        ),
+        (b"<rdf:RDF><channel><sy:updatePeriod> Daily </sy:updatePeriod>", timedelta(days=1)),
+        (
+            b"<channel><ttl>60</ttl><sy:updatePeriod>daily</sy:updatePeriod>"
+            b"<sy:updateFrequency>4</sy:updateFrequency>",
+            timedelta(hours=6),  # both given: the longer
+        ),
+        (
+            b"<sy:updatePeriod>daily</sy:updatePeriod><sy:updateFrequency>0</sy:updateFrequency>",
+            None,
+        ),
+        (b"<sy:updatePeriod>fortnightly</sy:updatePeriod>", None),
     ],
 )
 def test_rss_ttl(body: bytes, expected: timedelta | None) -> None:
