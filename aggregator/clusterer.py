@@ -243,14 +243,29 @@ class Placement:
 
 def event_terms(title: str, text: str) -> dict[str, float]:
     """Field-weighted, sublinear term frequencies of an article (no IDF yet)."""
+    return _weighted_terms(_fields(title, text))
+
+
+def lead_terms(title: str, text: str) -> dict[str, float]:
+    """The same, over the title and lead only: what the report opens with, i.e. what it
+    is about. A subset of ``event_terms``' terms."""
+    return _weighted_terms(_fields(title, text)[:2])
+
+
+def _fields(title: str, text: str) -> list[tuple[str, float]]:
+    """The article's title, lead and rest of the body, each with its weight."""
     body = text[len(title) :] if title and text.startswith(title) else text
     words = body.split()
-    counts: dict[str, float] = {}
-    for part, weight in (
+    return [
         (title, TITLE_WEIGHT),
         (" ".join(words[:LEAD_WORDS]), LEAD_WEIGHT),
         (" ".join(words[LEAD_WORDS:]), BODY_WEIGHT),
-    ):
+    ]
+
+
+def _weighted_terms(fields: list[tuple[str, float]]) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for part, weight in fields:
         for term, capitalised in _terms(part):
             boost = CAPITALISED_BOOST if capitalised else 1.0
             counts[term] = counts.get(term, 0.0) + weight * boost
@@ -410,18 +425,36 @@ def place_article(
     *,
     join_threshold: float,
     merge_threshold: float,
+    lead: Mapping[str, float] | None = None,
+    lead_threshold: float = 0.0,
 ) -> Placement:
     """Pick the open story most similar to the article, if similar enough.
 
-    Other stories that pass ``merge_threshold`` too are reported in ``also``: the
+    With ``lead`` (the TF-IDF vector of the article's title and lead), a story must
+    also be ``lead_threshold`` similar to that alone: a report that opens with another
+    event and only recalls this one further down ("the second officer relieved this
+    week, after ...") shares the story's names without being about it. Other stories
+    that pass ``merge_threshold`` (and the lead's test) are reported in ``also``: the
     article shows they are the same event, and the caller merges them.
     """
     figures = article_figures(article)
+    lead_figures = article_figures(lead) if lead is not None else {}
+
+    def about_it(profile: StoryProfile) -> bool:
+        if lead is None or lead_threshold <= 0:
+            return True
+        return relatedness(lead, lead_figures, profile, idf_of) >= lead_threshold
+
     scored = sorted(
         ((relatedness(article, figures, profile, idf_of), story_id)
          for story_id, profile in profiles.items()),
         key=lambda pair: (-pair[0], pair[1]),
     )  # fmt: skip
+    scored = [
+        (score, story)
+        for score, story in scored
+        if score < join_threshold or about_it(profiles[story])
+    ]
     if not scored or scored[0][0] < join_threshold:
         best = scored[0][0] if scored else 0.0
         return Placement(None, round(best, 3))

@@ -57,6 +57,7 @@ class ClusteringSettings(_Frozen):
 
     join_threshold: float = Field(default=0.31, gt=0.0, le=1.0)
     merge_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    lead_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
     window: timedelta = timedelta(hours=72)
     max_age: timedelta = timedelta(days=7)
     candidates: int = Field(default=10, ge=1, le=1000)
@@ -341,6 +342,9 @@ CLUSTERING_HELP: dict[str, str] = {
     "at which an article joins an open story as related coverage.",
     "merge_threshold": "Similarity at which an article that joins one story also shows "
     "another open story to be the same event, so the two are merged.",
+    "lead_threshold": "Similarity that the article's own title and lead (first 60 words) "
+    "must also reach with a story to join it: a report that opens with another event and "
+    "only recalls this one further down starts its own story. 0 turns the test off.",
     "window": "A story stays open to new members this long after its last member.",
     "max_age": "A story takes related coverage for at most this long after its first "
     "report, however steadily it grows; later reports start a new story (copies of its "

@@ -101,6 +101,8 @@ def _choose_story(
         idf_of,
         join_threshold=window.join_threshold,
         merge_threshold=window.merge_threshold,
+        lead=clusterer.weigh(clusterer.lead_terms(article.title, article.text), idf_of),
+        lead_threshold=window.lead_threshold,
     )
     if placement.story_id is None:
         return Assignment(None, "new"), ()

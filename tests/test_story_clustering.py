@@ -5,7 +5,7 @@ tests/data/events/cases.json holds write-ups by different outlets of the same ev
 that must stay apart (two frigates, two tank deals, two strikes in one province in one
 week), and a wire copy republished with an editor's note and a credit line.
 tests/data/events/hard_cases.json holds two reliefs of command in one week, the later
-reports recalling the earlier one by name: a case the clustering still merges.
+reports recalling the earlier one by name: only their titles and leads tell them apart.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from aggregator.stories import (
 CASES: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "data/events/cases.json").read_text()
 )
-# Events our clustering still gets wrong (see the test that uses them).
+# Two events of one kind in one week, the later reports recalling the earlier by name.
 HARD_CASES: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "data/events/hard_cases.json").read_text()
 )
@@ -89,17 +89,13 @@ def test_each_event_becomes_exactly_one_story(storage: Storage) -> None:
     assert len(by_story) == len({case["event"] for case in CASES})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation (issue 4): the frigate captain's relief is merged into the "
-    "brigade commander's, two days older, because its last sentence recalls that one "
-    "by name; a bag of weighted terms does not see who the report is about. ECB+ dev "
-    "topic 35 (two players' drink-driving arrests) fails the same way.",
-)
 def test_a_report_that_recalls_an_older_event_of_the_same_kind_stays_apart(
     storage: Storage,
 ) -> None:
+    # The frigate captain's relief would join the brigade commander's, two days older:
+    # its last sentence recalls that one by name. Its own title and lead do not.
     placed = {case["id"]: add(storage, case) for case in HARD_CASES}
+    assert placed["relief-frigate-harbour"].method == "new"
     brigade = storage.resolve_story_id(placed["relief-brigade-wire"].story_id)
     assert storage.resolve_story_id(placed["relief-brigade-frontier"].story_id) == brigade
     frigate = {storage.resolve_story_id(placed[key].story_id) for key in placed if "frigate" in key}
@@ -260,6 +256,40 @@ def test_place_article_needs_the_threshold_and_reports_merges() -> None:
         vector, {"c": profiles["c"]}, idf_of, join_threshold=0.5, merge_threshold=0.7
     )
     assert none.story_id is None and none.score == 0.0
+
+
+def test_a_story_must_also_fit_the_articles_title_and_lead() -> None:
+    idf_of = clusterer.idf_table(["thornwake", "aground", "ostrander", "relieved"], {}, 10)
+    centroid = {"ostrander": 1.0, "relieved": 1.0}
+    profile = clusterer.StoryProfile(
+        {"ostrander": 1.0, "relieved": 1.0}, clusterer.centroid_norm(centroid, idf_of)
+    )
+    # the whole article shares the story's names, but its opening is about another ship
+    article = clusterer.weigh(
+        {"thornwake": 1.0, "aground": 1.0, "ostrander": 1.5, "relieved": 1.5}, idf_of
+    )
+    lead = clusterer.weigh({"thornwake": 1.0, "aground": 1.0, "relieved": 0.3}, idf_of)
+
+    def place(threshold: float) -> clusterer.Placement:
+        return clusterer.place_article(
+            article, {"s": profile}, idf_of, join_threshold=0.3, merge_threshold=0.9,
+            lead=lead, lead_threshold=threshold,
+        )  # fmt: skip
+
+    assert place(0.0).story_id == "s"  # the test switched off: it joins
+    assert place(0.2).story_id is None and place(0.2).score < 0.3
+    report = clusterer.weigh({"ostrander": 1.0, "relieved": 1.0, "aground": 0.2}, idf_of)
+    assert clusterer.place_article(
+        report, {"s": profile}, idf_of, join_threshold=0.3, merge_threshold=0.9,
+        lead=report, lead_threshold=0.2,
+    ).story_id == "s"  # fmt: skip
+
+
+def test_lead_terms_are_the_title_and_lead_part_of_event_terms() -> None:
+    text = "Thornwake runs aground. " + "Divers found damage. " * 30 + "Ostrander was relieved."
+    lead = clusterer.lead_terms("Thornwake runs aground", text)
+    full = clusterer.event_terms("Thornwake runs aground", text)
+    assert set(lead) <= set(full) and "ostrander" in full and "ostrander" not in lead
 
 
 def test_shared_figures_raise_a_score_and_different_ones_lower_it() -> None:
