@@ -12,6 +12,7 @@ moves data between them and Storage. Call everything here inside a transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -94,14 +95,17 @@ def _choose_story(
     )
     blocked = storage.split_url_story(article.canonical_url)
     candidates = [story for story in candidates if story != blocked]
-    profiles, idf_of = candidate_profiles(storage, candidates, vector, idf_of, documents)
+    lead = clusterer.weigh(clusterer.lead_terms(article.title, article.text), idf_of)
+    profiles, idf_of = candidate_profiles(
+        storage, candidates, vector, idf_of, documents, lead_terms=lead.keys()
+    )
     placement = clusterer.place_article(
         vector,
         profiles,
         idf_of,
         join_threshold=window.join_threshold,
         merge_threshold=window.merge_threshold,
-        lead=clusterer.weigh(clusterer.lead_terms(article.title, article.text), idf_of),
+        lead=lead,
         lead_threshold=window.lead_threshold,
     )
     if placement.story_id is None:
@@ -115,12 +119,13 @@ def candidate_profiles(
     vector: dict[str, float],
     idf_of: dict[str, float],
     documents: int,
+    lead_terms: Iterable[str] = (),
 ) -> tuple[dict[str, StoryProfile], dict[str, float]]:
-    """The candidates' profiles, and ``idf_of`` grown by the IDF of their figures that
-    the article lacks (the figures' cosine needs the story's whole figure vector)."""
-    profiles = storage.story_profiles(
-        candidates, clusterer.top_terms(vector, clusterer.SCORED_TERMS)
-    )
+    """The candidates' profiles over the article's heaviest terms and all of its lead's
+    (the lead's own test needs them), and ``idf_of`` grown by the IDF of their figures
+    that the article lacks (the figures' cosine needs the story's whole figure vector)."""
+    terms = dict.fromkeys([*clusterer.top_terms(vector, clusterer.SCORED_TERMS), *lead_terms])
+    profiles = storage.story_profiles(candidates, list(terms))
     missing = {term for profile in profiles.values() for term in profile.figures} - idf_of.keys()
     if missing:
         _, df = storage.corpus_frequencies(missing)
