@@ -218,6 +218,9 @@ STORY_PROFILE_TERMS = 200  # terms kept per story centroid
 FIGURE_WEIGHT = 0.47
 FIGURE_CONFLICT = 0.11
 FIGURE_FLOOR = 0.15  # figures only adjust a text similarity at least this high
+# When an article joins a story, single-report stories at least this related to the
+# article are checked again: the grown story may now fit them (stories.py).
+NEARBY_FLOOR = 0.15
 
 _TERM = re.compile(r"[^\W\d_][\w'’-]*|\d+(?:[.,]\d+)*", re.UNICODE)
 _STOPWORDS = frozenset(
@@ -239,6 +242,7 @@ class Placement:
     story_id: str | None  # None: no open story is about the same event
     score: float
     also: tuple[tuple[str, float], ...] = ()  # other stories above the merge threshold
+    nearby: tuple[str, ...] = ()  # the other stories at least NEARBY_FLOOR related
 
 
 def event_terms(title: str, text: str) -> dict[str, float]:
@@ -450,6 +454,7 @@ def place_article(
          for story_id, profile in profiles.items()),
         key=lambda pair: (-pair[0], pair[1]),
     )  # fmt: skip
+    related = [story for score, story in scored if score >= NEARBY_FLOOR]
     scored = [
         (score, story)
         for score, story in scored
@@ -460,7 +465,9 @@ def place_article(
         return Placement(None, round(best, 3))
     (best_score, best_story), rest = scored[0], scored[1:]
     also = tuple((story, round(score, 3)) for score, story in rest if score >= merge_threshold)
-    return Placement(best_story, round(best_score, 3), also)
+    merging = {story for story, _ in also}
+    nearby = tuple(story for story in related if story != best_story and story not in merging)
+    return Placement(best_story, round(best_score, 3), also, nearby)
 
 
 def grown_centroid(centroid: Mapping[str, float], added: Mapping[str, float]) -> dict[str, float]:

@@ -300,6 +300,17 @@ class StoryIndexStorage(SqlDoor):
         )
         return rows[0]["story_id"] if rows else None
 
+    def single_report_stories(self, story_ids: Sequence[str]) -> list[str]:
+        """Those of ``story_ids`` that hold exactly one article."""
+        if not story_ids:
+            return []
+        rows = self._rows(
+            f"SELECT story_id FROM articles WHERE story_id IN ({placeholders(story_ids)})"
+            " GROUP BY story_id HAVING COUNT(*) = 1 ORDER BY story_id",
+            list(story_ids),
+        )
+        return [row["story_id"] for row in rows]
+
     def story_member_texts(self, story_id: str) -> list[tuple[str, str]]:
         rows = self._rows("SELECT title, text FROM articles WHERE story_id = ?", [story_id])
         return [(row["title"], row["text"]) for row in rows]

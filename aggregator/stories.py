@@ -12,12 +12,12 @@ moves data between them and Storage. Call everything here inside a transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from aggregator import clusterer
-from aggregator.clusterer import Assignment, StoryProfile
+from aggregator.clusterer import Assignment, Placement, StoryProfile
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.storage import NewArticle, Storage
@@ -49,17 +49,63 @@ def add_article_to_story(
     documents, df = storage.corpus_frequencies(terms)
     idf_of = clusterer.idf_table(terms, df, documents)
     vector = clusterer.weigh(terms, idf_of)
-    assignment, also = _choose_story(storage, article, settings, vector, idf_of, df, documents)
+    assignment, placement = _choose_story(storage, article, settings, vector, idf_of, df, documents)
     article_id = storage.add_article(article, assignment, new_story_id)
     story_id = assignment.story_id or new_story_id
     grow_profile(storage, story_id, clusterer.normalized(terms), df, documents)
     merged = tuple(
         absorbed
-        for other, score in also
+        for other, score in placement.also
         if (absorbed := merge_stories(storage, story_id, other, article.fetched_at, score))
     )
+    if placement.nearby:
+        merged += _absorb_single_reports(
+            storage, story_id, placement.nearby, settings, article.fetched_at
+        )
     survivor = storage.resolve_story_id(story_id) or story_id
     return StoryAssignment(article_id, survivor, assignment.method, assignment.score, merged)
+
+
+def _absorb_single_reports(
+    storage: Storage, story_id: str, nearby: Sequence[str], settings: Settings, now: datetime
+) -> tuple[str, ...]:
+    """Merge into the story just joined the single-report stories near it that it now
+    fits: an early, short report that matched nothing when it came joins the story that
+    grew up around it, as it would had it come now (same join and lead tests)."""
+    absorbed = []
+    for single in storage.single_report_stories(nearby):
+        story_id = storage.resolve_story_id(story_id) or story_id
+        (title, text), *_ = storage.story_member_texts(single)
+        score = _fit(storage, story_id, title, text, settings)
+        if score is not None and (gone := merge_stories(storage, story_id, single, now, score)):
+            absorbed.append(gone)
+    return tuple(absorbed)
+
+
+def _fit(
+    storage: Storage, story_id: str, title: str, text: str, settings: Settings
+) -> float | None:
+    """How well an already stored article fits ``story_id`` as related coverage, or None
+    if it would not join it."""
+    terms = clusterer.event_terms(title, text)
+    documents, df = storage.corpus_frequencies(terms)
+    idf_of = clusterer.idf_table(terms, df, documents)
+    vector = clusterer.weigh(terms, idf_of)
+    lead = clusterer.weigh(clusterer.lead_terms(title, text), idf_of)
+    profiles, idf_of = candidate_profiles(
+        storage, [story_id], vector, idf_of, documents, lead_terms=lead.keys()
+    )
+    window = settings.clustering
+    placement = clusterer.place_article(
+        vector,
+        profiles,
+        idf_of,
+        join_threshold=window.join_threshold,
+        merge_threshold=window.merge_threshold,
+        lead=lead,
+        lead_threshold=window.lead_threshold,
+    )
+    return placement.score if placement.story_id == story_id else None
 
 
 def _choose_story(
@@ -70,7 +116,7 @@ def _choose_story(
     idf_of: dict[str, float],
     df: dict[str, int],
     documents: int,
-) -> tuple[Assignment, tuple[tuple[str, float], ...]]:
+) -> tuple[Assignment, Placement]:
     copy = clusterer.assign_story(
         canonical_url=article.canonical_url,
         guid=article.guid,
@@ -84,7 +130,7 @@ def _choose_story(
         threshold=settings.duplicate_threshold,
     )
     if copy.story_id is not None:
-        return copy, ()
+        return copy, Placement(copy.story_id, copy.score or 0.0)
     window = settings.clustering
     moment = article.published_at or article.fetched_at
     candidates = storage.open_story_candidates(
@@ -109,8 +155,8 @@ def _choose_story(
         lead_threshold=window.lead_threshold,
     )
     if placement.story_id is None:
-        return Assignment(None, "new"), ()
-    return Assignment(placement.story_id, clusterer.RELATED, placement.score), placement.also
+        return Assignment(None, "new"), placement
+    return Assignment(placement.story_id, clusterer.RELATED, placement.score), placement
 
 
 def candidate_profiles(

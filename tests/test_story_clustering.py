@@ -70,11 +70,16 @@ def make_article(storage: Storage, case: dict[str, Any], hours: float | None = N
     )  # fmt: skip
 
 
-def add(storage: Storage, case: dict[str, Any], hours: float | None = None) -> Any:
+def add(
+    storage: Storage,
+    case: dict[str, Any],
+    hours: float | None = None,
+    settings: Settings = SETTINGS,
+) -> Any:
     article = make_article(storage, case, hours)
     with storage.transaction():
         return add_article_to_story(
-            storage, article, SETTINGS, new_story_id=clusterer.new_story_id("t", article.url)
+            storage, article, settings, new_story_id=clusterer.new_story_id("t", article.url)
         )
 
 
@@ -141,25 +146,45 @@ def test_a_story_stops_taking_related_coverage_after_its_max_age(storage: Storag
     # 120 h after the first: past a max_age of 4 days it starts a new story. A copy of
     # the first article still joins it, however late.
     settings = Settings.model_validate({"clustering": {"max_age": "4d"}})
-
-    def place(case: dict[str, Any], hours: float) -> Any:
-        article = make_article(storage, case, hours)
-        with storage.transaction():
-            new_id = clusterer.new_story_id("t", article.url)
-            return add_article_to_story(storage, article, settings, new_story_id=new_id)
-
     frigate = {case["id"]: case for case in CASES if case["event"] == "stormcrest"}
-    first = place(frigate["stormcrest-wire"], 0)
-    second = place(frigate["stormcrest-harbour"], 60)
-    third = place(frigate["stormcrest-skyline"], 120)
+    first = add(storage, frigate["stormcrest-wire"], 0, settings)
+    second = add(storage, frigate["stormcrest-harbour"], 60, settings)
+    third = add(storage, frigate["stormcrest-skyline"], 120, settings)
     assert (second.method, second.story_id) == ("related", first.story_id)
     assert third.method == "new" and third.story_id != first.story_id
 
     depot = {case["id"]: case for case in CASES if case["event"] == "depot-strike"}
-    original = place(depot["depot-strike-wire"], 0)
-    copy = place(depot["depot-strike-republished"], 120)
+    original = add(storage, depot["depot-strike-wire"], 0, settings)
+    copy = add(storage, depot["depot-strike-republished"], 120, settings)
     assert (copy.method, copy.story_id) == ("near-duplicate", original.story_id)
     assert Settings().clustering.max_age == timedelta(days=7)
+
+
+def test_a_single_early_report_joins_the_story_that_grew_up_around_it(
+    storage: Storage,
+) -> None:
+    # A short first report fits nothing when it comes, not even the wire's full story
+    # an hour later (a stricter join threshold than the default makes sure of it, and
+    # merges through one bridging article are off). Once another outlet's report has
+    # grown the wire's story, the early report fits it, and joins it as it would had
+    # it come now; the older id survives.
+    settings = Settings.model_validate(
+        {"clustering": {"join_threshold": 0.45, "merge_threshold": 1.0}}
+    )
+    flash = {
+        "id": "stormcrest-flash", "event": "stormcrest", "outlet": "Frontier Post",
+        "title": "Flags and a parade at Kelvik",
+        "text": "Flags and a parade at Kelvik. Kelvik naval base was decked out in flags on "
+        "Tuesday as 146 sailors paraded on the quayside for a commissioning. More soon.",
+    }  # fmt: skip
+    frigate = {case["id"]: case for case in CASES if case["event"] == "stormcrest"}
+    early = add(storage, flash, -1, settings)
+    wire = add(storage, frigate["stormcrest-wire"], 0, settings)
+    assert early.method == wire.method == "new"
+    harbour = add(storage, frigate["stormcrest-harbour"], 3, settings)
+    assert harbour.method == "related" and harbour.story_id == early.story_id
+    assert harbour.merged == (wire.story_id,)
+    assert storage.resolve_story_id(wire.story_id) == early.story_id
 
 
 def test_an_article_that_fits_two_stories_merges_them_into_the_older(storage: Storage) -> None:
