@@ -5,8 +5,10 @@ URL, same global guid, or a near-duplicate body: clusterer.assign_story), else
 related coverage of an open story about the same event (clusterer.place_article over
 candidates from the inverted index), else a new story. An article that fits two open
 stories shows they are one event: they are merged into the older id, and the other
-id stays as an alias. Decisions are pure functions in clusterer.py; this module only
-moves data between them and Storage. Call everything here inside a transaction.
+id stays as an alias. When an article joins a story, the single-report stories near
+it are placed again against the grown story, and merged into it if they now fit.
+Decisions are pure functions in clusterer.py; this module only moves data between
+them and Storage. Call everything here inside a transaction.
 """
 
 from __future__ import annotations
@@ -91,20 +93,7 @@ def _fit(
     documents, df = storage.corpus_frequencies(terms)
     idf_of = clusterer.idf_table(terms, df, documents)
     vector = clusterer.weigh(terms, idf_of)
-    lead = clusterer.weigh(clusterer.lead_terms(title, text), idf_of)
-    profiles, idf_of = candidate_profiles(
-        storage, [story_id], vector, idf_of, documents, lead_terms=lead.keys()
-    )
-    window = settings.clustering
-    placement = clusterer.place_article(
-        vector,
-        profiles,
-        idf_of,
-        join_threshold=window.join_threshold,
-        merge_threshold=window.merge_threshold,
-        lead=lead,
-        lead_threshold=window.lead_threshold,
-    )
+    placement = _place(storage, [story_id], title, text, vector, idf_of, documents, settings)
     return placement.score if placement.story_id == story_id else None
 
 
@@ -141,11 +130,31 @@ def _choose_story(
     )
     blocked = storage.split_url_story(article.canonical_url)
     candidates = [story for story in candidates if story != blocked]
-    lead = clusterer.weigh(clusterer.lead_terms(article.title, article.text), idf_of)
+    placement = _place(
+        storage, candidates, article.title, article.text, vector, idf_of, documents, settings
+    )
+    if placement.story_id is None:
+        return Assignment(None, "new"), placement
+    return Assignment(placement.story_id, clusterer.RELATED, placement.score), placement
+
+
+def _place(
+    storage: Storage,
+    candidates: list[str],
+    title: str,
+    text: str,
+    vector: dict[str, float],
+    idf_of: dict[str, float],
+    documents: int,
+    settings: Settings,
+) -> Placement:
+    """The article (title, text, and its TF-IDF ``vector``) placed among ``candidates``."""
+    lead = clusterer.weigh(clusterer.lead_terms(title, text), idf_of)
     profiles, idf_of = candidate_profiles(
         storage, candidates, vector, idf_of, documents, lead_terms=lead.keys()
     )
-    placement = clusterer.place_article(
+    window = settings.clustering
+    return clusterer.place_article(
         vector,
         profiles,
         idf_of,
@@ -154,9 +163,6 @@ def _choose_story(
         lead=lead,
         lead_threshold=window.lead_threshold,
     )
-    if placement.story_id is None:
-        return Assignment(None, "new"), placement
-    return Assignment(placement.story_id, clusterer.RELATED, placement.score), placement
 
 
 def candidate_profiles(
