@@ -54,9 +54,12 @@ Resolver = Callable[[str, int], list[str]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_REDIRECTS = 5
-# Threads that run name lookups for every fetch (see _lookup); one stuck on a hanging
-# DNS server stays stuck until the system resolver gives up, its fetch does not.
-LOOKUP_THREADS = 8
+# Threads that run name lookups for every fetch (see _lookup): one is added whenever a
+# lookup would otherwise wait, up to this many. One stuck on a hanging DNS server stays
+# stuck until the system resolver gives up (its fetch does not), so a few dead names
+# must not leave the other feeds' lookups queued behind them.
+LOOKUP_THREADS = 64
+LOOKUP_IDLE_SECONDS = 30.0  # a lookup thread with nothing to do this long ends
 # A server may take this many times the per-request timeout in all before we give up.
 DEADLINE_FACTOR = 2
 # Raw body chunks are cut to this size before httpx decompresses them: deflate expands
@@ -178,25 +181,38 @@ def _lookup(host: str, port: int, resolve: Resolver, timeout: float | None) -> l
 
 
 class _LookupPool:
-    """A few daemon threads that run name lookups, so the fetch asking can stop waiting.
+    """Daemon threads that run name lookups, so the fetch asking can stop waiting.
 
-    Not a ThreadPoolExecutor: the interpreter joins those threads at exit, so a lookup
-    hanging on a dead DNS server would hold up the daemon's shutdown.
+    A thread is started whenever a lookup comes and none is free, up to ``most``; a
+    thread idle for ``idle_seconds`` ends. Not a ThreadPoolExecutor: that one starts a
+    thread only below its size whatever the others are doing, and the interpreter joins
+    its threads at exit, so a lookup hanging on a dead DNS server would hold up the
+    daemon's shutdown.
     """
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._started = 0
+    def __init__(self, most: int, idle_seconds: float = LOOKUP_IDLE_SECONDS) -> None:
+        self._most = most
+        self._idle_seconds = idle_seconds
         self._lock = threading.Lock()
+        self._threads = 0  # running
+        self._idle = 0  # waiting for a job
+        self._queued = 0  # submitted, not yet taken
+        self._started = 0  # ever, for the threads' names
         self._jobs: queue.SimpleQueue[tuple[Future[list[str]], Callable[[], list[str]]]] = (
             queue.SimpleQueue()
         )
 
+    @property
+    def threads(self) -> int:
+        return self._threads
+
     def submit(self, lookup: Callable[[], list[str]]) -> Future[list[str]]:
         future: Future[list[str]] = Future()
-        self._jobs.put((future, lookup))
-        with self._lock:  # threads are started as lookups come, up to the size
-            if self._started < self._size:
+        with self._lock:
+            self._jobs.put((future, lookup))
+            self._queued += 1
+            if self._queued > self._idle and self._threads < self._most:
+                self._threads += 1
                 self._started += 1
                 name = f"lookup-{self._started}"
                 threading.Thread(target=self._serve, name=name, daemon=True).start()
@@ -204,7 +220,21 @@ class _LookupPool:
 
     def _serve(self) -> None:
         while True:
-            future, lookup = self._jobs.get()
+            with self._lock:
+                self._idle += 1
+            try:
+                future, lookup = self._jobs.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    self._idle -= 1
+                    # a job put since the timeout counted on this thread being idle
+                    if self._queued <= self._idle:
+                        self._threads -= 1
+                        return
+                continue
+            with self._lock:
+                self._idle -= 1
+                self._queued -= 1
             if not future.set_running_or_notify_cancel():
                 continue  # its fetch gave up before it started
             try:

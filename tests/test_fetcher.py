@@ -29,6 +29,7 @@ from aggregator.fetcher import (
     FEED_ACCEPT,
     GuardedTransport,
     HostSlots,
+    _LookupPool,
     check_url_allowed,
     fetch_feed,
     fetch_page,
@@ -588,6 +589,60 @@ def test_names_are_looked_up_and_each_address_tried_in_turn(
     assert result.content == b"<rss/>" and result.final_url == url
     assert hanging_dns == ["feed.test", "127.0.0.2", "127.0.0.1"]
     assert loopback.hits == ["/feed"]
+
+
+def test_lookups_stuck_on_dead_names_do_not_starve_the_others(
+    loopback: LoopbackServer, hanging_dns: list[str]
+) -> None:
+    # Twelve pages on twelve dead names give up at the connect timeout, but their
+    # lookups stay stuck until the resolver gives up. A healthy feed fetched meanwhile
+    # gets a lookup thread of its own (a fixed pool of eight used to queue it behind
+    # them until its own timeout passed).
+    settings = Settings.model_validate({"timeout": SHORT_TIMEOUT})
+    dead = [f"http://dead{number}.slow.test/article" for number in range(12)]
+
+    def fetch_dead(url: str) -> str:
+        with make_client(settings, guard=True) as client:
+            try:
+                fetch_page(client, url, max_bytes=10_000)
+            except FetchError as exc:
+                return str(exc)
+        return "fetched"
+
+    with ThreadPoolExecutor(len(dead)) as pool:
+        failures = list(pool.map(fetch_dead, dead))
+    assert all("no answer within" in failure for failure in failures)
+    url = f"http://feed.test:{loopback.server_address[1]}/feed"
+    with make_client(settings, guard=False) as client:
+        result = fetch_feed(client, url, etag=None, last_modified=None, max_bytes=10_000)
+    assert result.content == b"<rss/>"
+    assert sorted(hanging_dns[:12]) == sorted(f"dead{number}.slow.test" for number in range(12))
+
+
+def test_lookup_threads_are_added_up_to_the_cap_and_end_when_idle() -> None:
+    pool = _LookupPool(2, idle_seconds=0.05)
+    release = threading.Event()
+
+    def stuck() -> list[str]:
+        release.wait(5)
+        return ["192.0.2.1"]
+
+    futures = [pool.submit(stuck) for _ in range(3)]
+    for _ in range(250):
+        if futures[0].running() and futures[1].running():
+            break
+        time.sleep(0.02)
+    time.sleep(0.05)  # time enough for a third thread, were one (wrongly) started
+    assert pool.threads == 2  # the third waits for a free thread
+    assert [future.running() for future in futures] == [True, True, False]
+    release.set()
+    assert [future.result(timeout=5) for future in futures] == [["192.0.2.1"]] * 3
+    for _ in range(100):
+        if pool.threads == 0:
+            break
+        time.sleep(0.02)
+    assert pool.threads == 0
+    assert pool.submit(lambda: ["192.0.2.2"]).result(timeout=5) == ["192.0.2.2"]
 
 
 def test_reset_connection_is_described_in_words() -> None:
