@@ -38,6 +38,7 @@ import numpy as np
 from aggregator import clusterer
 from aggregator.clusterer import StoryProfile
 from bench.cluster_eval import load_docs
+from bench.cluster_fit import fit_logistic
 
 Embedder = Callable[[list[str]], np.ndarray]
 
@@ -109,23 +110,6 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return wins / max(1, int(labels.sum()) * len(different))
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Weights (bias first) of a logistic regression, by Newton's method with a small
-    L2 penalty; the features are few and dense."""
-    x = np.hstack([np.ones((len(features), 1)), features])
-    y = labels.astype(float)
-    weights = np.zeros(x.shape[1])
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-x @ weights))
-        gradient = x.T @ (p - y) + 1e-3 * weights
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(x.shape[1])
-        step = np.linalg.solve(hessian, gradient)
-        weights -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return weights
-
-
 def wordllama_embedder() -> Embedder:
     """WordLlama's bundled model, loaded without ever reaching for the network."""
     import shutil
@@ -177,9 +161,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"  score alone{'':<14} {auc(dev_rows[:, 0], dev_labels):.3f}")
     for index, name in enumerate(names[1:], start=1):
         columns = [0, index]
-        weights = fit_logistic(train_rows[:, columns], train_labels)
-        combined = dev_rows[:, columns] @ weights[1:]
-        print(f"  score + {name:<17} {auc(combined, dev_labels):.3f}  weights {weights.round(2)}")
+        weights, bias = fit_logistic(train_rows[:, columns], train_labels.astype(float))
+        combined = dev_rows[:, columns] @ weights
+        print(
+            f"  score + {name:<17} {auc(combined, dev_labels):.3f}"
+            f"  weights {weights.round(2)}, bias {bias:.2f}"
+        )
 
 
 if __name__ == "__main__":
