@@ -28,10 +28,10 @@ import uvicorn
 from apscheduler.schedulers.base import BaseScheduler
 
 from aggregator.config import Config
-from aggregator.pipeline import PipelineContext
+from aggregator.pipeline.refresh import PipelineContext
 from aggregator.reload import POLL_INTERVAL, ConfigWatcher, live_config, restart_needed
 from aggregator.scheduler import REFRESH_JOB_ID, TICK, build_scheduler
-from aggregator.server import create_app
+from aggregator.serve.server import create_app
 from aggregator.storage import Storage
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 One APScheduler interval job ("refresh") wakes up every ``TICK`` and refreshes the
 feeds that storage says are due. When each feed is due lives in its ``next_check_at``
 column, Miniflux-style, computed after every fetch by the pure rules of
-:mod:`aggregator.schedule` (interval, the publisher's ttl/Cache-Control/Expires/
+:mod:`aggregator.pipeline.next_check` (interval, the publisher's ttl/Cache-Control/Expires/
 Retry-After, backoff, jitter); a feed stopped by 410 Gone is never due. The politeness
 limits (per host, overall) are applied by the pipeline's fetcher, not here.
 ``max_instances=1`` and ``coalesce=True`` mean a slow refresh is never run twice at
@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aggregator.pipeline import PipelineContext, publish, refresh_due_feeds, summarize
-from aggregator.retention import PRUNE_FIRST_DELAY, PRUNE_INTERVAL, run_prune_job
+from aggregator.pipeline.prune import PRUNE_FIRST_DELAY, PRUNE_INTERVAL, run_prune_job
+from aggregator.pipeline.refresh import PipelineContext, publish, refresh_due_feeds, summarize
 
 log = logging.getLogger(__name__)
 

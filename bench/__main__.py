@@ -183,7 +183,7 @@ def build_grown_database(path: Path, articles: int) -> dict[str, Any]:
     """A database holding ``articles`` synthetic articles, placed by the real clustering,
     timestamped over the last day so that all of them are in the clustering window."""
     from aggregator.config import Settings
-    from aggregator.stories import add_article_to_story
+    from aggregator.pipeline.stories import add_article_to_story
     from bench.cluster_eval import SyntheticNews, make_article, open_storage
 
     started = time.perf_counter()

@@ -36,10 +36,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aggregator import clusterer
+from aggregator.cluster import events as clusterer
 from aggregator.config import FeedSource, Settings
+from aggregator.pipeline.stories import add_article_to_story
 from aggregator.storage import NewArticle, Storage
-from aggregator.stories import add_article_to_story
 
 ECB = Path(__file__).resolve().parents[2] / "shared" / "eval" / "ecbplus-dev" / "docs.jsonl"
 START = datetime(2026, 1, 1, tzinfo=UTC)

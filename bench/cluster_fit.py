@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from aggregator import clusterer
-from aggregator.clusterer import Assignment
+from aggregator.cluster import events as clusterer
+from aggregator.cluster.events import Assignment
 from aggregator.config import Settings
-from aggregator.stories import candidate_profiles, grow_profile
+from aggregator.pipeline.stories import candidate_profiles, grow_profile
 from bench.cluster_eval import FEED, START, load_docs, make_article, open_storage
 
 FEATURES = ("text cosine", "figures cosine", "both quote figures")

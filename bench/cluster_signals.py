@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from aggregator import clusterer
-from aggregator.clusterer import StoryProfile
+from aggregator.cluster import events as clusterer
+from aggregator.cluster.events import StoryProfile
 from bench.cluster_eval import load_docs
 from bench.cluster_fit import fit_logistic
 

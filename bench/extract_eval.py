@@ -41,7 +41,7 @@ from pathlib import Path
 import lxml.html
 import trafilatura
 
-from aggregator.extractor import extract_article
+from aggregator.extract.extractor import extract_article
 
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "zyte-aeb"
 NGRAM = 4

@@ -63,7 +63,7 @@ def invented_text(seed: int, words: int = 650) -> str:
 
 def build_site(directory: Path) -> Path:
     """feeds.yaml plus a database holding STORIES stories; returns the config path."""
-    from aggregator.clusterer import Assignment
+    from aggregator.cluster.events import Assignment
     from aggregator.config import load_config
     from aggregator.storage import NewArticle, Storage
 
@@ -107,7 +107,7 @@ def serve_real(config_path: str, port: int) -> None:
     import uvicorn
 
     from aggregator.config import load_config
-    from aggregator.server import create_app
+    from aggregator.serve.server import create_app
 
     app = create_app(load_config(config_path))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -174,7 +174,7 @@ def in_process_costs(
 ) -> dict[tuple[str, str], float]:
     """µs of CPU per request for each (server, case), both apps in this process."""
     from aggregator.config import load_config
-    from aggregator.server import create_app
+    from aggregator.serve.server import create_app
 
     real = create_app(load_config(config_path))
     floor = floor_app(body)

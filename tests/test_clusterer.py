@@ -1,4 +1,4 @@
-"""Tests for aggregator.clusterer: pure functions, no IO, table-driven.
+"""Tests for aggregator.cluster.events: pure functions, no IO, table-driven.
 
 The two ~400-word articles under tests/data/articles are invented: two different
 tank contracts, so they share the topic and its vocabulary but not their sentences.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.clusterer import (
+from aggregator.cluster.events import (
     BANDS,
     NUM_PERM,
     Assignment,

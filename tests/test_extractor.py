@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aggregator import extractor
 from aggregator.cli import cli
 from aggregator.demo import SITE_DIR, DemoSite, demo_config_text
-from aggregator.extractor import (
+from aggregator.extract import extractor
+from aggregator.extract.extractor import (
     EXTRACTED,
     FAILED,
     FALLBACK,

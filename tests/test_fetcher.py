@@ -24,7 +24,7 @@ import pytest
 
 from aggregator.config import Settings
 from aggregator.errors import BlockedURL, FetchError, HTTPStatusError, ResponseTooLarge, Stopped
-from aggregator.fetcher import (
+from aggregator.fetch.fetcher import (
     DEADLINE_FACTOR,
     FEED_ACCEPT,
     GuardedTransport,

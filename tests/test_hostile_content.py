@@ -21,13 +21,13 @@ import pytest
 
 from aggregator.config import load_config
 from aggregator.errors import BlockedURL, ParseError
-from aggregator.extractor import ExtractOptions, extract_article
-from aggregator.fetcher import check_url_allowed
+from aggregator.extract.extractor import ExtractOptions, extract_article
+from aggregator.fetch.fetcher import check_url_allowed
 from aggregator.models import FetchResult, ParsedFeed
-from aggregator.output import render_from_storage
-from aggregator.parser import parse_feed
-from aggregator.pipeline import PipelineContext, refresh_feeds
-from aggregator.publisher import FORMATS
+from aggregator.parse.parser import parse_feed
+from aggregator.pipeline.refresh import PipelineContext, refresh_feeds
+from aggregator.publish.feeds import FORMATS
+from aggregator.publish.output import render_from_storage
 from aggregator.sanitize import clean_title, sanitize_html
 from aggregator.storage import Storage
 
@@ -255,7 +255,7 @@ def test_a_deeply_nested_page_does_not_break_extraction() -> None:
 def test_a_huge_page_is_cut_before_trafilatura_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
     TRIED.append("50 MB page")
     seen: list[int] = []
-    import aggregator.extractor as extractor
+    import aggregator.extract.extractor as extractor
 
     real = extractor._extract
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from aggregator.cli import cli
 from aggregator.config import FeedSource, load_config
 from aggregator.errors import OPMLError
-from aggregator.opml import OPMLFeed, add_feeds_to_yaml, parse_opml, render_opml
+from aggregator.publish.opml import OPMLFeed, add_feeds_to_yaml, parse_opml, render_opml
 
 # An export as readers write them: folders, a feed at top level, a duplicate with
 # tracking parameters, a non-http feed, a folder-less category and odd whitespace.

@@ -19,7 +19,7 @@ import pytest
 
 from aggregator.errors import ParseError
 from aggregator.models import Entry, FetchResult, ParsedFeed
-from aggregator.parser import entry_key, parse_feed
+from aggregator.parse.parser import entry_key, parse_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 FIXTURES = sorted(path for path in FEEDS.iterdir() if not path.name.endswith(".expected.json"))

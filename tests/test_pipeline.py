@@ -11,7 +11,7 @@ import pytest
 
 from aggregator.config import Config, load_config
 from aggregator.demo import DemoSite, demo_config_text
-from aggregator.pipeline import PipelineContext, next_check_after, refresh_feeds
+from aggregator.pipeline.refresh import PipelineContext, next_check_after, refresh_feeds
 from aggregator.storage import Storage
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -28,13 +28,19 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from aggregator import ingest, parse_pool
 from aggregator.cli import cli
 from aggregator.config import Config, load_config
 from aggregator.errors import HTTPStatusError
-from aggregator.pipeline import PipelineContext, RefreshOutcome, refresh_due_feeds, refresh_feeds
+from aggregator.parse import pool as parse_pool
+from aggregator.pipeline import articles as ingest
+from aggregator.pipeline.refresh import (
+    PipelineContext,
+    RefreshOutcome,
+    refresh_due_feeds,
+    refresh_feeds,
+)
 from aggregator.scheduler import run_refresh_job
-from aggregator.server import create_app
+from aggregator.serve.server import create_app
 from aggregator.storage import Storage
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -772,7 +778,7 @@ def test_user_agent_names_the_software_and_a_contact(server: HostileServer, tmp_
         return httpx.Response(404)
 
     config = write_config(server, tmp_path, {})
-    from aggregator.fetcher import fetch_feed, make_client
+    from aggregator.fetch.fetcher import fetch_feed, make_client
 
     with make_client(config.settings, guard=False, transport=httpx.MockTransport(handler)) as c:
         with pytest.raises(HTTPStatusError):
@@ -785,7 +791,7 @@ def test_user_agent_names_the_software_and_a_contact(server: HostileServer, tmp_
 
 def test_big_feeds_are_parsed_in_a_worker_process_small_ones_inline() -> None:
     from aggregator.models import FetchResult
-    from aggregator.parse_pool import ParsePool
+    from aggregator.parse.pool import ParsePool
 
     items = "".join(rss_item(f"big-{n}", f"Convoy {n} reaches the depot") for n in range(40))
     big = FetchResult(

@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 
 from aggregator.models import FeedMeta, PublishedStory, StoryFilter, StorySource
-from aggregator.publisher import (
+from aggregator.publish.feeds import (
     CONTENT_TYPES,
     FEED_PATHS,
     FORMATS,
@@ -28,7 +28,7 @@ from aggregator.publisher import (
     render_feed,
     story_html,
 )
-from aggregator.webpage import PageView, render_page
+from aggregator.publish.page import PageView, render_page
 
 GOLDEN_DIR = Path(__file__).parent / "data" / "golden"
 GOLDEN_FILES = {"rss": "merged.rss", "atom": "merged.atom", "json": "merged.json"}

@@ -1,5 +1,5 @@
 """The scheduler registers one refresh job with the intended options, and the pure
-next-fetch rules of aggregator.schedule; no real sleeping."""
+next-fetch rules of aggregator.pipeline.next_check; no real sleeping."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from unittest.mock import MagicMock
 import pytest
 
 from aggregator import scheduler as scheduler_module
-from aggregator.schedule import (
+from aggregator.pipeline.next_check import (
     SchedulePolicy,
     ServerHints,
     backoff_delay,

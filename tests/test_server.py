@@ -14,10 +14,10 @@ import httpx
 import pytest
 import uvicorn
 
-from aggregator import server
-from aggregator.clusterer import Assignment
+from aggregator.cluster.events import Assignment
 from aggregator.config import Config, FeedSource, load_config
-from aggregator.server import create_app
+from aggregator.serve import server
+from aggregator.serve.server import create_app
 from aggregator.storage import NewArticle, Storage
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from aggregator.clusterer import Assignment
+from aggregator.cluster.events import Assignment
 from aggregator.config import FeedSource
 from aggregator.errors import StorageError
 from aggregator.storage import NewArticle, Storage, StoredPage
@@ -336,8 +336,8 @@ def test_new_article_helper_covers_every_field() -> None:
 
 
 def test_migration_7_recomputes_fingerprints_from_the_stored_text(storage: Storage) -> None:
-    from aggregator.clusterer import fingerprint
-    from aggregator.migrations import m007_numpy_minhash
+    from aggregator.cluster.events import fingerprint
+    from aggregator.storage.migrations import m007_numpy_minhash
 
     [feed] = feed_ids(storage, WIRE)
     text = " ".join(f"Brigade {n} moved its howitzers to the northern range." for n in range(9))

@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
-from aggregator import clusterer
+from aggregator.cluster import events as clusterer
 from aggregator.config import FeedSource, Settings
-from aggregator.storage import NewArticle, Storage
-from aggregator.stories import (
+from aggregator.pipeline.stories import (
     StoryNotFound,
     add_article_to_story,
     merge_by_admin,
     split_article,
 )
+from aggregator.storage import NewArticle, Storage
 
 CASES: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "data/events/cases.json").read_text()
@@ -237,7 +237,7 @@ def test_admin_split_and_merge_are_remembered(storage: Storage) -> None:
     assert old == placed["kestrel-wire"].story_id and new != old
     assert storage.story_urls(new) == {url}
     with storage.transaction():  # an automatic merge must not undo the admin's split
-        from aggregator.stories import merge_stories
+        from aggregator.pipeline.stories import merge_stories
 
         assert merge_stories(storage, old, new, START + timedelta(days=3)) is None
     with storage.transaction():  # but the admin can merge again on purpose

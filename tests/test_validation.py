@@ -26,9 +26,9 @@ import pytest
 
 from aggregator.config import Settings
 from aggregator.models import FeedMeta, FetchResult
-from aggregator.output import parse_feed_query, render_from_storage
-from aggregator.parser import parse_feed
-from aggregator.publisher import item_id, render_feed
+from aggregator.parse.parser import parse_feed
+from aggregator.publish.feeds import item_id, render_feed
+from aggregator.publish.output import parse_feed_query, render_from_storage
 from aggregator.storage import Storage
 from tests.test_publisher import CONTRACT, META, STORIES
 from tests.test_slices import fill_newsroom

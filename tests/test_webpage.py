@@ -21,9 +21,9 @@ import pytest
 
 from aggregator.config import load_config
 from aggregator.models import StoryFilter
-from aggregator.server import create_app
+from aggregator.publish.page import STYLE_CSP_SOURCE, PageView, render_page
+from aggregator.serve.server import create_app
 from aggregator.storage import Storage
-from aggregator.webpage import STYLE_CSP_SOURCE, PageView, render_page
 from tests.test_publisher import AIR_DEFENCE, CONTRACT, FRIGATE
 from tests.test_server import add_article, serving
 

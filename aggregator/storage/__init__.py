@@ -22,14 +22,14 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from aggregator.clusterer import Assignment, Candidate
+from aggregator.cluster.events import Assignment, Candidate
 from aggregator.errors import StorageError
-from aggregator.migrations import migrations
-from aggregator.storage_feeds import BodyFacts, FeedState, FeedStorage
-from aggregator.storage_publish import PublishingStorage, fts_query, member_relations
-from aggregator.storage_retention import RetentionStorage
-from aggregator.storage_sql import iso
-from aggregator.storage_stories import StoryIndexStorage
+from aggregator.storage.feeds import BodyFacts, FeedState, FeedStorage
+from aggregator.storage.migrations import migrations
+from aggregator.storage.published import PublishingStorage, fts_query, member_relations
+from aggregator.storage.retention import RetentionStorage
+from aggregator.storage.sql import iso
+from aggregator.storage.story_index import StoryIndexStorage
 
 # Callers import everything storage-related from here: one door.
 __all__ = [

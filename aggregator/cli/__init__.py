@@ -18,7 +18,7 @@ import click
 from aggregator import __version__
 from aggregator.config import Config, load_config, resolve_config_path
 from aggregator.errors import AggregatorError, ConfigError, StorageError
-from aggregator.publisher import FORMATS
+from aggregator.publish.feeds import FORMATS
 
 if TYPE_CHECKING:  # imported lazily at run time: `--help` stays fast
     from aggregator.storage import Storage
@@ -114,7 +114,7 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
     Exits 0 even when some feeds failed (they are listed); 1 only when nothing
     could run (bad config or unusable database).
     """
-    from aggregator.pipeline import PipelineContext, publish, refresh_feeds, summarize
+    from aggregator.pipeline.refresh import PipelineContext, publish, refresh_feeds, summarize
 
     with open_storage(ctx) as (config, storage):
         pipeline = PipelineContext.create(config, storage, workers=workers)
@@ -171,7 +171,7 @@ def feed(
     """Print the merged feed to stdout (and nothing else). Any --limit works, for export;
     the filters are those of the HTTP slices (?tag=, ?source=, ?q=, ?min_sources=)."""
     from aggregator.models import StoryFilter
-    from aggregator.output import FeedQuery, render_from_storage
+    from aggregator.publish.output import FeedQuery, render_from_storage
 
     with open_storage(ctx) as (config, storage):
         story_filter = StoryFilter(tags, sources, query, min_sources)
@@ -198,7 +198,7 @@ def import_opml(ctx: click.Context, opml_file: Path, dry_run: bool) -> None:
     skipped. The result is validated before it replaces feeds.yaml.
     """
     from aggregator.errors import OPMLError
-    from aggregator.opml import import_opml_file
+    from aggregator.publish.opml import import_opml_file
 
     config_path: Path = ctx.obj["config_path"]
     try:
@@ -227,7 +227,7 @@ def feeds(ctx: click.Context, reset: str | None) -> None:
     last attempt and success, next fetch, bytes saved by 304s, and what to fix."""
     from datetime import UTC, datetime
 
-    from aggregator.health import format_table
+    from aggregator.serve.health import format_table
 
     with open_storage(ctx) as (_, storage):
         if reset is not None:
@@ -297,7 +297,7 @@ def prune(ctx: click.Context) -> None:
     with their articles' full text, and give the freed space back to the disk."""
     from datetime import UTC, datetime
 
-    from aggregator.retention import prune as prune_storage
+    from aggregator.pipeline.prune import prune as prune_storage
 
     with open_storage(ctx) as (config, storage):
         report = prune_storage(storage, config.settings, datetime.now(UTC), convert=True)
@@ -346,7 +346,7 @@ def demo(port: int) -> None:
 
 
 def _register_subgroups() -> None:
-    from aggregator.cli_stories import stories
+    from aggregator.cli.stories import stories
 
     cli.add_command(stories)
 

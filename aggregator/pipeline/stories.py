@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from aggregator import clusterer
-from aggregator.clusterer import Assignment, Placement, StoryProfile
+from aggregator.cluster import events as clusterer
+from aggregator.cluster.events import Assignment, Placement, StoryProfile
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.storage import NewArticle, Storage

@@ -22,9 +22,9 @@ from urllib.parse import urlencode
 from aggregator.config import Config, OutputSlice, Settings
 from aggregator.errors import BadRequest
 from aggregator.models import FeedMeta, PageCursor, PublishedStory, StoryFilter
-from aggregator.publisher import FEED_PATHS, FORMATS, render_feed
+from aggregator.publish.feeds import FEED_PATHS, FORMATS, render_feed
+from aggregator.publish.page import PageView, render_page
 from aggregator.storage import Storage
-from aggregator.webpage import PageView, render_page
 
 MAX_LIMIT = 1000
 # Bounds on what a stranger's query string may ask for.

@@ -218,7 +218,7 @@ def m007_numpy_minhash(db: Database) -> None:
     """Near-duplicate fingerprints are computed by clusterer.py's own MinHash (numpy)
     instead of datasketch's; the values differ, so every stored signature and LSH band
     is recomputed from the stored text, or old articles would never match new copies."""
-    from aggregator.clusterer import fingerprint  # only this migration needs it
+    from aggregator.cluster.events import fingerprint  # only this migration needs it
 
     db.execute("DELETE FROM article_bands")
     ids = [row[0] for row in db.execute("SELECT id FROM articles ORDER BY id").fetchall()]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aggregator import ingest, metrics
+from aggregator import metrics
 from aggregator.config import Config, FeedSource
 from aggregator.errors import (
     AggregatorError,
@@ -31,11 +31,11 @@ from aggregator.errors import (
     Stopped,
     StorageError,
 )
-from aggregator.extractor import (
+from aggregator.extract.extractor import (
     ExtractionPool,
     choose_body,
 )
-from aggregator.fetcher import (
+from aggregator.fetch.fetcher import (
     HostSlots,
     fetch_feed,
     host_key,
@@ -43,13 +43,11 @@ from aggregator.fetcher import (
     ping_websub_hub,
     polite_map,
 )
-from aggregator.ingest import Page, PagePlan
 from aggregator.models import Entry, FetchResult, ParsedFeed
-from aggregator.output import write_feed_files
-from aggregator.parse_pool import ParsePool
-from aggregator.publisher import FEED_PATHS
-from aggregator.sanitize import sanitize_html
-from aggregator.schedule import (
+from aggregator.parse.pool import ParsePool
+from aggregator.pipeline import articles as ingest
+from aggregator.pipeline.articles import Page, PagePlan
+from aggregator.pipeline.next_check import (
     SchedulePolicy,
     ServerHints,
     backoff_delay,
@@ -58,6 +56,9 @@ from aggregator.schedule import (
     next_fetch_after_success,
     rss_ttl,
 )
+from aggregator.publish.feeds import FEED_PATHS
+from aggregator.publish.output import write_feed_files
+from aggregator.sanitize import sanitize_html
 from aggregator.storage import (
     BodyFacts,
     EntryChange,
@@ -83,7 +84,7 @@ def utc_now() -> datetime:
 
 
 def next_check_after(now: datetime, interval: timedelta, consecutive_failures: int = 0) -> datetime:
-    """When to fetch a feed next, without hints or jitter (see aggregator.schedule)."""
+    """When to fetch a feed next, without hints or jitter (see aggregator.pipeline.next_check)."""
     return now + backoff_delay(interval, consecutive_failures, MAX_BACKOFF)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aggregator.models import PageCursor, PublishedStory, StoryFilter, StorySource
-from aggregator.storage_sql import SqlDoor, from_iso, iso
+from aggregator.storage.sql import SqlDoor, from_iso, iso
 
 # The link published for an article: its canonical URL (urls.py: no tracking
 # parameters, no fragment), as Miniflux's "remove tracking parameters" does.

@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from aggregator import clusterer
+from aggregator.cluster import events as clusterer
 from aggregator.config import FeedSource
 from aggregator.errors import BlockedURL, FetchError
-from aggregator.extractor import (
+from aggregator.extract.extractor import (
     EXTRACTED,
     REFUSED,
     ChosenBody,
@@ -28,14 +28,14 @@ from aggregator.extractor import (
     detect_language,
     feed_body,
 )
-from aggregator.fetcher import fetch_page
+from aggregator.fetch.fetcher import fetch_page
 from aggregator.models import Article, Entry
+from aggregator.pipeline.stories import add_article_to_story
 from aggregator.sanitize import sanitize_html
 from aggregator.storage import FeedState, NewArticle, StoredPage
-from aggregator.stories import add_article_to_story
 
 if TYPE_CHECKING:
-    from aggregator.pipeline import PipelineContext
+    from aggregator.pipeline.refresh import PipelineContext
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from aggregator.storage_sql import SqlDoor, iso, placeholders
+from aggregator.storage.sql import SqlDoor, iso, placeholders
 
 AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 BACKUP_PAGES_PER_STEP = 1024  # copy in steps so a writer is never blocked for long

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
 from aggregator.models import FetchResult, ParsedFeed
-from aggregator.parser import parse_feed
+from aggregator.parse.parser import parse_feed
 
 __all__ = ["BIG_FEED_BYTES", "ParsePool"]
 

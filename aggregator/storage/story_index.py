@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from aggregator.clusterer import StoryProfile
-from aggregator.storage_sql import SqlDoor, iso, placeholders
+from aggregator.cluster.events import StoryProfile
+from aggregator.storage.sql import SqlDoor, iso, placeholders
 
 DOCUMENTS = "documents"  # corpus_stats counter: articles counted into term_stats
 

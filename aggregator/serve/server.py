@@ -31,18 +31,18 @@ from starlette.routing import Route
 from aggregator import __version__, metrics
 from aggregator.config import Config, OutputSlice
 from aggregator.errors import BadRequest
-from aggregator.health import feed_states, summarize_health
-from aggregator.opml import CONTENT_TYPE as OPML_CONTENT_TYPE
-from aggregator.opml import render_opml
-from aggregator.output import (
+from aggregator.publish.feeds import CONTENT_TYPES, FEED_PATHS, item_id
+from aggregator.publish.opml import CONTENT_TYPE as OPML_CONTENT_TYPE
+from aggregator.publish.opml import render_opml
+from aggregator.publish.output import (
     FeedQuery,
     parse_feed_query,
     render_from_storage,
     render_page_from_storage,
 )
-from aggregator.publisher import CONTENT_TYPES, FEED_PATHS, item_id
+from aggregator.publish.page import STYLE_CSP_SOURCE
+from aggregator.serve.health import feed_states, summarize_health
 from aggregator.storage import Storage
-from aggregator.webpage import STYLE_CSP_SOURCE
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Final
 from urllib.parse import urlencode, urlsplit
 
 from aggregator.models import PublishedStory, StoryFilter, StorySource
-from aggregator.publisher import CONTENT_TYPES, FEED_PATHS, outlet_count
+from aggregator.publish.feeds import CONTENT_TYPES, FEED_PATHS, outlet_count
 
 __all__ = ["PageView", "STYLE_CSP_SOURCE", "render_page"]
 

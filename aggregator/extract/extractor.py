@@ -55,7 +55,7 @@ from trafilatura.settings import Document, set_date_params
 from trafilatura.utils import load_html
 
 from aggregator.errors import ExtractTimeout
-from aggregator.extract_markup import MAX_LINK_SHARE, restore_markup
+from aggregator.extract.markup import MAX_LINK_SHARE, restore_markup
 from aggregator.models import Article, Entry
 
 log = logging.getLogger(__name__)

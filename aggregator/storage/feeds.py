@@ -16,7 +16,7 @@ from typing import Any
 
 from aggregator.config import FeedSource
 from aggregator.errors import StorageError
-from aggregator.storage_sql import SqlDoor, iso
+from aggregator.storage.sql import SqlDoor, iso
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aggregator import clusterer
+from aggregator.cluster import events as clusterer
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.storage import Storage
 
 if TYPE_CHECKING:
-    from aggregator.pipeline import PipelineContext
+    from aggregator.pipeline.refresh import PipelineContext
 
 log = logging.getLogger(__name__)
 

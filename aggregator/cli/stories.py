@@ -94,7 +94,7 @@ def _explain_member(member: dict[str, Any], relation: str) -> str:
 @click.pass_context
 def split(ctx: click.Context, article_url: str) -> None:
     """Take the article at ARTICLE_URL out of its story into a story of its own."""
-    from aggregator.stories import StoryNotFound, split_article
+    from aggregator.pipeline.stories import StoryNotFound, split_article
 
     with _storage(ctx) as storage:
         try:
@@ -111,7 +111,7 @@ def split(ctx: click.Context, article_url: str) -> None:
 @click.pass_context
 def merge(ctx: click.Context, first: str, second: str) -> None:
     """Merge stories FIRST and SECOND into the older id (the other redirects to it)."""
-    from aggregator.stories import StoryNotFound, merge_by_admin
+    from aggregator.pipeline.stories import StoryNotFound, merge_by_admin
 
     with _storage(ctx) as storage:
         try:
