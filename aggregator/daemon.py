@@ -28,7 +28,7 @@ import uvicorn
 from apscheduler.schedulers.base import BaseScheduler
 
 from aggregator.config import Config
-from aggregator.pipeline.refresh import PipelineContext
+from aggregator.pipeline import PipelineContext
 from aggregator.reload import POLL_INTERVAL, ConfigWatcher, live_config, restart_needed
 from aggregator.scheduler import REFRESH_JOB_ID, TICK, build_scheduler
 from aggregator.serve.server import create_app

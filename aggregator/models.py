@@ -1,6 +1,16 @@
 """Plain, frozen data passed between pipeline stages.
 
-Each stage is a function from one of these to another; none of them does IO.
+Each stage is a function from one of these to another; none of them does IO. Types
+that one stage makes and another reads live here, so that no stage imports another
+for its types (storage never imports the clusterer, nor the clusterer storage):
+
+* fetching and parsing: FetchResult, Entry, ParsedFeed;
+* extraction: Article;
+* a feed's state as stored: FeedState, BodyFacts;
+* articles to store: NewArticle, EntryChange, StoredPage;
+* grouping: Candidate (a possible copy), Assignment (where an article goes),
+  StoryProfile (what placing an article needs of a story);
+* publishing: StorySource, PublishedStory, FeedMeta, StoryFilter, PageCursor.
 """
 
 from __future__ import annotations
@@ -138,3 +148,123 @@ class PageCursor:
 
     published: datetime
     story_id: str
+
+
+# --------------------------------------------------------------------------- stored feeds
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the pipeline needs to know about a feed before fetching it."""
+
+    id: int
+    url: str
+    name: str
+    etag: str | None
+    last_modified: str | None
+    consecutive_failures: int
+    permanent_url: str | None = None
+    content_hash: str | None = None  # sha256 of the last full body
+    body_bytes: int | None = None  # its size: what each 304 saves
+    ttl_seconds: int | None = None  # the feed's own <ttl>, remembered across 304s
+    disabled_reason: str | None = None  # set on 410 Gone; cleared by reset_feed
+
+
+@dataclass(frozen=True)
+class BodyFacts:
+    """What is remembered of a full feed body, to skip the next identical one."""
+
+    content_hash: str
+    size: int
+    ttl_seconds: int | None = None
+
+
+# --------------------------------------------------------------------------- stored articles
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    """An article ready to store: entry, chosen body and fingerprint."""
+
+    feed_id: int
+    entry_key: str
+    guid: str | None
+    url: str
+    canonical_url: str
+    title: str
+    author: str | None
+    summary: str
+    feed_content: str
+    text: str
+    html: str
+    image: str | None
+    published_at: datetime | None
+    fetched_at: datetime
+    extraction_status: str
+    extraction_note: str
+    signature: bytes | None
+    bands: tuple[str, ...]
+    extraction_step: str | None = None  # the chain step that gave the text (extractor.STEP_*)
+    language: str | None = None  # ISO 639-1
+
+
+@dataclass(frozen=True)
+class EntryChange:
+    """An edited entry's new title and feed text (and the body made from it)."""
+
+    title: str
+    summary: str
+    feed_content: str
+    digest: str
+    text: str
+    html: str
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """An already extracted page, reused when another feed links the same URL."""
+
+    text: str
+    html: str
+    image: str | None
+    author: str | None
+    extraction_status: str
+    extraction_step: str | None = None
+    language: str | None = None
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored article that might be a copy of a new one."""
+
+    article_id: int
+    story_id: str
+    canonical_url: str
+    guid: str | None
+    signature: bytes | None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where a new article goes: an existing story, or a new one (story_id None)."""
+
+    story_id: str | None
+    method: str  # "url", "guid", "near-duplicate", or "new"
+    score: float | None = None
+    matched_article_id: int | None = None
+
+
+@dataclass(frozen=True)
+class StoryProfile:
+    """What placing an article needs of one candidate story: the centroid weights of
+    the article's own terms (the others add nothing to a dot product), the norm of
+    the whole IDF-weighted centroid, kept up to date whenever the story grows, and the
+    centroid weights of all the story's figures (few; their own cosine needs them all)."""
+
+    shared: Mapping[str, float]
+    norm: float
+    figures: Mapping[str, float] = field(default_factory=dict)

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from aggregator.pipeline import PipelineContext, publish, refresh_due_feeds, summarize
 from aggregator.pipeline.prune import PRUNE_FIRST_DELAY, PRUNE_INTERVAL, run_prune_job
-from aggregator.pipeline.refresh import PipelineContext, publish, refresh_due_feeds, summarize
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aggregator.cluster import events as clusterer
+from aggregator.cluster import duplicates
 from aggregator.config import FeedSource, Settings
+from aggregator.models import NewArticle
 from aggregator.pipeline.stories import add_article_to_story
-from aggregator.storage import NewArticle, Storage
+from aggregator.storage import Storage
 
 ECB = Path(__file__).resolve().parents[2] / "shared" / "eval" / "ecbplus-dev" / "docs.jsonl"
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -72,7 +73,7 @@ def open_storage(directory: str) -> Storage:
 
 
 def make_article(storage: Storage, key: str, title: str, text: str, moment: datetime) -> NewArticle:
-    fingerprint = clusterer.fingerprint(text)
+    fingerprint = duplicates.fingerprint(text)
     url = f"https://bench.test/{key}"
     return NewArticle(
         feed_id=storage.feed_state(FEED).id, entry_key=key, guid=None, url=url,
@@ -101,7 +102,7 @@ def cluster_online(
                     storage,
                     article,
                     settings,
-                    new_story_id=clusterer.new_story_id(FEED, doc["doc_id"]),
+                    new_story_id=duplicates.new_story_id(FEED, doc["doc_id"]),
                 )
             timings.append(time.perf_counter() - started)
             predicted[doc["doc_id"]] = placed.story_id

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from aggregator.cluster import duplicates
 from aggregator.cluster import events as clusterer
-from aggregator.cluster.events import Assignment
 from aggregator.config import Settings
+from aggregator.models import Assignment
 from aggregator.pipeline.stories import candidate_profiles, grow_profile
 from bench.cluster_eval import FEED, START, load_docs, make_article, open_storage
 
@@ -53,22 +54,20 @@ def collect(docs: Sequence[dict[str, Any]], seed: int) -> tuple[list[tuple[float
                 terms = clusterer.event_terms(article.title, article.text)
                 storage.count_document(terms)
                 documents, df = storage.corpus_frequencies(terms)
-                idf_of = clusterer.idf_table(terms, df, documents)
-                vector = clusterer.weigh(terms, idf_of)
+                stats = clusterer.term_stats(terms, df, documents)
+                vector = stats.vector
                 candidates = storage.open_story_candidates(
                     clusterer.query_terms(vector, df, documents),
                     since=moment - window.window,
                     limit=window.candidates,
                 )
-                profiles, idf_of = candidate_profiles(
-                    storage, candidates, vector, idf_of, documents
-                )
+                profiles, idf_of = candidate_profiles(storage, candidates, stats)
                 figures = clusterer.article_figures(vector)
                 gold = story_of.get(doc["subtopic"])
                 for story, profile in profiles.items():
                     rows.append(clusterer.relatedness_features(vector, figures, profile, idf_of))
                     labels.append(int(story == gold))
-                new_id = clusterer.new_story_id(FEED, doc["doc_id"])
+                new_id = duplicates.new_story_id(FEED, doc["doc_id"])
                 method = clusterer.RELATED if gold else "new"
                 storage.add_article(article, Assignment(gold, method), new_id)
                 story_of[doc["subtopic"]] = gold or new_id

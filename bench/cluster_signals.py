@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from aggregator.cluster import events as clusterer
-from aggregator.cluster.events import StoryProfile
+from aggregator.models import StoryProfile
 from bench.cluster_eval import load_docs
 from bench.cluster_fit import fit_logistic
 

@@ -124,7 +124,7 @@ def serve(sites: int, per_site: int, items: int, ports: Any) -> None:
 def run_pass(config_path: str) -> dict[str, Any]:
     """Refresh every feed once, in this process; report wall, CPU and peak memory."""
     from aggregator.config import load_config
-    from aggregator.pipeline.refresh import PipelineContext, refresh_feeds
+    from aggregator.pipeline import PipelineContext, refresh_feeds
     from aggregator.storage import Storage
 
     config = load_config(config_path)

@@ -63,9 +63,9 @@ def invented_text(seed: int, words: int = 650) -> str:
 
 def build_site(directory: Path) -> Path:
     """feeds.yaml plus a database holding STORIES stories; returns the config path."""
-    from aggregator.cluster.events import Assignment
     from aggregator.config import load_config
-    from aggregator.storage import NewArticle, Storage
+    from aggregator.models import Assignment, NewArticle
+    from aggregator.storage import Storage
 
     config_path = directory / "feeds.yaml"
     feeds = "".join(

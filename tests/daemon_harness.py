@@ -26,7 +26,7 @@ from aggregator.storage import Storage
 _LAUNCH = """
 import sys
 from datetime import timedelta
-from aggregator.cli import _setup_logging
+from aggregator.cli.common import setup_logging as _setup_logging
 from aggregator.config import load_config
 from aggregator.daemon import run_daemon
 config = load_config(sys.argv[1])

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.cluster.events import (
+from aggregator.cluster.duplicates import (
     BANDS,
     NUM_PERM,
-    Assignment,
-    Candidate,
     Fingerprint,
     assign_story,
     estimate_similarity,
@@ -23,6 +21,7 @@ from aggregator.cluster.events import (
     is_global_guid,
     new_story_id,
 )
+from aggregator.models import Assignment, Candidate
 
 ARTICLES = Path(__file__).parent / "data" / "articles"
 RIDGEBACK = (ARTICLES / "ridgeback-contract.txt").read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aggregator.config import load_config
 from aggregator.demo import DemoSite
-from aggregator.pipeline.refresh import PipelineContext, refresh_feeds
+from aggregator.pipeline import PipelineContext, refresh_feeds
 from aggregator.storage import Storage
 from tests.daemon_harness import Daemon, config_text, free_port, stored_groups, wait_for
 
@@ -156,7 +156,7 @@ def test_sigterm_stops_within_seconds_and_a_second_signal_at_once(tmp_path: Path
 
 
 def test_temporary_files_of_a_killed_writer_are_removed_once_stale(tmp_path: Path) -> None:
-    from aggregator.publish.output import STALE_TEMPORARY_SECONDS, remove_stale_temporaries
+    from aggregator.publish.files import STALE_TEMPORARY_SECONDS, remove_stale_temporaries
 
     feed = tmp_path / "feed.xml"
     feed.write_text("<rss/>")

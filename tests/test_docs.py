@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from aggregator.cli import cli
-from aggregator.config import (
+from aggregator.cli.stories import stories
+from aggregator.config import ClusteringSettings, FeedSource, OutputSlice, Settings
+from aggregator.config_help import (
     CLUSTERING_HELP,
     FEED_KEYS_HELP,
+    OUTPUT_KEYS_HELP,
     SETTINGS_HELP,
-    ClusteringSettings,
-    FeedSource,
-    Settings,
 )
 
 README = Path("README.md").read_text()
@@ -24,6 +24,7 @@ FEEDS_YAML = Path("config/feeds.yaml").read_text()
 def test_settings_help_matches_the_settings_model() -> None:
     assert set(SETTINGS_HELP) == set(Settings.model_fields)
     assert set(FEED_KEYS_HELP) == set(FeedSource.model_fields)
+    assert set(OUTPUT_KEYS_HELP) == set(OutputSlice.model_fields)
 
 
 @pytest.mark.parametrize("key", sorted(Settings.model_fields))
@@ -40,6 +41,22 @@ def test_every_feed_key_is_in_the_readme(key: str) -> None:
 @pytest.mark.parametrize("command", sorted(cli.commands))
 def test_every_command_is_in_the_readme(command: str) -> None:
     assert f"| `{command}" in README
+
+
+@pytest.mark.parametrize("subcommand", sorted(stories.commands))
+def test_every_stories_subcommand_is_in_the_readme(subcommand: str) -> None:
+    assert f"| `stories {subcommand}" in README
+
+
+def outputs_table() -> str:
+    """The README's table of `outputs:` keys (after the section's YAML example)."""
+    section = README.split("### Named slices: `outputs`", 1)[1].split("\n### ", 1)[0]
+    return section.split("| key | meaning |", 1)[1]
+
+
+@pytest.mark.parametrize("key", sorted(OutputSlice.model_fields))
+def test_every_output_key_is_in_the_readme_as_its_help_says(key: str) -> None:
+    assert f"| `{key}` | {OUTPUT_KEYS_HELP[key]} |" in outputs_table()
 
 
 def test_readme_quick_start_is_two_commands_that_exist() -> None:

@@ -13,24 +13,24 @@ from click.testing import CliRunner
 from aggregator.cli import cli
 from aggregator.demo import SITE_DIR, DemoSite, demo_config_text
 from aggregator.extract import extractor
-from aggregator.extract.extractor import (
+from aggregator.extract.body import (
     EXTRACTED,
     FAILED,
     FALLBACK,
     STEP_FEED_CONTENT,
     STEP_FEED_SUMMARY,
+    ChosenBody,
+    choose_body,
+)
+from aggregator.extract.extractor import (
     STEP_PRECISION,
     STEP_RECALL,
     STEP_SELECTORS,
-    ChosenBody,
-    ExtractionPool,
     ExtractOptions,
-    choose_body,
-    detect_language,
     extract_article,
-    feed_body,
-    html_to_text,
 )
+from aggregator.extract.pool import ExtractionPool
+from aggregator.extract.text import detect_language, html_to_text
 from aggregator.models import Article, Entry
 
 BASE = "http://news.test"
@@ -267,13 +267,21 @@ def test_the_time_limit_stops_a_slow_extraction(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_the_feed_text_is_used_as_is_when_extraction_is_off() -> None:
-    body = feed_body(entry(content="<p>Whole story in the feed.</p>"), "extract: false")
+    body = choose_body(
+        None,
+        entry(content="<p>Whole story in the feed.</p>"),
+        min_chars=0,
+        reason="extract: false",
+        extract=False,
+    )
     assert (body.status, body.step, body.text) == (
         FALLBACK,
         STEP_FEED_CONTENT,
         "Whole story in the feed.",
     )
-    summary = feed_body(entry(summary="<p>Teaser only.</p>"), "extract: false")
+    summary = choose_body(
+        None, entry(summary="<p>Teaser only.</p>"), min_chars=0, reason="x", extract=False
+    )
     assert summary.step == STEP_FEED_SUMMARY
 
 

@@ -24,12 +24,9 @@ import pytest
 
 from aggregator.config import Settings
 from aggregator.errors import BlockedURL, FetchError, HTTPStatusError, ResponseTooLarge, Stopped
-from aggregator.fetch.fetcher import (
-    DEADLINE_FACTOR,
+from aggregator.fetch import (
     FEED_ACCEPT,
-    GuardedTransport,
     HostSlots,
-    _LookupPool,
     check_url_allowed,
     fetch_feed,
     fetch_page,
@@ -37,6 +34,9 @@ from aggregator.fetch.fetcher import (
     make_client,
     polite_map,
 )
+from aggregator.fetch.dns import LookupPool as _LookupPool
+from aggregator.fetch.fetcher import DEADLINE_FACTOR
+from aggregator.fetch.guard import GuardedTransport
 
 SETTINGS = Settings.model_validate({"timeout": "2s"})
 # Below the one-second grain of feeds.yaml, to keep the deadline tests quick.

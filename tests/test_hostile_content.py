@@ -22,10 +22,10 @@ import pytest
 from aggregator.config import load_config
 from aggregator.errors import BlockedURL, ParseError
 from aggregator.extract.extractor import ExtractOptions, extract_article
-from aggregator.fetch.fetcher import check_url_allowed
+from aggregator.fetch import check_url_allowed
 from aggregator.models import FetchResult, ParsedFeed
 from aggregator.parse.parser import parse_feed
-from aggregator.pipeline.refresh import PipelineContext, refresh_feeds
+from aggregator.pipeline import PipelineContext, refresh_feeds
 from aggregator.publish.feeds import FORMATS
 from aggregator.publish.output import render_from_storage
 from aggregator.sanitize import clean_title, sanitize_html

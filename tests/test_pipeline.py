@@ -11,7 +11,8 @@ import pytest
 
 from aggregator.config import Config, load_config
 from aggregator.demo import DemoSite, demo_config_text
-from aggregator.pipeline.refresh import PipelineContext, next_check_after, refresh_feeds
+from aggregator.pipeline import PipelineContext, refresh_feeds
+from aggregator.pipeline.next_check import backoff_delay
 from aggregator.storage import Storage
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -129,4 +130,4 @@ def test_a_changed_feed_body_only_adds_the_new_entries(
 def test_failing_feeds_back_off_exponentially_up_to_a_day(
     failures: int, expected: timedelta
 ) -> None:
-    assert next_check_after(NOW, timedelta(minutes=30), failures) == NOW + expected
+    assert backoff_delay(timedelta(minutes=30), failures, timedelta(hours=24)) == expected

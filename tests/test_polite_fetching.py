@@ -32,13 +32,13 @@ from aggregator.cli import cli
 from aggregator.config import Config, load_config
 from aggregator.errors import HTTPStatusError
 from aggregator.parse import pool as parse_pool
-from aggregator.pipeline import articles as ingest
-from aggregator.pipeline.refresh import (
+from aggregator.pipeline import (
     PipelineContext,
     RefreshOutcome,
     refresh_due_feeds,
     refresh_feeds,
 )
+from aggregator.pipeline import articles as ingest
 from aggregator.scheduler import run_refresh_job
 from aggregator.serve.server import create_app
 from aggregator.storage import Storage
@@ -778,7 +778,7 @@ def test_user_agent_names_the_software_and_a_contact(server: HostileServer, tmp_
         return httpx.Response(404)
 
     config = write_config(server, tmp_path, {})
-    from aggregator.fetch.fetcher import fetch_feed, make_client
+    from aggregator.fetch import fetch_feed, make_client
 
     with make_client(config.settings, guard=False, transport=httpx.MockTransport(handler)) as c:
         with pytest.raises(HTTPStatusError):

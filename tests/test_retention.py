@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from aggregator.cli import cli
 from aggregator.config import Settings, load_config
 from aggregator.demo import DemoSite, demo_config_text
+from aggregator.pipeline import PipelineContext, refresh_feeds
 from aggregator.pipeline.prune import prune
-from aggregator.pipeline.refresh import PipelineContext, refresh_feeds
 from aggregator.storage import Storage
 
 NOW = datetime.now(UTC)

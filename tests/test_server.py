@@ -14,11 +14,11 @@ import httpx
 import pytest
 import uvicorn
 
-from aggregator.cluster.events import Assignment
 from aggregator.config import Config, FeedSource, load_config
+from aggregator.models import Assignment, NewArticle
 from aggregator.serve import server
 from aggregator.serve.server import create_app
-from aggregator.storage import NewArticle, Storage
+from aggregator.storage import Storage
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

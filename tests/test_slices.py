@@ -12,18 +12,17 @@ import pytest
 from click.testing import CliRunner
 
 from aggregator.cli import cli
-from aggregator.cluster.events import Assignment
 from aggregator.config import Config, FeedSource, OutputSlice, load_config
 from aggregator.errors import BadRequest, ConfigError
-from aggregator.models import PageCursor, StoryFilter
-from aggregator.publish.output import (
+from aggregator.models import Assignment, NewArticle, PageCursor, StoryFilter
+from aggregator.publish.query import (
     FeedQuery,
     decode_cursor,
     encode_cursor,
     parse_feed_query,
     read_page,
 )
-from aggregator.storage import NewArticle, Storage, fts_query
+from aggregator.storage import Storage, fts_query
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 FEEDS = [

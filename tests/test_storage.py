@@ -5,17 +5,16 @@ and what the published feed reads back. Every test gets a fresh database file
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aggregator.cluster.events import Assignment
 from aggregator.config import FeedSource
 from aggregator.errors import StorageError
-from aggregator.storage import NewArticle, Storage, StoredPage
+from aggregator.models import Assignment, NewArticle, StoredPage
+from aggregator.storage import Storage
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -230,23 +229,23 @@ def test_same_entry_twice_raises_and_rolls_back_whole(storage: Storage) -> None:
     (feed_id,) = feed_ids(storage, WIRE)
     add(storage, new_article(feed_id, "a1", bands=("0:aa",)))
     before = storage.counts(), column(storage, "SELECT count(*) FROM article_bands")
-    # The pipeline asks known_entry_keys() first; the constraint is the backstop.
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+    # The pipeline asks entry_digests() first; the constraint is the backstop.
+    with pytest.raises(StorageError, match="UNIQUE"):
         with storage.transaction():
             storage.add_article(new_article(feed_id, "b1"), NEW, "story-b1")
             storage.add_article(new_article(feed_id, "a1"), NEW, "story-a1-again")
     assert (storage.counts(), column(storage, "SELECT count(*) FROM article_bands")) == before
     assert storage.db["stories"].count == 1
-    assert storage.known_entry_keys(feed_id, ["a1", "b1"]) == {"a1"}
+    assert set(storage.entry_digests(feed_id, ["a1", "b1"])) == {"a1"}
 
 
-def test_known_entry_keys_are_per_feed(storage: Storage) -> None:
+def test_stored_entries_are_per_feed(storage: Storage) -> None:
     wire_id, harbour_id = feed_ids(storage, WIRE, HARBOUR)
     add(storage, new_article(wire_id, "a1"))
     add(storage, new_article(wire_id, "a2", canonical_url="https://news.example/other"))
-    assert storage.known_entry_keys(wire_id, ["a1", "a2", "a3"]) == {"a1", "a2"}
-    assert storage.known_entry_keys(harbour_id, ["a1"]) == set()
-    assert storage.known_entry_keys(wire_id, []) == set()
+    assert set(storage.entry_digests(wire_id, ["a1", "a2", "a3"])) == {"a1", "a2"}
+    assert storage.entry_digests(harbour_id, ["a1"]) == {}
+    assert storage.entry_digests(wire_id, []) == {}
 
 
 def test_duplicate_candidates_by_url_guid_and_band(storage: Storage) -> None:
@@ -336,7 +335,7 @@ def test_new_article_helper_covers_every_field() -> None:
 
 
 def test_migration_7_recomputes_fingerprints_from_the_stored_text(storage: Storage) -> None:
-    from aggregator.cluster.events import fingerprint
+    from aggregator.cluster.duplicates import fingerprint
     from aggregator.storage.migrations import m007_numpy_minhash
 
     [feed] = feed_ids(storage, WIRE)

@@ -19,15 +19,17 @@ from typing import Any
 
 import pytest
 
+from aggregator.cluster import duplicates
 from aggregator.cluster import events as clusterer
 from aggregator.config import FeedSource, Settings
+from aggregator.models import NewArticle, StoryProfile
 from aggregator.pipeline.stories import (
     StoryNotFound,
     add_article_to_story,
     merge_by_admin,
     split_article,
 )
-from aggregator.storage import NewArticle, Storage
+from aggregator.storage import Storage
 
 CASES: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "data/events/cases.json").read_text()
@@ -57,7 +59,7 @@ def storage(tmp_path: Path) -> Iterator[Storage]:
 
 def make_article(storage: Storage, case: dict[str, Any], hours: float | None = None) -> NewArticle:
     moment = START + timedelta(hours=case["hours"] if hours is None else hours)
-    fingerprint = clusterer.fingerprint(case["text"])
+    fingerprint = duplicates.fingerprint(case["text"])
     url = f"https://{case['outlet'].lower().replace(' ', '-')}.test/{case['id']}"
     return NewArticle(
         feed_id=storage.feed_state(feed_url(case["outlet"])).id,
@@ -79,7 +81,7 @@ def add(
     article = make_article(storage, case, hours)
     with storage.transaction():
         return add_article_to_story(
-            storage, article, settings, new_story_id=clusterer.new_story_id("t", article.url)
+            storage, article, settings, new_story_id=duplicates.new_story_id("t", article.url)
         )
 
 
@@ -258,9 +260,9 @@ def test_event_terms_weigh_title_and_names_over_body_words() -> None:
 def test_place_article_needs_the_threshold_and_reports_merges() -> None:
     article = {"stormcrest": 0.8, "kelvik": 0.6}
 
-    def profile(centroid: dict[str, float]) -> clusterer.StoryProfile:
+    def profile(centroid: dict[str, float]) -> StoryProfile:
         shared = {term: weight for term, weight in centroid.items() if term in article}
-        return clusterer.StoryProfile(shared, clusterer.centroid_norm(centroid, idf_of))
+        return StoryProfile(shared, clusterer.centroid_norm(centroid, idf_of))
 
     idf_of = clusterer.idf_table(["stormcrest", "kelvik", "tank"], {}, 10)
 
@@ -286,7 +288,7 @@ def test_place_article_needs_the_threshold_and_reports_merges() -> None:
 def test_a_story_must_also_fit_the_articles_title_and_lead() -> None:
     idf_of = clusterer.idf_table(["thornwake", "aground", "ostrander", "relieved"], {}, 10)
     centroid = {"ostrander": 1.0, "relieved": 1.0}
-    profile = clusterer.StoryProfile(
+    profile = StoryProfile(
         {"ostrander": 1.0, "relieved": 1.0}, clusterer.centroid_norm(centroid, idf_of)
     )
     # the whole article shares the story's names, but its opening is about another ship
@@ -322,7 +324,7 @@ def test_shared_figures_raise_a_score_and_different_ones_lower_it() -> None:
     # other figures (a toll, a year); figures move a score at most halfway to 1.
     idf_of = clusterer.idf_table(["kelvik", "strike", "14", "2026", "9", "2019"], {}, 10)
     centroid = {"kelvik": 1.0, "strike": 1.0, "14": 0.5, "2026": 0.5}
-    profile = clusterer.StoryProfile(
+    profile = StoryProfile(
         centroid, clusterer.centroid_norm(centroid, idf_of), {"14": 0.5, "2026": 0.5}
     )
 
@@ -346,7 +348,7 @@ def test_near_identical_flood_is_compared_with_a_bounded_number_of_copies(
 ) -> None:
     # A hostile feed of near-identical bodies must not make each new article cost one
     # comparison per stored copy (found by the issue 3 benchmark).
-    from aggregator.storage import MAX_BAND_CANDIDATES
+    from aggregator.storage.articles import MAX_BAND_CANDIDATES
 
     case = next(case for case in CASES if case["id"] == "kestrel-wire")
     for copy in range(MAX_BAND_CANDIDATES + 10):

@@ -28,7 +28,8 @@ from aggregator.config import Settings
 from aggregator.models import FeedMeta, FetchResult
 from aggregator.parse.parser import parse_feed
 from aggregator.publish.feeds import item_id, render_feed
-from aggregator.publish.output import parse_feed_query, render_from_storage
+from aggregator.publish.output import render_from_storage
+from aggregator.publish.query import parse_feed_query
 from aggregator.storage import Storage
 from tests.test_publisher import CONTRACT, META, STORIES
 from tests.test_slices import fill_newsroom

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from aggregator.config import load_config
-from aggregator.pipeline.refresh import PipelineContext, publish
+from aggregator.pipeline import PipelineContext, publish
 from aggregator.storage import Storage
 from tests.test_server import NOW, add_article
 

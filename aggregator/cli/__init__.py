@@ -5,67 +5,18 @@ Logs go to stderr, so ``aggregator feed`` can print nothing but the feed to stdo
 
 from __future__ import annotations
 
-import logging
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from aggregator import __version__
-from aggregator.config import Config, load_config, resolve_config_path
+from aggregator.cli.common import fail, load, open_storage, setup_logging
+from aggregator.cli.stories import stories
+from aggregator.config import load_config, resolve_config_path
 from aggregator.errors import AggregatorError, ConfigError, StorageError
 from aggregator.publish.feeds import FORMATS
-
-if TYPE_CHECKING:  # imported lazily at run time: `--help` stays fast
-    from aggregator.storage import Storage
-
-log = logging.getLogger("aggregator")
-
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(stream=sys.stderr, level=level.upper(), format=LOG_FORMAT, force=True)
-    # httpx logs every request at INFO; our own lines already say what happened.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("trafilatura").setLevel(logging.ERROR)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def _load(ctx: click.Context) -> Config:
-    """Load the config named by --config / AGGREGATOR_CONFIG; exit 1 on any error."""
-    path: Path = ctx.obj["config_path"]
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        _fail(str(exc))
-    _setup_logging(config.settings.log_level)
-    return config
-
-
-@contextmanager
-def open_storage(ctx: click.Context) -> Iterator[tuple[Config, Storage]]:
-    """Load the config and open its database; exit 1 if either is unusable."""
-    from aggregator.storage import Storage
-
-    config = _load(ctx)
-    try:
-        storage = Storage.open(config.database_path)
-    except StorageError as exc:
-        _fail(str(exc))
-    try:
-        yield config, storage
-    finally:
-        storage.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,11 +49,11 @@ def run(ctx: click.Context) -> None:
     """
     from aggregator.daemon import run_daemon
 
-    config = _load(ctx)
+    config = load(ctx)
     try:
         run_daemon(config)
     except StorageError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @cli.command()
@@ -114,7 +65,7 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
     Exits 0 even when some feeds failed (they are listed); 1 only when nothing
     could run (bad config or unusable database).
     """
-    from aggregator.pipeline.refresh import PipelineContext, publish, refresh_feeds, summarize
+    from aggregator.pipeline import PipelineContext, publish, refresh_feeds, summarize
 
     with open_storage(ctx) as (config, storage):
         pipeline = PipelineContext.create(config, storage, workers=workers)
@@ -135,7 +86,7 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
     """Validate feeds.yaml; print the first error (file:line: field: problem) and exit 1."""
-    config = _load(ctx)
+    config = load(ctx)
     enabled = len(config.enabled_feeds)
     click.echo(f"{config.path}: OK ({len(config.feeds)} feeds, {enabled} enabled)")
 
@@ -171,7 +122,8 @@ def feed(
     """Print the merged feed to stdout (and nothing else). Any --limit works, for export;
     the filters are those of the HTTP slices (?tag=, ?source=, ?q=, ?min_sources=)."""
     from aggregator.models import StoryFilter
-    from aggregator.publish.output import FeedQuery, render_from_storage
+    from aggregator.publish.output import render_from_storage
+    from aggregator.publish.query import FeedQuery
 
     with open_storage(ctx) as (config, storage):
         story_filter = StoryFilter(tags, sources, query, min_sources)
@@ -204,7 +156,7 @@ def import_opml(ctx: click.Context, opml_file: Path, dry_run: bool) -> None:
     try:
         edit = import_opml_file(config_path, opml_file, dry_run=dry_run)
     except (OPMLError, ConfigError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     verb = "would add" if dry_run else "added"
     for added in edit.added:
         click.echo(f"{verb}: {added.name} ({added.url})")
@@ -233,7 +185,7 @@ def feeds(ctx: click.Context, reset: str | None) -> None:
         if reset is not None:
             urls = storage.reset_feed(reset, datetime.now(UTC))
             if not urls:
-                _fail(f"no feed with URL or name {reset!r}")
+                fail(f"no feed with URL or name {reset!r}")
             click.echo("reset: " + ", ".join(urls))
         rows = storage.feed_health()
     click.echo(format_table(rows, datetime.now(UTC)))
@@ -250,7 +202,7 @@ def articles(ctx: click.Context, url: str) -> None:
     with open_storage(ctx) as (_, storage):
         rows = storage.articles_at(url, canonicalize_url(url))
     if not rows:
-        _fail(f"no stored article at {url}")
+        fail(f"no stored article at {url}")
     for row in rows:
         click.echo(_describe_article(row))
 
@@ -278,12 +230,12 @@ def migrate(ctx: click.Context) -> None:
     """Create or upgrade the database schema (run also happens on every start)."""
     from aggregator.storage import Storage
 
-    config = _load(ctx)
+    config = load(ctx)
     try:
         storage = Storage.open(config.database_path, migrate=False)
         applied = storage.migrate()
     except (StorageError, AggregatorError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     storage.close()
     click.echo(
         f"{config.database_path}: " + (f"applied {', '.join(applied)}" if applied else "up to date")
@@ -310,13 +262,11 @@ def prune(ctx: click.Context) -> None:
 def backup(ctx: click.Context, target: Path) -> None:
     """Write a consistent copy of the database to TARGET, safe while the daemon runs
     (SQLite's online backup); TARGET appears only once the copy is complete."""
-    import sqlite3
-
     with open_storage(ctx) as (config, storage):
         try:
             storage.backup_to(target)
-        except (sqlite3.Error, OSError) as exc:
-            _fail(f"backup to {target} failed: {exc}")
+        except (StorageError, OSError) as exc:
+            fail(f"backup to {target} failed: {exc}")
     click.echo(f"{config.database_path}: backed up to {target}")
 
 
@@ -330,7 +280,7 @@ def demo(port: int) -> None:
     from aggregator.daemon import run_daemon
     from aggregator.demo import DemoSite, demo_config_text
 
-    _setup_logging("INFO")
+    setup_logging("INFO")
     with DemoSite() as site, tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp:
         config_path = Path(tmp) / "feeds.yaml"
         config_path.write_text(
@@ -345,13 +295,7 @@ def demo(port: int) -> None:
         run_daemon(config)
 
 
-def _register_subgroups() -> None:
-    from aggregator.cli.stories import stories
-
-    cli.add_command(stories)
-
-
-_register_subgroups()
+cli.add_command(stories)
 
 
 def main() -> None:

@@ -9,14 +9,12 @@ from typing import Any
 
 import click
 
+from aggregator.cli.common import open_storage
 from aggregator.storage import Storage, member_relations
 
 
 @contextmanager
 def _storage(ctx: click.Context) -> Iterator[Storage]:
-    # Imported here: aggregator.cli imports this module to register `stories`.
-    from aggregator.cli import open_storage
-
     with open_storage(ctx) as (_, storage):
         yield storage
 

@@ -1,4 +1,4 @@
-"""Extract an article page's main text with trafilatura, and decide which body to keep.
+"""The extraction chain: an article page's main text with trafilatura.
 
 ``extract_article`` is pure CPU work over bytes (no IO), so it can run in worker
 processes: trafilatura holds the GIL, threads would not use the second core.
@@ -13,8 +13,8 @@ The chain, each step recorded on the article (``Article.step``, then ``ChosenBod
 2. ``recall``: when step 1 gives nothing or something implausible (too short for the
    page, mostly link text, a paywall or cookie wall), a second pass favouring recall,
    kept if it is plausible or at least longer.
-3. ``feed-content`` / ``feed-summary`` (``choose_body``): the feed's own text, which is
-   the floor: an item is never published empty when the feed had text.
+3. ``feed-content`` / ``feed-summary`` (``body.choose_body``): the feed's own text,
+   which is the floor: an item is never published empty when the feed had text.
 
 Whatever step won, paragraphs of the same article that the page split into sibling
 blocks (ad breaks) are appended, and the article's inline images are put back into
@@ -25,13 +25,10 @@ keeps captions and picture-led teaser boxes, which readers do not want in the te
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import re
 import signal
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,7 +36,6 @@ from urllib.parse import urljoin
 
 import lxml.etree
 import lxml.html
-import py3langid
 import trafilatura
 from htmldate import find_date
 from lxml.cssselect import CSSSelector
@@ -56,23 +52,16 @@ from trafilatura.utils import load_html
 
 from aggregator.errors import ExtractTimeout
 from aggregator.extract.markup import MAX_LINK_SHARE, restore_markup
-from aggregator.models import Article, Entry
+from aggregator.extract.text import detect_language, html_to_text
+from aggregator.models import Article
 
 log = logging.getLogger(__name__)
 
-# Extraction status recorded on each article.
-EXTRACTED = "extracted"  # trafilatura's text from the article page
-FALLBACK = "fallback"  # the feed's own content or summary (page failed or too short)
-REFUSED = "refused"  # the page URL was blocked by the private-address guard
-FAILED = "failed"  # no page text and no feed text either
 
 # The step of the chain that produced the text (stored as ``extraction_step``).
 STEP_PRECISION = "precision"
 STEP_RECALL = "recall"
 STEP_SELECTORS = "selectors"  # the feed's `keep` selectors chose the article's blocks
-STEP_FEED_CONTENT = "feed-content"
-STEP_FEED_SUMMARY = "feed-summary"
-STEP_NONE = "none"
 
 _TRAFILATURA_OPTIONS: dict[str, Any] = {
     "include_comments": False,  # comment threads are not the article
@@ -392,8 +381,6 @@ def _anchor_texts(tree: Any) -> frozenset[str]:
     return frozenset(" ".join(a.text_content().split()) for a in tree.iter("a"))
 
 
-# --- language ----------------------------------------------------------------------------
-
 _LANGUAGE = re.compile(r"^[a-z]{2,3}\b")
 
 
@@ -411,17 +398,6 @@ def _language(tree: Any, text: str, options: ExtractOptions) -> str | None:
     return detect_language(text)
 
 
-def detect_language(text: str) -> str | None:
-    """The ISO 639-1 language of a text (py3langid), or None when it is too short."""
-    if len(text) < 50:
-        return None
-    language, _ = py3langid.classify(text[:3000])
-    return str(language)
-
-
-# --- HTML and text -----------------------------------------------------------------------
-
-
 def _body_tree(body: Any) -> Any:
     """trafilatura's body as an lxml.html <div> (its own tree is plain lxml.etree)."""
     tree = convert_to_html(body)
@@ -434,25 +410,6 @@ def _inner_html(body: Any) -> str:
     return "".join(
         lxml.etree.tostring(child, encoding="unicode", method="html") for child in body
     ).strip()
-
-
-_BLOCKS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "br", "tr", "blockquote")
-
-
-def html_to_text(html: str) -> str:
-    """Plain text of an HTML fragment, one paragraph per line."""
-    if not html.strip():
-        return ""
-    try:
-        root = lxml.html.fragment_fromstring(html, create_parent="div")
-    except (lxml.etree.ParserError, ValueError):
-        return html.strip()
-    for block in root.iter(*_BLOCKS):
-        block.tail = "\n" + (block.tail or "")
-    for cell in root.iter("td", "th"):
-        cell.tail = " " + (cell.tail or "")
-    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
-    return "\n".join(line for line in lines if line)
 
 
 # --- the time limit -----------------------------------------------------------------------
@@ -475,112 +432,3 @@ def _time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-# --- choosing the body ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChosenBody:
-    """The body an article is stored and published with, and where it came from."""
-
-    text: str
-    html: str
-    status: str
-    note: str = ""
-    step: str = STEP_NONE
-
-
-def choose_body(
-    article: Article | None, entry: Entry, *, min_chars: int, reason: str = ""
-) -> ChosenBody:
-    """Prefer the extracted page; fall back to the feed's text when it is missing or short."""
-    feed_html, feed_step = entry.content_html, STEP_FEED_CONTENT
-    if not html_to_text(feed_html):
-        feed_html, feed_step = entry.summary_html, STEP_FEED_SUMMARY
-    feed_text = html_to_text(feed_html)
-    doubtful = article is not None and bool(article.doubt) and bool(feed_text)
-    if (
-        article is not None
-        and not doubtful
-        and (len(article.text) >= min_chars or len(article.text) > len(feed_text))
-    ):
-        return ChosenBody(article.text, article.html, EXTRACTED, step=article.step)
-    if article is not None and article.doubt:
-        reason = reason or f"the page's text looks wrong: {article.doubt}"
-    elif article is not None:
-        reason = reason or f"extracted text too short ({len(article.text)} chars)"
-    reason = reason or "no main text found on the page"
-    if feed_text:
-        note = f"{reason}; used the feed's text"
-        return ChosenBody(feed_text, feed_html, FALLBACK, note, step=feed_step)
-    return ChosenBody("", "", FAILED, f"{reason}; the feed has no text either")
-
-
-def feed_body(entry: Entry, note: str) -> ChosenBody:
-    """The feed's own text, for feeds configured with ``extract: false``."""
-    return replace(choose_body(None, entry, min_chars=0, reason=note), note=note)
-
-
-# --- the worker pool -------------------------------------------------------------------------
-
-
-class ExtractionPool:
-    """Runs ``extract_article`` on worker processes (one per core), or inline if workers=0.
-
-    Workers are spawned, not forked: the daemon has threads (scheduler, server) and a
-    forked child could inherit a held lock.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self._executor: Executor | None = None
-        if workers > 0:
-            context = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=_lower_priority
-            )
-
-    def extract_many(
-        self,
-        pages: Iterable[tuple[bytes, str]],
-        options: Iterable[ExtractOptions] | None = None,
-    ) -> Iterator[Article | None]:
-        """Extract each (page, url) pair, yielding results in input order."""
-        pages = list(pages)
-        per_page = list(options) if options is not None else [DEFAULT_OPTIONS] * len(pages)
-        if self._executor is None:
-            return (
-                extract_article(page, url, options=opts)
-                for (page, url), opts in zip(pages, per_page, strict=True)
-            )
-        bodies = [page for page, _ in pages]
-        urls = [url for _, url in pages]
-        return self._executor.map(_extract_in_worker, bodies, urls, per_page)
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-    def __enter__(self) -> ExtractionPool:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-# How much lower than the daemon's main process a worker runs. On a 2-core machine the
-# main process (storing, clustering, serving HTTP) is the pipeline's critical path; at
-# equal priority the two busy workers take two thirds of the CPU from it.
-WORKER_NICENESS = 5
-
-
-def _lower_priority() -> None:
-    try:
-        os.nice(WORKER_NICENESS)
-    except OSError:  # not permitted here: run at the same priority
-        pass
-
-
-def _extract_in_worker(page: bytes, url: str, options: ExtractOptions) -> Article | None:
-    return extract_article(page, url, options=options)

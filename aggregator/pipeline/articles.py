@@ -4,7 +4,7 @@ chosen, then stored into its story.
 ``plan_pages`` (needs the database: pages already extracted for another feed are
 reused) and ``run_pages`` (network and worker processes only, so it runs beside the
 storing of other feeds) come first; ``store_article`` runs inside the feed's
-transaction. The pipeline (pipeline.py) chains them per feed.
+transaction. refresh.py chains them per feed.
 """
 
 from __future__ import annotations
@@ -14,30 +14,22 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-from aggregator.cluster import events as clusterer
+from aggregator.cluster import duplicates
+from aggregator.cluster.duplicates import Fingerprint, new_story_id
 from aggregator.config import FeedSource
 from aggregator.errors import BlockedURL, FetchError
-from aggregator.extract.extractor import (
-    EXTRACTED,
-    REFUSED,
-    ChosenBody,
-    ExtractOptions,
-    choose_body,
-    detect_language,
-    feed_body,
-)
-from aggregator.fetch.fetcher import fetch_page
-from aggregator.models import Article, Entry
+from aggregator.extract.body import EXTRACTED, ChosenBody, choose_body
+from aggregator.extract.extractor import ExtractOptions
+from aggregator.extract.text import detect_language
+from aggregator.fetch import fetch_page
+from aggregator.models import Article, Entry, FeedState, NewArticle, StoredPage
+from aggregator.pipeline.context import PipelineContext
 from aggregator.pipeline.stories import add_article_to_story
-from aggregator.sanitize import sanitize_html
-from aggregator.storage import FeedState, NewArticle, StoredPage
-
-if TYPE_CHECKING:
-    from aggregator.pipeline.refresh import PipelineContext
 
 log = logging.getLogger(__name__)
+
+EXTRACT_OFF_NOTE = "extract: false for this feed; used the feed's text"
 
 
 @dataclass(frozen=True)
@@ -165,15 +157,17 @@ def store_article(ctx: PipelineContext, state: FeedState, page: Page, source: Fe
     settings = ctx.config.settings
     entry = page.entry
     body = choose_body(
-        page.article, entry, min_chars=settings.min_article_chars, reason=page.reason
+        page.article,
+        entry,
+        min_chars=settings.min_article_chars,
+        reason=page.reason if source.extract else EXTRACT_OFF_NOTE,
+        base_url=state.url,
+        extract=source.extract,
+        refused=page.refused,
     )
-    if not source.extract:
-        body = feed_body(entry, "extract: false for this feed; used the feed's text")
-    if page.refused:
-        body = ChosenBody(body.text, body.html, REFUSED, page.reason, step=body.step)
     if body.note:
         log.info("%s: %s: %s", source.display_name, entry.link, body.note)
-    fingerprint = clusterer.fingerprint(body.text)
+    fingerprint = duplicates.fingerprint(body.text)
     now = ctx.clock()
     article = _new_article(state, entry, body, page.article, fingerprint, now)
     article = replace(
@@ -185,7 +179,7 @@ def store_article(ctx: PipelineContext, state: FeedState, page: Page, source: Fe
         ctx.storage,
         article,
         settings,
-        new_story_id=clusterer.new_story_id(source.url, entry.key),
+        new_story_id=new_story_id(source.url, entry.key),
     )
     if placed.method != "new":
         log.debug(
@@ -198,10 +192,9 @@ def _new_article(
     entry: Entry,
     body: ChosenBody,
     extracted: Article | None,
-    fingerprint: clusterer.Fingerprint | None,
+    fingerprint: Fingerprint | None,
     now: datetime,
 ) -> NewArticle:
-    base = entry.link or state.url
     return NewArticle(
         feed_id=state.id,
         entry_key=entry.key,
@@ -213,7 +206,7 @@ def _new_article(
         summary=entry.summary_html,
         feed_content=entry.content_html,
         text=body.text,
-        html=sanitize_html(body.html, base) if body.html else "",
+        html=body.html,
         image=extracted.image if extracted else None,
         published_at=entry.published or _page_date(extracted, now),
         fetched_at=now,

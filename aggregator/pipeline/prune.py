@@ -10,20 +10,16 @@ small transactions, so readers and the refresh job are never held up for long.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from aggregator.cluster import events as clusterer
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
+from aggregator.pipeline.context import PipelineContext
 from aggregator.storage import Storage
-
-if TYPE_CHECKING:
-    from aggregator.pipeline.refresh import PipelineContext
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +99,7 @@ def run_prune_job(ctx: PipelineContext) -> None:
     try:
         report = prune(storage, ctx.config.settings, ctx.clock())
         log.info(report.summary())
-    except (AggregatorError, sqlite3.Error):
+    except AggregatorError:
         log.exception("prune failed; will retry at the next one")
     finally:
         storage.close()

@@ -1,156 +1,43 @@
-"""The pipeline: the only code that chains the stages.
+"""Refreshing feeds: the only code that chains the stages.
 
 For each feed: fetch → parse → (new entries only) fetch pages → extract → choose body
 → fingerprint → group → store, the store step being one transaction together with
 the feed's fetch state. Any AggregatorError is caught per feed (and per page), logged
 in plain words and recorded on the feed's row: one bad feed never stops the others.
-The per-article steps (pages, bodies, storing into a story) are in ingest.py.
+
+The steps it chains live beside it: articles.py (a feed's new articles: pages,
+bodies, storing each into its story), entries.py (new and edited entries),
+fetch_state.py (recording each fetch on the feed's row), next_check.py (when to fetch
+next), stories.py (the grouping stage's edge) and publish.py (files, WebSub).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import random
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from aggregator import metrics
-from aggregator.config import Config, FeedSource
-from aggregator.errors import (
-    AggregatorError,
-    FetchError,
-    HTTPStatusError,
-    ParseError,
-    Stopped,
-    StorageError,
-)
-from aggregator.extract.extractor import (
-    ExtractionPool,
-    choose_body,
-)
-from aggregator.fetch.fetcher import (
-    HostSlots,
-    fetch_feed,
-    host_key,
-    make_client,
-    ping_websub_hub,
-    polite_map,
-)
-from aggregator.models import Entry, FetchResult, ParsedFeed
-from aggregator.parse.pool import ParsePool
+from aggregator.config import FeedSource
+from aggregator.errors import AggregatorError, ParseError, Stopped, StorageError
+from aggregator.fetch import fetch_feed, host_key, polite_map
+from aggregator.models import BodyFacts, FeedState, FetchResult, ParsedFeed
 from aggregator.pipeline import articles as ingest
 from aggregator.pipeline.articles import Page, PagePlan
-from aggregator.pipeline.next_check import (
-    SchedulePolicy,
-    ServerHints,
-    backoff_delay,
-    hints_from_headers,
-    next_fetch_after_failure,
-    next_fetch_after_success,
-    rss_ttl,
-)
-from aggregator.publish.feeds import FEED_PATHS
-from aggregator.publish.output import write_feed_files
-from aggregator.sanitize import sanitize_html
-from aggregator.storage import (
-    BodyFacts,
-    EntryChange,
-    FeedState,
-    Storage,
-    entry_digest,
-)
-
-if TYPE_CHECKING:
-    import httpx
+from aggregator.pipeline.context import PipelineContext
+from aggregator.pipeline.entries import SortedEntries, apply_edits, sort_entries
+from aggregator.pipeline.fetch_state import RefreshOutcome, record_failure, record_success
+from aggregator.pipeline.next_check import rss_ttl
 
 log = logging.getLogger(__name__)
 
 # Feeds whose pages are downloaded and extracted in the background while this thread
 # stores others: enough to keep both cores busy, few enough to stop quickly.
 FEEDS_IN_FLIGHT = 4
-MAX_BACKOFF = timedelta(hours=24)
-GONE_STATUS = 410
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def next_check_after(now: datetime, interval: timedelta, consecutive_failures: int = 0) -> datetime:
-    """When to fetch a feed next, without hints or jitter (see aggregator.pipeline.next_check)."""
-    return now + backoff_delay(interval, consecutive_failures, MAX_BACKOFF)
-
-
-@dataclass
-class PipelineContext:
-    """Everything a refresh needs, built once per process."""
-
-    config: Config
-    storage: Storage
-    feed_client: httpx.Client
-    page_client: httpx.Client
-    pool: ExtractionPool
-    stop: threading.Event = field(default_factory=threading.Event)
-    clock: Callable[[], datetime] = utc_now
-    rand: Callable[[], float] = random.random  # jitter; tests pass a constant
-    parser: ParsePool = field(default_factory=lambda: ParsePool(0))  # big feeds off-thread
-    published_version: str = ""  # content version the WebSub hub last heard about
-    # Article page downloads in flight per site, over every feed; its limit is set from
-    # page_per_host_limit at the start of each refresh.
-    page_slots: HostSlots = field(default_factory=lambda: HostSlots(1))
-
-    @property
-    def policy(self) -> SchedulePolicy:
-        settings = self.config.settings
-        return SchedulePolicy(max_backoff=settings.max_backoff, jitter=settings.jitter)
-
-    @classmethod
-    def create(
-        cls, config: Config, storage: Storage, *, workers: int | None = None
-    ) -> PipelineContext:
-        settings = config.settings
-        processes = settings.worker_count if workers is None else workers
-        return cls(
-            config=config,
-            storage=storage,
-            feed_client=make_client(settings, guard=False),
-            page_client=make_client(settings, guard=True),
-            pool=ExtractionPool(processes),
-            parser=ParsePool(processes),
-            page_slots=HostSlots(settings.page_per_host_limit),
-        )
-
-    def interval_for(self, source: FeedSource) -> timedelta:
-        """The feed's interval in the config in force now: feeds.yaml may have been
-        reloaded while this refresh ran (issue 7), and the edit must win."""
-        live = next((feed for feed in self.config.feeds if feed.url == source.url), source)
-        return self.config.interval_for(live)
-
-    def close(self) -> None:
-        self.feed_client.close()
-        self.page_client.close()
-        self.pool.close()
-        self.parser.close()
-
-
-@dataclass(frozen=True)
-class RefreshOutcome:
-    """What one feed's refresh did, for logs and the CLI summary."""
-
-    url: str
-    name: str
-    status: str  # "ok", "not-modified" or "failed"
-    new_articles: int = 0
-    error: str = ""
-    updated_articles: int = 0
-    moved_to: str = ""  # a permanent redirect the admin should copy into feeds.yaml
 
 
 @dataclass(frozen=True)
@@ -266,7 +153,7 @@ def _unexpected_failure(
     the feed like any failure, so the rest of the batch goes on."""
     log.error("%s: could not store the feed (%s)", state.name, state.url, exc_info=exc)
     error = StorageError(f"could not store the feed: {type(exc).__name__}: {exc}")
-    return _record_failure(ctx, state, error, ctx.clock(), ctx.interval_for(source))
+    return record_failure(ctx, state, error, ctx.clock(), ctx.interval_for(source))
 
 
 def _fetch_and_parse(ctx: PipelineContext, source: FeedSource, state: FeedState) -> _Fetched:
@@ -320,7 +207,7 @@ class _FeedWork:
 
     fetched: _Fetched
     state: FeedState
-    entries: _SortedEntries
+    entries: SortedEntries
     plan: PagePlan
 
 
@@ -333,11 +220,11 @@ def _begin_feed(
     now = ctx.clock()
     interval = ctx.interval_for(source)
     if fetched.error is not None or fetched.result is None:
-        return _record_failure(ctx, state, fetched.error, now, interval)
+        return record_failure(ctx, state, fetched.error, now, interval)
     result = fetched.result
     if fetched.parsed is None:  # 304 or the same bytes: only the fetch state changes
         with ctx.storage.transaction():
-            _record_success(ctx, state, result, now, interval, body=fetched.body)
+            record_success(ctx, state, result, now, interval, body=fetched.body)
         outcome = "not_modified" if result.not_modified else "unchanged"
         metrics.FEED_FETCHES.labels(outcome).inc()
         log.info("%s: %s (%s)", source.display_name, outcome.replace("_", " "), source.url)
@@ -347,7 +234,7 @@ def _begin_feed(
         log.warning(
             "%s: feed is malformed but readable: %s", source.display_name, fetched.parsed.warning
         )
-    sorted_entries = _sort_entries(ctx, state, fetched.parsed)
+    sorted_entries = sort_entries(ctx, state, fetched.parsed)
     return _FeedWork(
         fetched, state, sorted_entries, ingest.plan_pages(ctx, sorted_entries.new, source)
     )
@@ -362,10 +249,8 @@ def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[Page]) -> Re
     with ctx.storage.transaction():
         for page in pages:
             ingest.store_article(ctx, state, page, source)
-        _apply_edits(ctx, state, sorted_entries, now)
-        _record_success(
-            ctx, state, result, now, ctx.interval_for(source), parsed, body=fetched.body
-        )
+        apply_edits(ctx, state, sorted_entries, now)
+        record_success(ctx, state, result, now, ctx.interval_for(source), parsed, body=fetched.body)
     _count_articles(pages)
     metrics.FEED_FETCHES.labels("ok").inc()
     log.info(
@@ -392,139 +277,6 @@ def _count_articles(pages: Sequence[Page]) -> None:
         metrics.ARTICLES_EXTRACTED.labels(source).inc()
 
 
-def _record_failure(
-    ctx: PipelineContext,
-    state: FeedState,
-    error: AggregatorError | None,
-    now: datetime,
-    interval: timedelta,
-) -> RefreshOutcome:
-    message = str(error) if error else "unknown error"
-    status = error.status if isinstance(error, HTTPStatusError) else None
-    if status == GONE_STATUS:
-        return _record_gone(ctx, state, message, now)
-    failures = state.consecutive_failures + 1
-    hints = ServerHints()
-    if isinstance(error, HTTPStatusError):
-        hints = hints_from_headers(error.headers, now, status=error.status)
-    next_check = next_fetch_after_failure(now, interval, failures, hints, ctx.policy, ctx.rand())
-    ctx.storage.record_fetch_failure(
-        state.id, now=now, next_check=next_check, error=message, status=status
-    )
-    metrics.FEED_FETCHES.labels("failed").inc()
-    log.warning(
-        "%s: failed (%s); attempt %d, next try at %s (%s)",
-        state.name,
-        message,
-        failures,
-        next_check.isoformat(timespec="minutes"),
-        state.url,
-    )
-    return RefreshOutcome(state.url, state.name, "failed", error=message)
-
-
-def _record_gone(
-    ctx: PipelineContext, state: FeedState, message: str, now: datetime
-) -> RefreshOutcome:
-    """410 Gone: the publisher says the feed will never come back; stop polling it."""
-    reason = f"{message}: polling stopped; fix feeds.yaml or run `aggregator feeds --reset`"
-    ctx.storage.record_fetch_failure(
-        state.id,
-        now=now,
-        next_check=None,
-        error=message,
-        status=GONE_STATUS,
-        disabled_reason=reason,
-    )
-    metrics.FEED_FETCHES.labels("gone").inc()
-    log.error("%s: %s (%s)", state.name, reason, state.url)
-    return RefreshOutcome(state.url, state.name, "failed", error=reason)
-
-
-def _record_success(
-    ctx: PipelineContext,
-    state: FeedState,
-    result: FetchResult,
-    now: datetime,
-    interval: timedelta,
-    parsed: ParsedFeed | None = None,
-    body: BodyFacts | None = None,
-) -> None:
-    if result.permanent_redirect:
-        log.warning(
-            "%s: feed moved permanently to %s; update feeds.yaml",
-            state.name,
-            result.permanent_redirect,
-        )
-    ttl_seconds = body.ttl_seconds if body else state.ttl_seconds
-    ttl = timedelta(seconds=ttl_seconds) if ttl_seconds else None
-    hints = hints_from_headers(result.headers, now, status=result.status, ttl=ttl)
-    ctx.storage.record_fetch_success(
-        state.id,
-        now=now,
-        next_check=next_fetch_after_success(now, interval, hints, ctx.policy, ctx.rand()),
-        status=result.status,
-        etag=result.etag,
-        last_modified=result.last_modified,
-        title=parsed.title if parsed else None,
-        site_url=parsed.site_url if parsed else None,
-        permanent_url=result.permanent_redirect,
-        body=body,
-        bytes_saved=(state.body_bytes or 0) if result.not_modified else 0,
-    )
-
-
-@dataclass(frozen=True)
-class _SortedEntries:
-    new: list[Entry]
-    changed: list[tuple[Entry, str]]  # with the new digest
-    undigested: list[tuple[Entry, str]]  # stored before digests existed
-
-
-def _sort_entries(ctx: PipelineContext, state: FeedState, parsed: ParsedFeed) -> _SortedEntries:
-    """New entries, edited ones and unchanged ones (which cost nothing more).
-
-    A feed listing one entry twice counts it once (the first listing wins).
-    """
-    unique: dict[str, Entry] = {}
-    for entry in parsed.entries:
-        unique.setdefault(entry.key, entry)
-    stored = ctx.storage.entry_digests(state.id, unique)
-    sorted_entries = _SortedEntries([], [], [])
-    for key, entry in unique.items():
-        digest = entry_digest(entry.title, entry.summary_html, entry.content_html)
-        if key not in stored:
-            sorted_entries.new.append(entry)
-        elif stored[key] is None:
-            sorted_entries.undigested.append((entry, digest))
-        elif stored[key] != digest:
-            sorted_entries.changed.append((entry, digest))
-    return sorted_entries
-
-
-def _apply_edits(
-    ctx: PipelineContext, state: FeedState, entries: _SortedEntries, now: datetime
-) -> None:
-    """Update edited entries in place (never refetching their pages)."""
-    for entry, digest in entries.undigested:
-        ctx.storage.set_entry_digest(state.id, entry.key, digest)
-    for entry, digest in entries.changed:
-        body = choose_body(None, entry, min_chars=0, reason="entry edited in the feed")
-        html = sanitize_html(body.html, entry.link or state.url) if body.html else ""
-        change = EntryChange(
-            title=entry.title,
-            summary=entry.summary_html,
-            feed_content=entry.content_html,
-            digest=digest,
-            text=body.text,
-            html=html,
-            changed_at=now,
-        )
-        ctx.storage.update_entry(state.id, entry.key, change)
-        metrics.ENTRIES_UPDATED.inc()
-        log.info("%s: entry edited, updated in place: %s", state.name, entry.link or entry.key)
-
-
 def refresh_due_feeds(ctx: PipelineContext) -> list[RefreshOutcome]:
     """Refresh the enabled feeds whose next check time has come."""
     due = set(ctx.storage.due_feed_urls(ctx.clock()))
@@ -544,35 +296,3 @@ def summarize(outcomes: Iterable[RefreshOutcome]) -> str:
         f"{len(outcomes)} feeds refreshed: {new} new articles, "
         f"{unchanged} not modified, {failed} failed"
     )
-
-
-def publish(ctx: PipelineContext) -> None:
-    """The publish step: the server renders from the database on change; when
-    ``output_dir`` is set, the feed files (and named slices) are also written there
-    atomically; when ``websub_hub`` is set, the hub is told the feeds changed."""
-    directory = ctx.config.output_directory
-    if directory is not None:
-        written = write_feed_files(ctx.storage, ctx.config.settings, directory, ctx.config.outputs)
-        for path in written:
-            log.info("wrote %s", path)
-    notify_websub_hub(ctx)
-
-
-def notify_websub_hub(ctx: PipelineContext) -> None:
-    """Ping the WebSub hub when what the feeds show changed since the last ping."""
-    settings = ctx.config.settings
-    if not settings.websub_hub:
-        return
-    version = ctx.storage.content_version()
-    if version == ctx.published_version:
-        return
-    paths = [*FEED_PATHS.values(), *(output.path for output in ctx.config.outputs)]
-    try:
-        ping_websub_hub(
-            ctx.feed_client, settings.websub_hub, [settings.base_url + p for p in paths]
-        )
-    except FetchError as exc:
-        log.warning("WebSub hub %s not notified (next publish retries): %s", exc.url, exc)
-        return
-    ctx.published_version = version
-    log.info("notified WebSub hub %s of %d feeds", settings.websub_hub, len(paths))

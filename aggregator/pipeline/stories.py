@@ -7,8 +7,8 @@ candidates from the inverted index), else a new story. An article that fits two 
 stories shows they are one event: they are merged into the older id, and the other
 id stays as an alias. When an article joins a story, the single-report stories near
 it are placed again against the grown story, and merged into it if they now fit.
-Decisions are pure functions in clusterer.py; this module only moves data between
-them and Storage. Call everything here inside a transaction.
+Decisions are pure functions in cluster/ (duplicates.py, events.py); this module
+only moves data between them and Storage. Call everything here inside a transaction.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from aggregator.cluster import duplicates
 from aggregator.cluster import events as clusterer
-from aggregator.cluster.events import Assignment, Placement, StoryProfile
+from aggregator.cluster.events import Placement, TermStats
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
-from aggregator.storage import NewArticle, Storage
+from aggregator.models import Assignment, NewArticle, StoryProfile
+from aggregator.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +50,11 @@ def add_article_to_story(
     """Store ``article`` in the story it belongs to (creating one if none fits)."""
     terms = clusterer.event_terms(article.title, article.text)
     storage.count_document(terms)
-    documents, df = storage.corpus_frequencies(terms)
-    idf_of = clusterer.idf_table(terms, df, documents)
-    vector = clusterer.weigh(terms, idf_of)
-    assignment, placement = _choose_story(storage, article, settings, vector, idf_of, df, documents)
+    stats = clusterer.term_stats(terms, *_frequencies(storage, terms))
+    assignment, placement = _choose_story(storage, article, settings, stats)
     article_id = storage.add_article(article, assignment, new_story_id)
     story_id = assignment.story_id or new_story_id
-    grow_profile(storage, story_id, clusterer.normalized(terms), df, documents)
+    grow_profile(storage, story_id, clusterer.normalized(terms), stats.df, stats.documents)
     merged = tuple(
         absorbed
         for other, score in placement.also
@@ -90,23 +90,21 @@ def _fit(
     """How well an already stored article fits ``story_id`` as related coverage, or None
     if it would not join it."""
     terms = clusterer.event_terms(title, text)
-    documents, df = storage.corpus_frequencies(terms)
-    idf_of = clusterer.idf_table(terms, df, documents)
-    vector = clusterer.weigh(terms, idf_of)
-    placement = _place(storage, [story_id], title, text, vector, idf_of, documents, settings)
+    stats = clusterer.term_stats(terms, *_frequencies(storage, terms))
+    placement = _place(storage, [story_id], title, text, stats, settings)
     return placement.score if placement.story_id == story_id else None
 
 
+def _frequencies(storage: Storage, terms: dict[str, float]) -> tuple[dict[str, int], int]:
+    """The document frequencies of ``terms`` and the number of documents counted."""
+    documents, df = storage.corpus_frequencies(terms)
+    return df, documents
+
+
 def _choose_story(
-    storage: Storage,
-    article: NewArticle,
-    settings: Settings,
-    vector: dict[str, float],
-    idf_of: dict[str, float],
-    df: dict[str, int],
-    documents: int,
+    storage: Storage, article: NewArticle, settings: Settings, stats: TermStats
 ) -> tuple[Assignment, Placement]:
-    copy = clusterer.assign_story(
+    copy = duplicates.assign_story(
         canonical_url=article.canonical_url,
         guid=article.guid,
         signature=article.signature,
@@ -123,16 +121,14 @@ def _choose_story(
     window = settings.clustering
     moment = article.published_at or article.fetched_at
     candidates = storage.open_story_candidates(
-        clusterer.query_terms(vector, df, documents),
+        clusterer.query_terms(stats.vector, stats.df, stats.documents),
         since=moment - window.window,
         first_since=moment - window.max_age,
         limit=window.candidates,
     )
     blocked = storage.split_url_story(article.canonical_url)
     candidates = [story for story in candidates if story != blocked]
-    placement = _place(
-        storage, candidates, article.title, article.text, vector, idf_of, documents, settings
-    )
+    placement = _place(storage, candidates, article.title, article.text, stats, settings)
     if placement.story_id is None:
         return Assignment(None, "new"), placement
     return Assignment(placement.story_id, clusterer.RELATED, placement.score), placement
@@ -143,19 +139,15 @@ def _place(
     candidates: list[str],
     title: str,
     text: str,
-    vector: dict[str, float],
-    idf_of: dict[str, float],
-    documents: int,
+    stats: TermStats,
     settings: Settings,
 ) -> Placement:
-    """The article (title, text, and its TF-IDF ``vector``) placed among ``candidates``."""
-    lead = clusterer.weigh(clusterer.lead_terms(title, text), idf_of)
-    profiles, idf_of = candidate_profiles(
-        storage, candidates, vector, idf_of, documents, lead_terms=lead.keys()
-    )
+    """The article (title, text, and its weighted terms) placed among ``candidates``."""
+    lead = clusterer.weigh(clusterer.lead_terms(title, text), stats.idf_of)
+    profiles, idf_of = candidate_profiles(storage, candidates, stats, lead_terms=lead.keys())
     window = settings.clustering
     return clusterer.place_article(
-        vector,
+        stats.vector,
         profiles,
         idf_of,
         join_threshold=window.join_threshold,
@@ -168,20 +160,20 @@ def _place(
 def candidate_profiles(
     storage: Storage,
     candidates: list[str],
-    vector: dict[str, float],
-    idf_of: dict[str, float],
-    documents: int,
+    stats: TermStats,
     lead_terms: Iterable[str] = (),
 ) -> tuple[dict[str, StoryProfile], dict[str, float]]:
     """The candidates' profiles over the article's heaviest terms and all of its lead's
     (the lead's own test needs them), and ``idf_of`` grown by the IDF of their figures
     that the article lacks (the figures' cosine needs the story's whole figure vector)."""
-    terms = dict.fromkeys([*clusterer.top_terms(vector, clusterer.SCORED_TERMS), *lead_terms])
+    scored = clusterer.top_terms(stats.vector, clusterer.SCORED_TERMS)
+    terms = dict.fromkeys([*scored, *lead_terms])
     profiles = storage.story_profiles(candidates, list(terms))
+    idf_of = stats.idf_of
     missing = {term for profile in profiles.values() for term in profile.figures} - idf_of.keys()
     if missing:
         _, df = storage.corpus_frequencies(missing)
-        idf_of = {**idf_of, **clusterer.idf_table(missing, df, documents)}
+        idf_of = {**idf_of, **clusterer.idf_table(missing, df, stats.documents)}
     return profiles, idf_of
 
 
@@ -248,7 +240,7 @@ def split_article(storage: Storage, url: str, now: datetime) -> tuple[str, str]:
     if row is None:
         raise StoryNotFound(f"no stored article has the URL {url}")
     old_story = row["story_id"]
-    new_story = clusterer.new_story_id("split", f"{row['id']}:{now.isoformat()}")
+    new_story = duplicates.new_story_id("split", f"{row['id']}:{now.isoformat()}")
     storage.detach_article(row["id"], new_story, now)
     storage.record_override("split", now, article_url=row["canonical_url"], story_id=old_story)
     for story in (old_story, new_story):

@@ -12,8 +12,6 @@ An OPML file comes from anywhere: it is size-capped, refused when it declares a 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from aggregator.config import FeedSource, load_config
 from aggregator.errors import OPMLError
+from aggregator.publish.files import write_atomically
 from aggregator.urls import canonicalize_url
 
 __all__ = ["OPMLFeed", "add_feeds_to_yaml", "import_opml_file", "parse_opml", "render_opml"]
@@ -214,13 +213,5 @@ def import_opml_file(config_path: Path, opml_path: Path, *, dry_run: bool = Fals
     edit = add_feeds_to_yaml(text, feeds)
     if dry_run or not edit.added:
         return edit
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=config_path.parent, prefix=f".{config_path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(edit.text)
-        load_config(temporary)
-        os.replace(temporary, config_path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    write_atomically(config_path, edit.text.encode("utf-8"), check=load_config)
     return edit

@@ -34,13 +34,9 @@ from aggregator.errors import BadRequest
 from aggregator.publish.feeds import CONTENT_TYPES, FEED_PATHS, item_id
 from aggregator.publish.opml import CONTENT_TYPE as OPML_CONTENT_TYPE
 from aggregator.publish.opml import render_opml
-from aggregator.publish.output import (
-    FeedQuery,
-    parse_feed_query,
-    render_from_storage,
-    render_page_from_storage,
-)
+from aggregator.publish.output import render_from_storage, render_page_from_storage
 from aggregator.publish.page import STYLE_CSP_SOURCE
+from aggregator.publish.query import FeedQuery, parse_feed_query
 from aggregator.serve.health import feed_states, summarize_health
 from aggregator.storage import Storage
 

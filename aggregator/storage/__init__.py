@@ -1,121 +1,52 @@
-"""Storage: the one door to the database. All SQL of the service lives here and in
-the mixins Storage inherits, one module per concern: storage_feeds (feeds and their
-fetch state), storage_publish (live stories as published, slices), storage_stories
-(the clustering's index), storage_retention (pruning); storage_sql holds what they
-share (the unit of work, row helpers). Callers import only this module.
+"""Storage: the one door to the database. All SQL of the service lives in this package.
+
+``Storage`` inherits one mixin per concern, each in its own module:
+
+| module | concern |
+| --- | --- |
+| ``articles`` | storing articles into stories, edited entries, reused pages, copy candidates |
+| ``feeds`` | the feeds table, kept in step with feeds.yaml; each feed's fetch state and health |
+| ``published`` | live stories as published, and the slices (tag, source, search, paging) |
+| ``story_index`` | the clustering's index: document frequencies, centroids, merges, overrides |
+| ``retention`` | pruning aged-out stories, compacting, backups |
+| ``sql`` | what they share: the unit of work, row helpers, the error translation |
+| ``migrations`` | the schema, as versioned migrations |
 
 SQLite through sqlite-utils, in WAL mode so the HTTP server and CLI read while the
 scheduler writes. Each unit of work (one feed's refresh) is one transaction: a crash
 leaves either all of it or none of it. Timestamps are ISO 8601 UTC strings
-(``2026-11-24T09:30:00+00:00``), which sort as text.
+(``2026-11-24T09:30:00+00:00``), which sort as text. Nothing leaves this package as a
+``sqlite3.Error``: every public method raises ``StorageError`` instead.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlite_utils import Database
 
-from aggregator.cluster.events import Assignment, Candidate
 from aggregator.errors import StorageError
-from aggregator.storage.feeds import BodyFacts, FeedState, FeedStorage
+from aggregator.storage.articles import ArticleStorage, entry_digest
+from aggregator.storage.feeds import FeedStorage
 from aggregator.storage.migrations import migrations
 from aggregator.storage.published import PublishingStorage, fts_query, member_relations
 from aggregator.storage.retention import RetentionStorage
-from aggregator.storage.sql import iso
+from aggregator.storage.sql import raising_storage_errors
 from aggregator.storage.story_index import StoryIndexStorage
 
-# Callers import everything storage-related from here: one door.
-__all__ = [
-    "BodyFacts",
-    "EntryChange",
-    "FeedState",
-    "NewArticle",
-    "Storage",
-    "StoredPage",
-    "entry_digest",
-    "fts_query",
-    "member_relations",
-]
+__all__ = ["Storage", "entry_digest", "fts_query", "member_relations"]
 
 BUSY_TIMEOUT_MS = 10_000
-# Near-duplicate candidates compared per new article, at most (those sharing most bands).
-MAX_BAND_CANDIDATES = 50
-# Methods by which an article joins as a copy of another (not independent coverage).
-COPY_METHODS = frozenset({"url", "guid", "near-duplicate"})
-# Extracted text at least this long counts as complete when choosing a story's lead.
-COMPLETE_TEXT_CHARS = 1000
 
 
-def entry_digest(title: str, summary: str, content: str) -> str:
-    """What identifies an entry's visible content: a change means an edited entry."""
-    payload = "\x1f".join((title, summary, content)).encode("utf-8", "surrogatepass")
-    return hashlib.sha256(payload).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class NewArticle:
-    """An article ready to store: entry, chosen body and fingerprint."""
-
-    feed_id: int
-    entry_key: str
-    guid: str | None
-    url: str
-    canonical_url: str
-    title: str
-    author: str | None
-    summary: str
-    feed_content: str
-    text: str
-    html: str
-    image: str | None
-    published_at: datetime | None
-    fetched_at: datetime
-    extraction_status: str
-    extraction_note: str
-    signature: bytes | None
-    bands: tuple[str, ...]
-    extraction_step: str | None = None  # the chain step that gave the text (extractor.STEP_*)
-    language: str | None = None  # ISO 639-1
-
-
-@dataclass(frozen=True)
-class EntryChange:
-    """An edited entry's new title and feed text (and the body made from it)."""
-
-    title: str
-    summary: str
-    feed_content: str
-    digest: str
-    text: str
-    html: str
-    changed_at: datetime
-
-
-@dataclass(frozen=True)
-class StoredPage:
-    """An already extracted page, reused when another feed links the same URL."""
-
-    text: str
-    html: str
-    image: str | None
-    author: str | None
-    extraction_status: str
-    extraction_step: str | None = None
-    language: str | None = None
-
-
-class Storage(FeedStorage, PublishingStorage, StoryIndexStorage, RetentionStorage):
+@raising_storage_errors
+class Storage(ArticleStorage, FeedStorage, PublishingStorage, StoryIndexStorage, RetentionStorage):
     """All reads and writes of the service's database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, path: Path | None = None) -> None:
         self.db = db
+        self.path = path or Path(":memory:")  # named in errors, like "disk is full: PATH"
 
     @classmethod
     def open(
@@ -142,7 +73,7 @@ class Storage(FeedStorage, PublishingStorage, StoryIndexStorage, RetentionStorag
             db.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: no corruption on crash
             # 32 MB of page cache: the story index is read on every new article.
             db.execute("PRAGMA cache_size = -32000")
-            storage = cls(db)
+            storage = cls(db, path)
             if migrate:
                 storage.migrate()
         except (sqlite3.Error, OSError) as exc:
@@ -157,232 +88,3 @@ class Storage(FeedStorage, PublishingStorage, StoryIndexStorage, RetentionStorag
 
     def close(self) -> None:
         self.db.close()
-
-    # -- articles --------------------------------------------------------------
-
-    def known_entry_keys(self, feed_id: int, keys: Iterable[str]) -> set[str]:
-        wanted = list(keys)
-        if not wanted:
-            return set()
-        placeholders = ",".join("?" * len(wanted))
-        rows = self.db.query(
-            f"SELECT entry_key FROM articles WHERE feed_id = ? AND entry_key IN ({placeholders})",
-            [feed_id, *wanted],
-        )
-        return {row["entry_key"] for row in rows}
-
-    def entry_digests(self, feed_id: int, keys: Iterable[str]) -> dict[str, str | None]:
-        """The stored entries among ``keys`` with their content digest (None: not yet known)."""
-        wanted = list(keys)
-        found: dict[str, str | None] = {}
-        # Chunks stay under SQLite's bound-variable limit on old builds (999).
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start : start + 900]
-            rows = self.db.query(
-                f"SELECT entry_key, entry_hash FROM articles WHERE feed_id = ?"
-                f" AND entry_key IN ({','.join('?' * len(chunk))})",
-                [feed_id, *chunk],
-            )
-            found.update((row["entry_key"], row["entry_hash"]) for row in rows)
-        return found
-
-    def set_entry_digest(self, feed_id: int, entry_key: str, digest: str) -> None:
-        """Remember a digest for an entry stored before digests existed (no change)."""
-        self.db.execute(
-            "UPDATE articles SET entry_hash = ? WHERE feed_id = ? AND entry_key = ?",
-            [digest, feed_id, entry_key],
-        )
-
-    def update_entry(self, feed_id: int, entry_key: str, change: EntryChange) -> None:
-        """Update an edited entry in place and move its story's updated date.
-
-        The page text stays when it came from the page (``extraction_status`` is
-        'extracted'): pages are never fetched twice. A body that came from the feed
-        follows the feed's new text. Call inside ``transaction()``.
-        """
-        row = self._one(
-            "SELECT id, story_id, extraction_status FROM articles"
-            " WHERE feed_id = ? AND entry_key = ?",
-            [feed_id, entry_key],
-        )
-        if row is None:
-            return
-        from_feed = row["extraction_status"] != "extracted" and bool(change.text)
-        self.db.execute(
-            """
-            UPDATE articles SET title = :title, summary = :summary,
-                feed_content = :content, entry_hash = :hash,
-                text = CASE WHEN :from_feed THEN :text ELSE text END,
-                html = CASE WHEN :from_feed THEN :html ELSE html END
-            WHERE id = :id
-            """,
-            {
-                "id": row["id"],
-                "title": change.title,
-                "summary": change.summary,
-                "content": change.feed_content,
-                "hash": change.digest,
-                "from_feed": from_feed,
-                "text": change.text,
-                "html": change.html,
-            },
-        )
-        self.db.execute(
-            "UPDATE stories SET updated_at = MAX(updated_at, ?) WHERE id = ?",
-            [iso(change.changed_at), row["story_id"]],
-        )
-
-    def stored_page(self, canonical_url: str) -> StoredPage | None:
-        """A page another feed already led us to extract: never fetch it twice."""
-        row = self._one(
-            """
-            SELECT text, html, image, author, extraction_status, extraction_step, language
-            FROM articles
-            WHERE canonical_url = ? AND extraction_status = 'extracted'
-            ORDER BY id LIMIT 1
-            """,
-            [canonical_url],
-        )
-        return StoredPage(**row) if row else None
-
-    def articles_at(self, url: str, canonical_url: str) -> list[dict[str, Any]]:
-        """Every stored article at this URL (any feed): how its text was obtained."""
-        return list(
-            self.db.query(
-                """
-                SELECT articles.id, articles.url, articles.title, feeds.name AS feed,
-                       articles.extraction_status, articles.extraction_step,
-                       articles.extraction_note, articles.language, articles.published_at,
-                       articles.fetched_at, articles.story_id, length(articles.text) AS chars
-                FROM articles JOIN feeds ON feeds.id = articles.feed_id
-                WHERE articles.url = ? OR articles.canonical_url = ?
-                ORDER BY articles.id
-                """,
-                [url, canonical_url],
-            )
-        )
-
-    def duplicate_candidates(
-        self, *, canonical_url: str, guid: str | None, bands: Sequence[str], since: datetime
-    ) -> list[Candidate]:
-        """Stored articles sharing the URL, the guid or an LSH band with a new one."""
-        band_list = list(bands)
-        # Only the articles sharing the most bands are compared: a feed of near-identical
-        # bodies must not make each new article cost one comparison per stored copy.
-        band_clause = (
-            f"""OR id IN (SELECT article_id FROM article_bands
-                          WHERE band_key IN ({",".join("?" * len(band_list))})
-                          GROUP BY article_id ORDER BY COUNT(*) DESC, article_id DESC
-                          LIMIT {MAX_BAND_CANDIDATES})"""
-            if band_list
-            else ""
-        )
-        rows = self.db.query(
-            f"""
-            SELECT id, story_id, canonical_url, guid, signature FROM articles
-            WHERE (canonical_url = ? OR (guid IS NOT NULL AND guid = ?) {band_clause})
-              AND fetched_at >= ?
-            ORDER BY id
-            """,
-            [canonical_url, guid or "", *band_list, iso(since)],
-        )
-        return [
-            Candidate(
-                article_id=row["id"],
-                story_id=row["story_id"],
-                canonical_url=row["canonical_url"],
-                guid=row["guid"],
-                signature=row["signature"],
-            )
-            for row in rows
-        ]
-
-    def add_article(self, article: NewArticle, assignment: Assignment, new_story_id: str) -> int:
-        """Store one article in its story (creating the story if the assignment says so).
-
-        Call inside ``transaction()`` together with the feed's fetch state.
-        """
-        story_id = assignment.story_id or new_story_id
-        if assignment.story_id is None:
-            self._create_story(story_id, article)
-        article_id = self._insert_article(article, assignment, story_id)
-        self.db.conn.executemany(
-            "INSERT OR IGNORE INTO article_bands (band_key, article_id) VALUES (?, ?)",
-            [(band, article_id) for band in article.bands],
-        )
-        self.refresh_story(story_id, article.fetched_at)
-        return article_id
-
-    def _create_story(self, story_id: str, article: NewArticle) -> None:
-        moment = iso(article.published_at or article.fetched_at)
-        self.db.execute(
-            "INSERT OR IGNORE INTO stories (id, created_at, published_at, updated_at)"
-            " VALUES (?, ?, ?, ?)",
-            [story_id, iso(article.fetched_at), moment, moment],
-        )
-
-    def _insert_article(self, article: NewArticle, assignment: Assignment, story_id: str) -> int:
-        values = {
-            key: value
-            for key, value in vars(article).items()
-            if key not in {"bands", "published_at", "fetched_at"}
-        }
-        values.update(
-            published_at=iso(article.published_at) if article.published_at else None,
-            fetched_at=iso(article.fetched_at),
-            story_id=story_id,
-            method=assignment.method,
-            score=assignment.score,
-            matched_article_id=assignment.matched_article_id,
-            copy_of=self._copy_group_of(assignment),
-            entry_hash=entry_digest(article.title, article.summary, article.feed_content),
-        )
-        columns = ", ".join(values)
-        placeholders = ", ".join(f":{key}" for key in values)
-        cursor = self.db.execute(
-            f"INSERT INTO articles ({columns}) VALUES ({placeholders})", values
-        )
-        return int(cursor.lastrowid or 0)
-
-    def _copy_group_of(self, assignment: Assignment) -> int | None:
-        """The first article of the copy group a duplicate joins (None: independent)."""
-        if assignment.method not in COPY_METHODS or assignment.matched_article_id is None:
-            return None
-        row = self._one(
-            "SELECT COALESCE(copy_of, id) AS root FROM articles WHERE id = ?",
-            [assignment.matched_article_id],
-        )
-        return int(row["root"]) if row else None
-
-    def refresh_story(self, story_id: str, now: datetime) -> None:
-        """Re-pick the lead and move the story's dates after a member joined or left.
-
-        The lead: the feed with the highest ``priority``, then an extracted page over
-        the feed's own text, then the more complete text, then the earliest published.
-        """
-        lead = self._one(
-            f"""
-            SELECT a.id FROM articles a JOIN feeds f ON f.id = a.feed_id
-            WHERE a.story_id = ?
-            ORDER BY f.priority DESC, a.extraction_status = 'extracted' DESC,
-                     length(a.text) >= {COMPLETE_TEXT_CHARS} DESC,
-                     COALESCE(a.published_at, a.fetched_at), a.id
-            LIMIT 1
-            """,
-            [story_id],
-        )
-        self.db.execute(
-            """
-            UPDATE stories SET
-                lead_article_id = :lead,
-                published_at = (SELECT MIN(COALESCE(published_at, fetched_at))
-                                FROM articles WHERE story_id = :id),
-                updated_at = MAX(updated_at, :now,
-                                 (SELECT MAX(COALESCE(published_at, fetched_at))
-                                  FROM articles WHERE story_id = :id)),
-                last_member_at = (SELECT MAX(COALESCE(published_at, fetched_at))
-                                  FROM articles WHERE story_id = :id)
-            WHERE id = :id
-            """,
-            {"id": story_id, "lead": lead["id"] if lead else None, "now": iso(now)},
-        )

@@ -10,39 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aggregator.config import FeedSource
 from aggregator.errors import StorageError
+from aggregator.models import BodyFacts, FeedState
 from aggregator.storage.sql import SqlDoor, iso
-
-
-@dataclass(frozen=True)
-class FeedState:
-    """What the pipeline needs to know about a feed before fetching it."""
-
-    id: int
-    url: str
-    name: str
-    etag: str | None
-    last_modified: str | None
-    consecutive_failures: int
-    permanent_url: str | None = None
-    content_hash: str | None = None  # sha256 of the last full body
-    body_bytes: int | None = None  # its size: what each 304 saves
-    ttl_seconds: int | None = None  # the feed's own <ttl>, remembered across 304s
-    disabled_reason: str | None = None  # set on 410 Gone; cleared by reset_feed
-
-
-@dataclass(frozen=True)
-class BodyFacts:
-    """What is remembered of a full feed body, to skip the next identical one."""
-
-    content_hash: str
-    size: int
-    ttl_seconds: int | None = None
 
 
 class FeedStorage(SqlDoor):

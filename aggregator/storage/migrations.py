@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
+from aggregator.storage.m007_minhash import fingerprint_v1
+
 migrations = Migrations("aggregator")
 
 
@@ -215,10 +217,10 @@ def m006_retention(db: Database) -> None:
 
 @migrations()
 def m007_numpy_minhash(db: Database) -> None:
-    """Near-duplicate fingerprints are computed by clusterer.py's own MinHash (numpy)
-    instead of datasketch's; the values differ, so every stored signature and LSH band
-    is recomputed from the stored text, or old articles would never match new copies."""
-    from aggregator.cluster.events import fingerprint  # only this migration needs it
+    """Near-duplicate fingerprints are computed by our own MinHash (numpy) instead of
+    datasketch's; the values differ, so every stored signature and LSH band is
+    recomputed from the stored text, or old articles would never match new copies.
+    The MinHash of that release is frozen in m007_minhash.py."""
 
     db.execute("DELETE FROM article_bands")
     ids = [row[0] for row in db.execute("SELECT id FROM articles ORDER BY id").fetchall()]
@@ -227,13 +229,10 @@ def m007_numpy_minhash(db: Database) -> None:
         marks = ",".join("?" * len(batch))
         rows = db.execute(f"SELECT id, text FROM articles WHERE id IN ({marks})", batch)
         for article_id, text in rows.fetchall():
-            found = fingerprint(text or "")
-            db.execute(
-                "UPDATE articles SET signature = ? WHERE id = ?",
-                [found.signature if found else None, article_id],
+            found = fingerprint_v1(text or "")
+            signature, bands = found or (None, ())
+            db.execute("UPDATE articles SET signature = ? WHERE id = ?", [signature, article_id])
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO article_bands (band_key, article_id) VALUES (?, ?)",
+                [(band, article_id) for band in bands],
             )
-            if found is not None:
-                db.conn.executemany(
-                    "INSERT OR IGNORE INTO article_bands (band_key, article_id) VALUES (?, ?)",
-                    [(band, article_id) for band in found.bands],
-                )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from aggregator.errors import StorageError
 from aggregator.storage.sql import SqlDoor, iso, placeholders
 
 AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
@@ -118,7 +119,7 @@ class RetentionStorage(SqlDoor):
             destination.close()
         if [row for row in problems if row[0] != "ok"]:
             partial.unlink(missing_ok=True)
-            raise sqlite3.DatabaseError(f"backup failed its check: {problems[:3]}")
+            raise StorageError(f"backup failed its check: {problems[:3]}")
         partial.replace(target)
 
     def _pragma_int(self, name: str) -> int:

@@ -1,13 +1,24 @@
-"""Small helpers shared by the storage modules (storage.py and its mixins)."""
+"""What the storage modules share: the unit of work, row helpers, and the translation
+of sqlite3's errors into ours at the door."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+import inspect
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 from sqlite_utils import Database
+
+from aggregator.errors import StorageError
+
+Params = ParamSpec("Params")
+Returned = TypeVar("Returned")
+StorageClass = TypeVar("StorageClass", bound=type)
 
 
 class SqlDoor:
@@ -15,6 +26,7 @@ class SqlDoor:
     two ways to read."""
 
     db: Database
+    path: Path
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -30,13 +42,19 @@ class SqlDoor:
             return
         # IMMEDIATE takes the write lock now, so a second writer waits (busy_timeout)
         # instead of failing later with "database is locked" on lock upgrade.
-        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path) from exc
         try:
             yield
+            connection.commit()
+        except sqlite3.Error as exc:
+            connection.rollback()
+            raise storage_error(exc, self.path) from exc
         except BaseException:
             connection.rollback()
             raise
-        connection.commit()
 
     def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         return next(iter(self.db.query(sql, params)), None)
@@ -57,3 +75,33 @@ def from_iso(value: str | None) -> datetime | None:
 def placeholders(values: Sequence[Any]) -> str:
     """``?,?,?`` for an ``IN (...)`` over ``values``."""
     return ",".join("?" * len(values))
+
+
+def storage_error(exc: sqlite3.Error, path: Path) -> StorageError:
+    """Our error for a failed database operation, naming the file: "database or disk is
+    full: /data/aggregator.db"."""
+    return StorageError(f"{exc}: {path}")
+
+
+def raising_storage_errors(cls: StorageClass) -> StorageClass:
+    """Make every public method of ``cls`` raise StorageError instead of sqlite3.Error,
+    so callers catch one error of ours at the door (``transaction`` does it itself)."""
+    for name in dir(cls):
+        method = getattr(cls, name)
+        if name.startswith("_") or name == "transaction" or not callable(method):
+            continue
+        if isinstance(inspect.getattr_static(cls, name), classmethod | staticmethod):
+            continue
+        setattr(cls, name, _translated(method))
+    return cls
+
+
+def _translated(method: Callable[Params, Returned]) -> Callable[Params, Returned]:
+    @functools.wraps(method)
+    def call(*args: Params.args, **kwargs: Params.kwargs) -> Returned:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise storage_error(exc, args[0].path) from exc  # type: ignore[attr-defined]
+
+    return call

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from aggregator.cluster.events import StoryProfile
+from aggregator.models import StoryProfile
 from aggregator.storage.sql import SqlDoor, iso, placeholders
 
 DOCUMENTS = "documents"  # corpus_stats counter: articles counted into term_stats

@@ -1,0 +1,90 @@
+"""The one body-choice policy: which text an article is stored and published with.
+
+The extracted page wins unless it is missing, doubtful (the chain's ``Article.doubt``)
+or too short next to the feed's own text; then the feed's ``content:encoded``, then
+its summary, so that an item is never published empty when the feed had text. The
+chosen HTML is sanitised here too (nh3, links made absolute), so every caller stores
+the same thing: a new article, an edited entry, a feed with ``extract: false``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aggregator.extract.text import html_to_text
+from aggregator.models import Article, Entry
+from aggregator.sanitize import sanitize_html
+
+# Extraction status recorded on each article.
+EXTRACTED = "extracted"  # trafilatura's text from the article page
+FALLBACK = "fallback"  # the feed's own content or summary (page failed or too short)
+REFUSED = "refused"  # the page URL was blocked by the private-address guard
+FAILED = "failed"  # no page text and no feed text either
+
+# Steps of the chain that give the feed's text (the page's are in extractor.py).
+STEP_FEED_CONTENT = "feed-content"
+STEP_FEED_SUMMARY = "feed-summary"
+STEP_NONE = "none"
+
+
+@dataclass(frozen=True)
+class ChosenBody:
+    """The body an article is stored and published with, and where it came from."""
+
+    text: str
+    html: str  # sanitised
+    status: str
+    note: str = ""
+    step: str = STEP_NONE
+
+
+def choose_body(
+    article: Article | None,
+    entry: Entry,
+    *,
+    min_chars: int,
+    reason: str = "",
+    base_url: str = "",
+    extract: bool = True,
+    refused: bool = False,
+) -> ChosenBody:
+    """Prefer the extracted page; fall back to the feed's text when it is missing or short.
+
+    ``reason`` says why there is no page (it becomes the note); ``extract=False`` (the
+    feed's setting) always takes the feed's text; ``refused`` marks a page the
+    private-address guard blocked. Relative links resolve against the entry's link,
+    else ``base_url`` (the feed's URL).
+    """
+    if not extract:
+        article = None
+    chosen = _chosen(article, entry, min_chars, reason)
+    if not extract:
+        chosen = ChosenBody(chosen.text, chosen.html, chosen.status, reason, chosen.step)
+    if refused:
+        chosen = ChosenBody(chosen.text, chosen.html, REFUSED, reason, chosen.step)
+    base = entry.link or base_url
+    html = sanitize_html(chosen.html, base) if chosen.html else ""
+    return ChosenBody(chosen.text, html, chosen.status, chosen.note, chosen.step)
+
+
+def _chosen(article: Article | None, entry: Entry, min_chars: int, reason: str) -> ChosenBody:
+    feed_html, feed_step = entry.content_html, STEP_FEED_CONTENT
+    if not html_to_text(feed_html):
+        feed_html, feed_step = entry.summary_html, STEP_FEED_SUMMARY
+    feed_text = html_to_text(feed_html)
+    doubtful = article is not None and bool(article.doubt) and bool(feed_text)
+    if (
+        article is not None
+        and not doubtful
+        and (len(article.text) >= min_chars or len(article.text) > len(feed_text))
+    ):
+        return ChosenBody(article.text, article.html, EXTRACTED, step=article.step)
+    if article is not None and article.doubt:
+        reason = reason or f"the page's text looks wrong: {article.doubt}"
+    elif article is not None:
+        reason = reason or f"extracted text too short ({len(article.text)} chars)"
+    reason = reason or "no main text found on the page"
+    if feed_text:
+        note = f"{reason}; used the feed's text"
+        return ChosenBody(feed_text, feed_html, FALLBACK, note, step=feed_step)
+    return ChosenBody("", "", FAILED, f"{reason}; the feed has no text either")

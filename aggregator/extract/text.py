@@ -1,0 +1,34 @@
+"""Plain text of extracted HTML, and its language."""
+
+from __future__ import annotations
+
+import lxml.etree
+import lxml.html
+import py3langid
+
+
+def detect_language(text: str) -> str | None:
+    """The ISO 639-1 language of a text (py3langid), or None when it is too short."""
+    if len(text) < 50:
+        return None
+    language, _ = py3langid.classify(text[:3000])
+    return str(language)
+
+
+_BLOCKS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "br", "tr", "blockquote")
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment, one paragraph per line."""
+    if not html.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return html.strip()
+    for block in root.iter(*_BLOCKS):
+        block.tail = "\n" + (block.tail or "")
+    for cell in root.iter("td", "th"):
+        cell.tail = " " + (cell.tail or "")
+    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
+    return "\n".join(line for line in lines if line)

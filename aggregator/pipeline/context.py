@@ -1,0 +1,73 @@
+"""What a refresh needs, built once per process: the config in force, the database,
+the HTTP clients, the worker pools, the clock and the stop signal."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from aggregator.config import Config, FeedSource
+from aggregator.extract.pool import ExtractionPool
+from aggregator.fetch import HostSlots, HttpClient, make_client
+from aggregator.parse.pool import ParsePool
+from aggregator.pipeline.next_check import SchedulePolicy
+from aggregator.storage import Storage
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PipelineContext:
+    """Everything a refresh needs, built once per process."""
+
+    config: Config
+    storage: Storage
+    feed_client: HttpClient
+    page_client: HttpClient
+    pool: ExtractionPool
+    stop: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], datetime] = utc_now
+    rand: Callable[[], float] = random.random  # jitter; tests pass a constant
+    parser: ParsePool = field(default_factory=lambda: ParsePool(0))  # big feeds off-thread
+    published_version: str = ""  # content version the WebSub hub last heard about
+    # Article page downloads in flight per site, over every feed; its limit is set from
+    # page_per_host_limit at the start of each refresh.
+    page_slots: HostSlots = field(default_factory=lambda: HostSlots(1))
+
+    @property
+    def policy(self) -> SchedulePolicy:
+        settings = self.config.settings
+        return SchedulePolicy(max_backoff=settings.max_backoff, jitter=settings.jitter)
+
+    @classmethod
+    def create(
+        cls, config: Config, storage: Storage, *, workers: int | None = None
+    ) -> PipelineContext:
+        settings = config.settings
+        processes = settings.worker_count if workers is None else workers
+        return cls(
+            config=config,
+            storage=storage,
+            feed_client=make_client(settings, guard=False),
+            page_client=make_client(settings, guard=True),
+            pool=ExtractionPool(processes),
+            parser=ParsePool(processes),
+            page_slots=HostSlots(settings.page_per_host_limit),
+        )
+
+    def interval_for(self, source: FeedSource) -> timedelta:
+        """The feed's interval in the config in force now: feeds.yaml may have been
+        reloaded while this refresh ran (issue 7), and the edit must win."""
+        live = next((feed for feed in self.config.feeds if feed.url == source.url), source)
+        return self.config.interval_for(live)
+
+    def close(self) -> None:
+        self.feed_client.close()
+        self.page_client.close()
+        self.pool.close()
+        self.parser.close()
