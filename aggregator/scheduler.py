@@ -62,6 +62,9 @@ def run_refresh_job(ctx: PipelineContext) -> None:
         outcomes = refresh_due_feeds(ctx)
         if outcomes:
             log.info(summarize(outcomes))
+        # Also once after a start: a kill between a refresh's commit and its publish
+        # must not leave the files in output_dir behind the database until the next change.
+        if outcomes or not ctx.published:
             publish(ctx)
     except Exception:
         log.exception("refresh cycle failed; will retry on the next tick")

@@ -4,11 +4,14 @@ next-fetch rules of aggregator.pipeline.next_check; no real sleeping."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from unittest.mock import MagicMock
 
 import pytest
 
 from aggregator import scheduler as scheduler_module
+from aggregator.config import load_config
+from aggregator.pipeline import PipelineContext
 from aggregator.pipeline.next_check import (
     SchedulePolicy,
     ServerHints,
@@ -20,6 +23,7 @@ from aggregator.pipeline.next_check import (
     rss_ttl,
 )
 from aggregator.scheduler import REFRESH_JOB_ID, build_scheduler, run_refresh_job
+from aggregator.storage import Storage
 
 
 def test_refresh_job_runs_at_once_then_every_tick_never_overlapping() -> None:
@@ -40,6 +44,24 @@ def test_a_failing_cycle_is_logged_not_raised(
     monkeypatch.setattr(scheduler_module, "refresh_due_feeds", explode)
     run_refresh_job(MagicMock())
     assert "refresh cycle failed" in caplog.text
+
+
+def test_the_first_job_after_a_start_writes_the_files_even_with_nothing_due(
+    tmp_path: Path, storage: Storage
+) -> None:
+    # A kill between a refresh's commit and its publish left output_dir behind the
+    # database; after the restart no feed is due, yet the files must catch up.
+    config_path = tmp_path / "feeds.yaml"
+    config_path.write_text("settings:\n  output_dir: out\nfeeds: []\n")
+    ctx = PipelineContext.create(load_config(config_path), storage, workers=0)
+    try:
+        run_refresh_job(ctx)
+        assert (tmp_path / "out" / "feed.json").exists()
+        (tmp_path / "out" / "feed.json").unlink()
+        run_refresh_job(ctx)  # nothing due and already published: nothing to write
+        assert not (tmp_path / "out" / "feed.json").exists()
+    finally:
+        ctx.close()
 
 
 # --------------------------------------------------------------------------- next fetch

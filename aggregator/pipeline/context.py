@@ -35,6 +35,7 @@ class PipelineContext:
     rand: Callable[[], float] = random.random  # jitter; tests pass a constant
     parser: ParsePool = field(default_factory=lambda: ParsePool(0))  # big feeds off-thread
     published_version: str = ""  # content version the WebSub hub last heard about
+    published: bool = False  # publish() has run in this process (files written, hub told)
     # Article page downloads in flight per site, over every feed; its limit is set from
     # page_per_host_limit at the start of each refresh.
     page_slots: HostSlots = field(default_factory=lambda: HostSlots(1))

@@ -24,6 +24,7 @@ def publish(ctx: PipelineContext) -> None:
         for path in written:
             log.info("wrote %s", path)
     notify_websub_hub(ctx)
+    ctx.published = True
 
 
 def notify_websub_hub(ctx: PipelineContext) -> None:
