@@ -96,7 +96,7 @@ class StorySource:
     published: datetime | None
     relation: str  # "lead", "duplicate" (same article republished) or "related"
     score: float | None = None
-    extraction_step: str | None = None  # how its text was obtained (extractor.STEP_*)
+    extraction_step: str | None = None  # how its text was obtained (extract: STEP_*)
     language: str | None = None  # ISO 639-1
 
 
@@ -204,7 +204,7 @@ class NewArticle:
     extraction_note: str
     signature: bytes | None
     bands: tuple[str, ...]
-    extraction_step: str | None = None  # the chain step that gave the text (extractor.STEP_*)
+    extraction_step: str | None = None  # the chain step that gave the text (extract: STEP_*)
     language: str | None = None  # ISO 639-1
 
 

@@ -126,7 +126,7 @@ def test_env_overrides_database_and_listen(
 
 def test_config_is_frozen(config: Config) -> None:
     with pytest.raises(ValueError, match="frozen"):
-        config.settings.listen = "127.0.0.1:1"  # type: ignore[misc]
+        config.settings.listen = "127.0.0.1:1"
 
 
 def test_shipped_feeds_yaml_loads() -> None:

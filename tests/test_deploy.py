@@ -78,7 +78,7 @@ def dockerfile_env() -> dict[str, str]:
 
 def shell_commands(run_args: str) -> list[str]:
     """The simple commands of a shell-form RUN, split at `&&` and `;`."""
-    commands = []
+    commands: list[str] = []
     for chained in run_args.split("&&"):
         commands.extend(part.strip() for part in chained.split(";"))
     return [command for command in commands if command]

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+import trafilatura
 from click.testing import CliRunner
 
 from aggregator.cli import cli
 from aggregator.demo import SITE_DIR, DemoSite, demo_config_text
-from aggregator.extract import extractor
 from aggregator.extract.body import (
     EXTRACTED,
     FAILED,
@@ -258,7 +258,7 @@ def test_the_time_limit_stops_a_slow_extraction(monkeypatch: pytest.MonkeyPatch)
     def slow(*args: object, **kwargs: object) -> None:
         time.sleep(5)
 
-    monkeypatch.setattr(extractor.trafilatura, "bare_extraction", slow)
+    monkeypatch.setattr(trafilatura, "bare_extraction", slow)
     started = time.monotonic()
     page_bytes = (PAGES_DIR / "split-body.html").read_bytes()
     options = ExtractOptions(time_limit=0.2)

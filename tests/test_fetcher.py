@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
@@ -526,7 +527,7 @@ def hanging_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     over = threading.Event()
     real_getaddrinfo = socket.getaddrinfo
 
-    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
+    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[Any]:
         asked.append(host)
         if host.endswith("slow.test"):
             over.wait(10)

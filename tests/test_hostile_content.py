@@ -55,8 +55,8 @@ class LoopbackServer:
     """Serves ``body`` at every path on 127.0.0.1 and records each path asked for."""
 
     def __init__(self, body: bytes = b"secret: the forbidden target answered") -> None:
-        handler = type("Handler", (_Counting,), {"hits": [], "body": body})
-        self.hits: list[str] = handler.hits
+        self.hits: list[str] = []
+        handler = type("Handler", (_Counting,), {"hits": self.hits, "body": body})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

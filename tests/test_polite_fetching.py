@@ -31,6 +31,7 @@ from click.testing import CliRunner
 from aggregator.cli import cli
 from aggregator.config import Config, load_config
 from aggregator.errors import HTTPStatusError
+from aggregator.models import FetchResult, ParsedFeed
 from aggregator.parse import pool as parse_pool
 from aggregator.pipeline import (
     PipelineContext,
@@ -550,12 +551,13 @@ def test_second_refresh_is_all_304_and_counts_the_bytes_saved(
     refresh_feeds(ctx, ctx.config.enabled_feeds)
     pages = {path: n for path, n in server.hits.items() if path.startswith("/pages/")}
     parsed: list[str] = []
-    real_parse = parse_pool.parse_feed
-    monkeypatch.setattr(
-        parse_pool,
-        "parse_feed",
-        lambda result, **kw: parsed.append(result.url) or real_parse(result, **kw),
-    )
+    real_parse = parse_pool.parse_feed  # type: ignore[attr-defined]
+
+    def spy(result: FetchResult, **kw: Any) -> ParsedFeed:
+        parsed.append(result.url)
+        return real_parse(result, **kw)
+
+    monkeypatch.setattr(parse_pool, "parse_feed", spy)
     before = ctx.storage.counts()
     good_sources = [s for s in ctx.config.enabled_feeds if s.name in GOOD]
     outcomes = refresh_feeds(ctx, good_sources)
@@ -592,12 +594,13 @@ def test_same_bytes_under_a_new_etag_are_not_parsed(
     ctx = make_ctx(write_config(server, tmp_path, {"Steady": "/good/rss2.xml"}))
     refresh_feeds(ctx, ctx.config.enabled_feeds)
     parsed: list[str] = []
-    real_parse = parse_pool.parse_feed
-    monkeypatch.setattr(
-        parse_pool,
-        "parse_feed",
-        lambda result, **kw: parsed.append(result.url) or real_parse(result, **kw),
-    )
+    real_parse = parse_pool.parse_feed  # type: ignore[attr-defined]
+
+    def spy(result: FetchResult, **kw: Any) -> ParsedFeed:
+        parsed.append(result.url)
+        return real_parse(result, **kw)
+
+    monkeypatch.setattr(parse_pool, "parse_feed", spy)
     monkeypatch.setattr(ctx.storage, "feed_state", _forget_etag(ctx.storage.feed_state))
     [outcome] = refresh_feeds(ctx, ctx.config.enabled_feeds)
     assert outcome.status == "not-modified" and parsed == []

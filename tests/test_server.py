@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -311,5 +312,5 @@ def test_cache_drops_least_recently_used_bodies_past_its_byte_budget(
         return server.CachedBody.of(name.encode() * 500, NOW, "text/plain")  # ~530 bytes
 
     for name in ("a", "b", "a", "c", "a", "b"):
-        cache.get((name,), lambda name=name: body(name))
+        cache.get((name,), functools.partial(body, name))
     assert renders == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came

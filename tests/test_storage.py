@@ -193,26 +193,26 @@ def test_success_without_validators_keeps_the_old_ones(storage: Storage) -> None
 def test_new_article_creates_its_story(storage: Storage) -> None:
     (feed_id,) = feed_ids(storage, WIRE)
     article_id = add(storage, new_article(feed_id, "a1"))
-    story = storage.db["stories"].get("story-a1")
+    story = storage.db.table("stories").get("story-a1")
     assert story["lead_article_id"] == article_id
     assert story["published_at"] == "2025-03-10T11:00:00+00:00"
-    article = storage.db["articles"].get(article_id)
+    article = storage.db.table("articles").get(article_id)
     assert (article["story_id"], article["method"]) == ("story-a1", "new")
 
 
 def test_second_article_joins_the_story_and_moves_updated_at(storage: Storage) -> None:
     wire_id, harbour_id = feed_ids(storage, WIRE, HARBOUR)
     first = add(storage, new_article(wire_id, "a1"))
-    before = storage.db["stories"].get("story-a1")
+    before = storage.db.table("stories").get("story-a1")
     joined = Assignment("story-a1", "near-duplicate", 0.8, first)
     copy = new_article(harbour_id, "h1", published_at=NOW, fetched_at=NOW + HOUR)
     second = add(storage, copy, joined)
-    after = storage.db["stories"].get("story-a1")
+    after = storage.db.table("stories").get("story-a1")
     assert count(storage, "stories") == 1
     assert after["lead_article_id"] == first  # the earliest extracted article leads
     assert after["published_at"] == before["published_at"]
     assert after["updated_at"] == "2025-03-10T13:00:00+00:00" > before["updated_at"]
-    row = storage.db["articles"].get(second)
+    row = storage.db.table("articles").get(second)
     assert (row["story_id"], row["method"], row["score"]) == ("story-a1", "near-duplicate", 0.8)
     assert row["matched_article_id"] == first
 
@@ -222,7 +222,7 @@ def test_extracted_article_leads_over_an_earlier_fallback(storage: Storage) -> N
     early = new_article(wire_id, "a1", published_at=NOW - 5 * HOUR, extraction_status="fallback")
     first = add(storage, early)
     second = add(storage, new_article(harbour_id, "h1"), Assignment("story-a1", "url", 1.0, first))
-    assert storage.db["stories"].get("story-a1")["lead_article_id"] == second
+    assert storage.db.table("stories").get("story-a1")["lead_article_id"] == second
 
 
 def test_same_entry_twice_raises_and_rolls_back_whole(storage: Storage) -> None:

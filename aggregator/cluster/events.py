@@ -47,7 +47,7 @@ FIGURE_WEIGHT = 0.47
 FIGURE_CONFLICT = 0.11
 FIGURE_FLOOR = 0.15  # figures only adjust a text similarity at least this high
 # When an article joins a story, single-report stories at least this related to the
-# article are checked again: the grown story may now fit them (stories.py).
+# article are checked again: the grown story may now fit them (pipeline/stories.py).
 NEARBY_FLOOR = 0.15
 
 _TERM = re.compile(r"[^\W\d_][\w'’-]*|\d+(?:[.,]\d+)*", re.UNICODE)

@@ -66,7 +66,7 @@ STEP_SELECTORS = "selectors"  # the feed's `keep` selectors chose the article's 
 _TRAFILATURA_OPTIONS: dict[str, Any] = {
     "include_comments": False,  # comment threads are not the article
     "include_tables": True,  # order-of-battle and budget tables are content here
-    "include_images": False,  # images are put back by extract_markup (see the docstring)
+    "include_images": False,  # images are put back by markup.py (see the docstring)
     "include_links": False,  # with favor_precision it drops text around links; put back later
     "include_formatting": True,  # headings, bold, lists: the structured HTML
     "deduplicate": False,  # its cache is per process and would drop a re-extracted page

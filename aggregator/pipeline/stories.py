@@ -1,8 +1,8 @@
 """Put each new article into a story: the clustering stage's edge.
 
 Order of tests, strongest first: a copy of an article already stored (same canonical
-URL, same global guid, or a near-duplicate body: clusterer.assign_story), else
-related coverage of an open story about the same event (clusterer.place_article over
+URL, same global guid, or a near-duplicate body: duplicates.assign_story), else
+related coverage of an open story about the same event (events.place_article over
 candidates from the inverted index), else a new story. An article that fits two open
 stories shows they are one event: they are merged into the older id, and the other
 id stays as an alias. When an article joins a story, the single-report stories near

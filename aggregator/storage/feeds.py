@@ -1,9 +1,8 @@
 """The feeds half of Storage: the feeds table, kept in step with feeds.yaml, and each
 feed's fetch state and health (conditional-GET validators, failures, next check).
 
-Kept in its own module so storage.py stays readable; ``Storage`` inherits it, so
-callers still see one door. Only SQL lives here: the scheduling rules are in
-schedule.py and pipeline.py.
+Mixed into ``Storage``, so callers still see one door. Only SQL lives here: the
+scheduling rules are in pipeline/next_check.py and pipeline/fetch_state.py.
 """
 
 from __future__ import annotations

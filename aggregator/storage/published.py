@@ -2,8 +2,7 @@
 publisher, the server and the CLI read them, and the slices (tag, source, search,
 minimum sources, paging) as SQL.
 
-Kept in its own module so storage.py stays readable; ``Storage`` inherits it, so
-callers still see one door.
+Mixed into ``Storage``, so callers still see one door.
 """
 
 from __future__ import annotations

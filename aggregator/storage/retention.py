@@ -2,7 +2,7 @@
 everything that points at them, giving the freed pages back, and backups.
 
 Mixed into ``Storage`` like the story index, so callers still see one door. The
-decisions (the cutoff, batch sizes, when to compact) live in retention.py.
+decisions (the cutoff, batch sizes, when to compact) live in pipeline/prune.py.
 """
 
 from __future__ import annotations

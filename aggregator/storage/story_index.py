@@ -1,8 +1,8 @@
 """The story-index half of Storage: document frequencies, story centroids, the
 inverted index of distinctive terms, merges, aliases and admin overrides.
 
-Kept in its own module so storage.py stays readable; ``Storage`` inherits it, so
-callers still see one door. Only SQL lives here: the decisions are in clusterer.py.
+Mixed into ``Storage``, so callers still see one door. Only SQL lives here: the
+decisions are in cluster/events.py.
 """
 
 from __future__ import annotations
