@@ -350,3 +350,35 @@ def test_migration_7_recomputes_fingerprints_from_the_stored_text(storage: Stora
     assert rows["a"]["signature"] == expected.signature and rows["short"]["signature"] is None
     bands = {row["band_key"] for row in storage.db.query("SELECT band_key FROM article_bands")}
     assert bands == set(expected.bands)
+
+
+def test_the_frozen_minhash_of_migration_7_matches_the_live_one_today() -> None:
+    # If this fails, the live fingerprint changed: stored signatures no longer match new
+    # ones, so add a migration (with its own frozen copy) that recomputes them.
+    from aggregator.cluster.duplicates import fingerprint
+    from aggregator.storage.m007_minhash import fingerprint_v1
+
+    for words in (3, 30, 400):
+        text = " ".join(
+            f"Frigate {n} left Kelvik harbour for the northern range" for n in range(words)
+        )
+        live = fingerprint(text)
+        frozen = fingerprint_v1(text)
+        assert (live.signature, live.bands) == frozen if live else frozen is None
+
+
+def test_sqlite_errors_leave_storage_as_storage_error_naming_the_file(storage: Storage) -> None:
+    import sqlite3
+
+    storage.db.execute("ALTER TABLE articles RENAME TO articles_gone")
+    with pytest.raises(StorageError, match="no such table: articles: .*test.db") as raised:
+        storage.counts()
+    assert isinstance(raised.value.__cause__, sqlite3.Error)
+    storage.db.execute("ALTER TABLE articles_gone RENAME TO articles")
+    # A failure inside a unit of work rolls it back and says the same.
+    storage.db.execute(
+        "CREATE TRIGGER no_feeds BEFORE INSERT ON feeds BEGIN SELECT RAISE(ABORT, 'no room'); END"
+    )
+    with pytest.raises(StorageError, match="no room: .*test.db"):
+        storage.sync_feeds([FeedSource(url="https://wire.example/feed")], NOW)
+    assert storage.feed_health() == []
