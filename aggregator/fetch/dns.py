@@ -20,15 +20,11 @@ import httpcore
 from aggregator.fetch.deadline import time_left
 
 Resolver = Callable[[str, int], list[str]]
-
-
 # Threads that run name lookups for every fetch (see lookup): one is added whenever a
 # lookup would otherwise wait, up to this many. One stuck on a hanging DNS server stays
 # stuck until the system resolver gives up (its fetch does not), so a few dead names
 # must not leave the other feeds' lookups queued behind them.
 LOOKUP_THREADS = 64
-
-
 LOOKUP_IDLE_SECONDS = 30.0  # a lookup thread with nothing to do this long ends
 
 

@@ -22,20 +22,10 @@ from aggregator.fetch.dns import LookupTimeout, Resolver, lookup
 logger = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
 _ALLOWED_SCHEMES = frozenset({"http", "https"})
-
-
 _NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$", re.IGNORECASE)
-
-
 _SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")
-
-
 _NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
-
-
 _ADDRESS_CHECKS: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
     ("loopback", lambda a: a.is_loopback),
     ("unspecified", lambda a: a.is_unspecified),

@@ -24,8 +24,6 @@ from aggregator.errors import Stopped
 logger = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
-
-
 Result = TypeVar("Result")
 
 

@@ -22,8 +22,6 @@ from aggregator.fetch.guard import literal_address
 # Raw body chunks are cut to this size before httpx decompresses them: deflate expands
 # at most ~1032x, so one decode step can never produce more than ~4 MB at once.
 RAW_CHUNK_BYTES = 4096
-
-
 # Only codings whose expansion is bounded per input byte; see SafeBodyTransport.
 ACCEPT_ENCODING = "gzip, deflate"
 

@@ -17,12 +17,8 @@ from aggregator.models import PageCursor, PublishedStory, StoryFilter
 from aggregator.storage import Storage
 
 MAX_LIMIT = 1000
-
-
 # Bounds on what a stranger's query string may ask for.
 MAX_FILTER_VALUES = 20
-
-
 MAX_VALUE_CHARS = 200
 
 
