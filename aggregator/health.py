@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["feed_state", "feed_states", "format_table", "summarize_health"]
+__all__ = ["feed_state", "feed_states", "format_table", "last_refresh", "summarize_health"]
 
 Row = Mapping[str, Any]
 
@@ -26,19 +26,22 @@ _COLUMNS = (
 
 
 def feed_state(row: Row) -> str:
-    """ok, failing, gone (410: polling stopped) or disabled (by feeds.yaml)."""
+    """ok, failing, gone (410: polling stopped), disabled (by feeds.yaml) or pending
+    (never fetched yet: nothing is known about it, good or bad)."""
     if not row["enabled"]:
         return "disabled"
     if row.get("disabled_reason"):
         return "gone"
     if row["consecutive_failures"]:
         return "failing"
+    if not row.get("last_attempt_at"):
+        return "pending"
     return "ok"
 
 
 def feed_states(rows: Iterable[Row]) -> dict[str, int]:
     """How many feeds are in each state."""
-    states = {"ok": 0, "failing": 0, "gone": 0, "disabled": 0}
+    states = {"ok": 0, "failing": 0, "gone": 0, "disabled": 0, "pending": 0}
     for row in rows:
         states[feed_state(row)] += 1
     return states
@@ -106,17 +109,27 @@ def _size(count: int) -> str:
 
 def summarize_health(rows: Sequence[Row]) -> dict[str, Any]:
     """The feed part of /healthz. ``failing`` counts stopped (410) feeds too; they are
-    also listed under ``gone``. ``moved`` lists feeds whose URL should be updated."""
+    also listed under ``gone``. ``moved`` lists feeds whose URL should be updated.
+
+    A feed never fetched yet is ``pending``, neither ok nor failing: it does not make
+    the status degraded (a daemon just started, or a feed just added, is not broken),
+    but it is no longer counted as ok either (issue 17)."""
     enabled = [row for row in rows if row["enabled"]]
     troubled = [row for row in enabled if feed_state(row) in ("failing", "gone")]
+    pending = [row for row in enabled if feed_state(row) == "pending"]
     return {
         "status": "ok" if not troubled else "degraded",
         "feeds": {
             "total": len(enabled),
-            "ok": len(enabled) - len(troubled),
+            "ok": len(enabled) - len(troubled) - len(pending),
             "failing": len(troubled),
+            "pending": len(pending),
         },
         "failing": [_failing(row) for row in troubled],
+        "pending": [
+            {"name": row["name"], "url": row["url"], "next_check": row["next_check_at"]}
+            for row in pending
+        ],
         "gone": [
             {"name": row["name"], "url": row["url"], "reason": row["disabled_reason"]}
             for row in troubled
@@ -128,10 +141,17 @@ def summarize_health(rows: Sequence[Row]) -> dict[str, Any]:
             if row.get("permanent_url")
         ],
         "bytes_saved": sum(row.get("bytes_saved") or 0 for row in enabled),
-        "last_refresh": max(
-            (row["last_attempt_at"] for row in enabled if row["last_attempt_at"]), default=None
-        ),
+        "last_refresh": last_refresh(enabled),
     }
+
+
+def last_refresh(rows: Iterable[Row]) -> str | None:
+    """When an enabled feed was last fetched, whatever the outcome (ISO 8601), or None
+    before the first fetch: it stops moving when the scheduler stalls."""
+    return max(
+        (row["last_attempt_at"] for row in rows if row["enabled"] and row["last_attempt_at"]),
+        default=None,
+    )
 
 
 def _failing(row: Row) -> dict[str, Any]:

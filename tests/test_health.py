@@ -1,0 +1,118 @@
+"""Feed health for admins (issue 17, item 10): never-fetched feeds are ``pending``
+(not ok)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from aggregator.config import Config, load_config
+from aggregator.health import feed_state, feed_states, summarize_health
+from aggregator.server import create_app
+from aggregator.storage import Storage
+
+NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+
+HEALTH_CONFIG = """\
+settings:
+  database: db.sqlite
+feeds:
+  - name: Fetched
+    url: https://fetched.test/feed
+  - name: Broken
+    url: https://broken.test/feed
+  - name: Brand new
+    url: https://new.test/feed
+  - name: Switched off
+    url: https://off.test/feed
+    enabled: false
+"""
+
+
+def row(**changes: Any) -> dict[str, Any]:
+    base = {
+        "name": "Feed",
+        "url": "https://feed.test/rss",
+        "enabled": 1,
+        "disabled_reason": None,
+        "consecutive_failures": 0,
+        "last_attempt_at": None,
+        "last_success_at": None,
+        "last_status": None,
+        "last_error": None,
+        "next_check_at": "2026-12-06T09:00:00+00:00",
+        "permanent_url": None,
+        "bytes_saved": 0,
+        "articles": 0,
+    }
+    return base | changes
+
+
+def test_a_feed_never_fetched_is_pending_not_ok() -> None:
+    # Issue 17: /healthz counted never-fetched feeds as ok.
+    assert feed_state(row()) == "pending"
+    assert feed_state(row(last_attempt_at="2026-12-06T08:00:00+00:00")) == "ok"
+    assert feed_state(row(consecutive_failures=2, last_attempt_at="x")) == "failing"
+    assert feed_state(row(enabled=0)) == "disabled"
+
+
+def test_pending_feeds_are_counted_and_listed_but_do_not_degrade() -> None:
+    rows = [
+        row(name="Fetched", last_attempt_at="2026-12-06T08:00:00+00:00"),
+        row(name="Brand new"),
+    ]
+    summary = summarize_health(rows)
+    assert summary["status"] == "ok"
+    assert summary["feeds"] == {"total": 2, "ok": 1, "failing": 0, "pending": 1}
+    assert [feed["name"] for feed in summary["pending"]] == ["Brand new"]
+    assert summary["last_refresh"] == "2026-12-06T08:00:00+00:00"
+    assert feed_states(rows) == {"ok": 1, "failing": 0, "gone": 0, "disabled": 0, "pending": 1}
+
+
+@pytest.fixture
+def health_site(tmp_path: Path) -> Iterator[tuple[Config, Storage]]:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(HEALTH_CONFIG)
+    config = load_config(path)
+    storage = Storage.open(config.database_path)
+    storage.sync_feeds(config.feeds, NOW)
+    fetched = storage.feed_state("https://fetched.test/feed").id
+    broken = storage.feed_state("https://broken.test/feed").id
+    with storage.transaction():
+        storage.record_fetch_success(
+            fetched, now=NOW, next_check=NOW + timedelta(hours=1), status=200,
+            etag=None, last_modified=None, site_url="https://fetched.test/",
+        )  # fmt: skip
+    storage.record_fetch_failure(
+        broken, now=NOW - timedelta(minutes=5), next_check=NOW + timedelta(hours=2),
+        error="HTTP 503 <Service Unavailable>", status=503,
+    )  # fmt: skip
+    try:
+        yield config, storage
+    finally:
+        storage.close()
+
+
+async def _get(app: Any, *paths: str) -> list[httpx.Response]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://aggregator.test") as c:
+        return [await c.get(path) for path in paths]
+
+
+def test_healthz_reports_pending_feeds_separately(health_site) -> None:
+    config, storage = health_site
+    app = create_app(config)
+    app.state.storage = storage  # what the lifespan would open, on this thread
+    (health,) = asyncio.run(_get(app, "/healthz"))
+    report = health.json()
+    assert report["status"] == "degraded"  # Broken is failing; pending alone would be ok
+    assert report["feeds"] == {"total": 3, "ok": 1, "failing": 1, "pending": 1}
+    assert report["pending"] == [
+        {"name": "Brand new", "url": "https://new.test/feed", "next_check": NOW.isoformat()}
+    ]
