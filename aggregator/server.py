@@ -31,7 +31,7 @@ from starlette.routing import Route
 from aggregator import __version__, metrics
 from aggregator.config import Config, OutputSlice
 from aggregator.errors import BadRequest
-from aggregator.health import feed_states, summarize_health
+from aggregator.health import feed_states, last_refresh, summarize_health
 from aggregator.opml import CONTENT_TYPE as OPML_CONTENT_TYPE
 from aggregator.opml import render_opml
 from aggregator.output import (
@@ -319,8 +319,14 @@ async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text format: pipeline counters plus gauges read now from storage."""
     storage: Storage = request.app.state.storage
 
-    def snapshot() -> tuple[dict[str, int], dict[str, int]]:
-        return storage.counts(), feed_states(storage.feed_health())
+    def snapshot() -> metrics.StorageFacts:
+        rows = storage.feed_health()
+        refreshed = last_refresh(rows)
+        return metrics.StorageFacts(
+            counts=storage.counts(),
+            feeds=feed_states(rows),
+            last_refresh=None if refreshed is None else datetime.fromisoformat(refreshed),
+        )
 
     body = metrics.render(metrics.StorageCollector(snapshot))
     return Response(body, media_type=metrics.CONTENT_TYPE)

@@ -1,5 +1,5 @@
 """Feed health for admins (issue 17, item 10): never-fetched feeds are ``pending``
-(not ok)."""
+(not ok), /metrics carries the last refresh time, and an HTML page shows the table."""
 
 from __future__ import annotations
 
@@ -116,3 +116,25 @@ def test_healthz_reports_pending_feeds_separately(health_site) -> None:
     assert report["pending"] == [
         {"name": "Brand new", "url": "https://new.test/feed", "next_check": NOW.isoformat()}
     ]
+
+
+def test_metrics_carry_the_last_refresh_time(health_site) -> None:
+    # Issue 17: a stalled scheduler could not be alerted on.
+    config, storage = health_site
+    app = create_app(config)
+    app.state.storage = storage
+    (metrics,) = asyncio.run(_get(app, "/metrics"))
+    lines = metrics.text.splitlines()
+    gauge = [line for line in lines if line.startswith("aggregator_last_refresh_timestamp")]
+    assert len(gauge) == 1 and float(gauge[0].split()[1]) == NOW.timestamp()
+    assert 'aggregator_feeds{state="pending"} 1.0' in lines
+
+
+def test_metrics_leave_the_last_refresh_out_before_the_first_fetch(
+    storage: Storage, tmp_path: Path
+) -> None:
+    app = create_app(Config())
+    app.state.storage = storage
+    (metrics,) = asyncio.run(_get(app, "/metrics"))
+    assert metrics.status_code == 200
+    assert "aggregator_last_refresh_timestamp_seconds" not in metrics.text
