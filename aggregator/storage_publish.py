@@ -22,7 +22,7 @@ from aggregator.storage_sql import SqlDoor, from_iso, iso
 _PUBLISHED_URL = "COALESCE(NULLIF(a.canonical_url, ''), a.url) AS url"
 # A story with what publishing needs of its lead article (``s`` and ``a``).
 _STORY_WITH_LEAD = f"""
-    SELECT s.id, s.published_at, s.updated_at, s.lead_article_id,
+    SELECT s.id, s.published_at, s.updated_at, s.last_member_at, s.lead_article_id,
            a.title, {_PUBLISHED_URL}, a.text, a.html, a.summary, a.author, a.image
     FROM stories s JOIN articles a ON a.id = s.lead_article_id"""
 
@@ -80,7 +80,7 @@ class PublishingStorage(SqlDoor):
             f"""
             SELECT a.id, a.story_id, a.title, {_PUBLISHED_URL}, a.published_at, a.method, a.score,
                    a.copy_of, a.extraction_step, a.language,
-                   f.name AS feed_name, f.tags AS feed_tags
+                   f.name AS feed_name, f.tags AS feed_tags, f.url AS feed_url, f.site_url
             FROM articles a JOIN feeds f ON f.id = a.feed_id
             WHERE a.story_id IN ({placeholders})
             ORDER BY COALESCE(a.published_at, a.fetched_at), a.id
@@ -106,6 +106,8 @@ class PublishingStorage(SqlDoor):
                 score=_member_score(member, members, lead_id),
                 extraction_step=member["extraction_step"],
                 language=member["language"],
+                feed_url=member["feed_url"],
+                site_url=member["site_url"] or None,
             )
             for member in ordered
         )
@@ -126,6 +128,7 @@ class PublishingStorage(SqlDoor):
             sources=sources,
             author=story["author"],
             image=story["image"],
+            last_activity=from_iso(story["last_member_at"]),
         )
 
     def published_story(self, story_id: str) -> PublishedStory | None:

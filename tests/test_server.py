@@ -314,3 +314,13 @@ def test_cache_drops_least_recently_used_bodies_past_its_byte_budget(
     for name in ("a", "b", "a", "c", "a", "b"):
         cache.get((name,), lambda name=name: body(name))
     assert renders == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came
+
+
+def test_feeds_name_the_lead_outlet_read_from_storage(site) -> None:
+    # Issue 17: readers list outlets; storage supplies the lead's feed URL.
+    test_client, _ = site
+    rss = test_client.get("/feed.xml?source=Naval&limit=1").text
+    assert '<source url="https://naval.test/feed">Naval</source>' in rss
+    assert "<dc:creator>Naval</dc:creator>" in rss
+    atom = test_client.get("/feed.atom?source=Naval&limit=1").text
+    assert "<id>https://naval.test/feed</id>" in atom
