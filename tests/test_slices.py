@@ -284,3 +284,11 @@ def test_websub_hub_must_be_a_web_url(tmp_path: Path) -> None:
         load(tmp_path, "settings:\n  websub_hub: ftp://hub.example/\n")
     hub = load(tmp_path, "settings:\n  websub_hub: https://hub.example/\n").settings.websub_hub
     assert hub == "https://hub.example/"
+
+
+def test_search_matches_word_forms(newsroom: Storage) -> None:
+    # Issue 17: `frigate` found 1 story and `frigates` 2; English words are stemmed now.
+    add(newsroom, 2, "fleet", title="Two frigates ordered for the fleet", hours=7)
+    assert ids(newsroom, StoryFilter(query="frigate")) == ["s-fleet", "s-n1"]
+    assert ids(newsroom, StoryFilter(query="frigates")) == ["s-fleet", "s-n1"]
+    assert ids(newsroom, StoryFilter(query="ordering fleets")) == ["s-fleet"]
