@@ -21,9 +21,11 @@ from urllib.parse import urlencode
 
 from aggregator.config import Config, OutputSlice, Settings
 from aggregator.errors import BadRequest
+from aggregator.health import feed_states
 from aggregator.models import FeedMeta, PageCursor, PublishedStory, StoryFilter
 from aggregator.publisher import FEED_PATHS, FORMATS, render_feed
 from aggregator.storage import Storage
+from aggregator.storypage import render_story_page
 from aggregator.webpage import PageView, render_page
 
 MAX_LIMIT = 1000
@@ -157,13 +159,19 @@ def decode_cursor(token: str) -> PageCursor:
     return PageCursor(moment, story_id)
 
 
-def read_page(storage: Storage, query: FeedQuery) -> tuple[list[PublishedStory], PageCursor | None]:
-    """One page of the slice and the cursor of the next page (None on the last)."""
-    stories = storage.published_stories(query.limit + 1, query.story_filter, query.after)
+def read_page(
+    storage: Storage, query: FeedQuery, *, by_activity: bool = False
+) -> tuple[list[PublishedStory], PageCursor | None]:
+    """One page of the slice and the cursor of the next page (None on the last);
+    ``by_activity`` orders by each story's newest article (the HTML page)."""
+    stories = storage.published_stories(
+        query.limit + 1, query.story_filter, query.after, by_activity=by_activity
+    )
     if len(stories) <= query.limit:
         return stories, None
     last = stories[query.limit - 1]
-    return stories[: query.limit], PageCursor(last.published, last.id)
+    moment = (last.last_activity or last.published) if by_activity else last.published
+    return stories[: query.limit], PageCursor(moment, last.id)
 
 
 def render_from_storage(
@@ -197,8 +205,9 @@ def _with_query(path: str, query_string: str) -> str:
 
 
 def render_page_from_storage(storage: Storage, config: Config, query: FeedQuery) -> Rendered:
-    """The HTML page at ``/``: the newest stories of the slice, with filters."""
-    stories, next_cursor = read_page(storage, query)
+    """The HTML page at ``/``: the stories of the slice with news most recently, with
+    filters, and a word on the feeds when none of them is bringing stories."""
+    stories, next_cursor = read_page(storage, query, by_activity=True)
     updated = max((story.updated for story in stories), default=NO_STORIES_DATE)
     view = PageView(
         title=config.settings.feed_title,
@@ -208,8 +217,18 @@ def render_page_from_storage(storage: Storage, config: Config, query: FeedQuery)
         query_string=replace(query, after=None).query_string(),
         next_query=None if next_cursor is None else query.query_string(after=next_cursor),
         slices=tuple((output.title or output.path, output.path) for output in config.outputs),
+        feed_states=feed_states(storage.feed_health()),
     )
     return Rendered(render_page(view), updated, len(stories))
+
+
+def render_story_from_storage(storage: Storage, config: Config, story_id: str) -> Rendered | None:
+    """A live story's reading view (``/stories/ID.html``); None when it has none."""
+    story = storage.published_story(story_id)
+    if story is None:
+        return None
+    body = render_story_page(story, config.settings.feed_title)
+    return Rendered(body, story.updated, 1)
 
 
 def write_feed_files(

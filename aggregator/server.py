@@ -39,10 +39,12 @@ from aggregator.output import (
     parse_feed_query,
     render_from_storage,
     render_page_from_storage,
+    render_story_from_storage,
 )
 from aggregator.publisher import CONTENT_TYPES, FEED_PATHS, item_id
 from aggregator.storage import Storage
-from aggregator.webpage import STYLE_CSP_SOURCE
+from aggregator.storypage import render_missing_story
+from aggregator.webpage import STYLE_CSP_SOURCE, story_page_path
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,20 @@ class FeedCache:
             return CachedBody.of(rendered.body, rendered.updated, PAGE_CONTENT_TYPE)
 
         return self.get(("html", "/", query.query_string()), render)
+
+    def story(self, story_id: str) -> CachedBody | None:
+        """A live story's reading view; None when the story has no articles."""
+
+        def render() -> CachedBody:
+            rendered = render_story_from_storage(self.storage, self.config, story_id)
+            if rendered is None:
+                raise LookupError(story_id)
+            return CachedBody.of(rendered.body, rendered.updated, PAGE_CONTENT_TYPE)
+
+        try:
+            return self.get(("story", story_id), render)
+        except LookupError:
+            return None
 
     def _invalidate_if_changed(self) -> None:
         data_version = self.storage.data_version()
@@ -288,6 +304,23 @@ async def story_endpoint(request: Request) -> Response:
     )
 
 
+async def story_page_endpoint(request: Request) -> Response:
+    """A story's reading view (issue 17). A merged story's old id answers 301 with the
+    surviving story's view, as ``/stories/ID`` does for its JSON."""
+    cache: FeedCache = request.app.state.cache
+    settings = cache.config.settings
+    story_id = request.path_params["story_id"]
+    live = cache.storage.resolve_story_id(story_id)
+    if live is not None and live != story_id:
+        return RedirectResponse(story_page_path(live), status_code=301)
+    cached = None if live is None else cache.story(live)
+    security = {"Content-Security-Policy": PAGE_SECURITY_POLICY}
+    if cached is None:
+        missing = render_missing_story(story_id, settings.feed_title)
+        return Response(missing, 404, security, media_type=PAGE_CONTENT_TYPE)
+    return cached_response(request, cached, settings.cache_max_age, security)
+
+
 async def healthz(request: Request) -> JSONResponse:
     storage: Storage = request.app.state.storage
     report = health_report(storage)
@@ -375,5 +408,9 @@ def create_app(
         Route("/sources.opml", sources_opml, methods=["GET", "HEAD"]),
     ]
     routes += [Route("/healthz", healthz), Route("/metrics", metrics_endpoint)]
-    routes += [Route("/stories/{story_id}", story_endpoint, methods=["GET", "HEAD"])]
+    # The reading view first: "/stories/{story_id}" would match "ID.html" too.
+    routes += [
+        Route("/stories/{story_id}.html", story_page_endpoint, methods=["GET", "HEAD"]),
+        Route("/stories/{story_id}", story_endpoint, methods=["GET", "HEAD"]),
+    ]
     return Starlette(routes=routes, lifespan=lifespan)

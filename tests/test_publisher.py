@@ -28,6 +28,7 @@ from aggregator.publisher import (
     render_feed,
     story_html,
 )
+from aggregator.storypage import render_story_page
 from aggregator.webpage import PageView, render_page
 
 GOLDEN_DIR = Path(__file__).parent / "data" / "golden"
@@ -517,3 +518,16 @@ def test_byline_is_credited_in_the_body_as_a_name(author: str, credited: str) ->
     body = story_html(replace(CONTRACT, author=author))
     assert body.endswith(credited)
     assert "@" not in body
+
+
+def test_story_page_matches_golden_file(update_golden: bool) -> None:
+    # The reading view of a story (issue 17), golden like the page.
+    rendered = render_story_page(FRIGATE, META.title)
+    path = GOLDEN_DIR / "story.html"
+    if update_golden:
+        path.write_bytes(rendered)
+    assert path.exists(), f"{path} is missing; run `pytest --update-golden` to create it"
+    assert rendered.decode("utf-8") == path.read_text(encoding="utf-8"), (
+        f"the story view differs from {path}; if the change is intended, run "
+        "`pytest tests/test_publisher.py --update-golden` and review the diff"
+    )

@@ -19,6 +19,7 @@ from aggregator.clusterer import Assignment
 from aggregator.config import Config, FeedSource, load_config
 from aggregator.server import create_app
 from aggregator.storage import NewArticle, Storage
+from aggregator.stories import merge_by_admin
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -324,3 +325,45 @@ def test_feeds_name_the_lead_outlet_read_from_storage(site) -> None:
     assert "<dc:creator>Naval</dc:creator>" in rss
     atom = test_client.get("/feed.atom?source=Naval&limit=1").text
     assert "<id>https://naval.test/feed</id>" in atom
+
+
+# --- issue 17: the reading view, and why no stories arrive ------------------------------
+
+
+def test_story_reading_view_beside_its_json(client) -> None:
+    test_client, storage = client
+    add_article(storage, 1, "b", "story-a")
+    add_article(storage, 1, "c", None)
+    view = test_client.get("/stories/story-a.html")
+    assert view.status_code == 200
+    assert view.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in view.headers["content-security-policy"]
+    assert view.text.count("Naval: <a href=") == 2 and "Frigate b floated out" in view.text
+    etag = view.headers["etag"]
+    assert (
+        test_client.get("/stories/story-a.html", headers={"If-None-Match": etag}).status_code == 304
+    )
+    # /stories/ID is still the JSON, as it was.
+    story = test_client.get("/stories/story-a").json()
+    assert list(story) == [
+        "id", "story_id", "title", "url", "date_published", "date_modified", "aliases", "sources"
+    ]  # fmt: skip
+    # A merged id answers 301 to the survivor's view; an unknown id 404, as HTML.
+    survivor = merge_by_admin(storage, "story-a", "story-c", NOW)
+    gone = "story-c" if survivor == "story-a" else "story-a"
+    moved = test_client.get(f"/stories/{gone}.html", follow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["location"] == f"/stories/{survivor}.html"
+    missing = test_client.get("/stories/nothing-here.html")
+    assert missing.status_code == 404 and "No story has the id nothing-here." in missing.text
+    assert missing.headers["content-type"] == "text/html; charset=utf-8"
+
+
+def test_page_says_so_when_every_feed_is_failing(client) -> None:
+    # Issue 17: the page said "No stories match." with every feed failing. The page is
+    # cached per content version, so a feed's state changing must renew it.
+    test_client, storage = client
+    assert 'class="notice"' not in test_client.get("/").text
+    storage.record_fetch_failure(1, now=NOW, next_check=None, error="HTTP 500", status=500)
+    page = test_client.get("/").text
+    assert "Every feed is failing (1 of 1)" in page
+    assert "Frigate a floated out" in page  # what is stored stays listed
