@@ -1,5 +1,6 @@
 """Feed health for people: one word per feed, the `aggregator feeds` table, the
-`/healthz` summary. Pure functions over the rows of ``Storage.feed_health()``.
+`/healthz` summary and the same as an HTML page (`/feeds.html`, linked from `/`).
+Pure functions over the rows of ``Storage.feed_health()``.
 """
 
 from __future__ import annotations
@@ -8,7 +9,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["feed_state", "feed_states", "format_table", "last_refresh", "summarize_health"]
+from aggregator.webpage import html_attr, html_document, html_text
+
+__all__ = [
+    "feed_state",
+    "feed_states",
+    "format_table",
+    "last_refresh",
+    "render_health_page",
+    "summarize_health",
+]
 
 Row = Mapping[str, Any]
 
@@ -163,3 +173,93 @@ def _failing(row: Row) -> dict[str, Any]:
         "consecutive_failures": row["consecutive_failures"],
         "next_check": None if row.get("disabled_reason") else row["next_check_at"],
     }
+
+
+# --- the HTML page (issue 17: only the CLI table and the JSON showed feed health) -----
+
+
+def render_health_page(
+    report: Mapping[str, Any], rows: Sequence[Row], now: datetime, site_title: str
+) -> bytes:
+    """Feed health for people at /feeds.html: the /healthz summary (``report``), then
+    the `aggregator feeds` table (``rows``), times relative to ``now``."""
+    return html_document(
+        f"Feed health · {site_title}",
+        [
+            f'<header><p><a href="/">← {html_text(site_title)}</a></p>'
+            "<h1>Feed health</h1></header>",
+            "<main>",
+            _summary_line(report, now),
+            _config_notice(report.get("config")),
+            '<div class="scroll"><table>',
+            "<thead><tr>"
+            + "".join(f'<th scope="col">{title}</th>' for title in _HTML_HEADINGS)
+            + "</tr></thead>",
+            "<tbody>",
+            *(_html_row(row, now) for row in rows),
+            "</tbody></table></div>",
+            "</main>",
+            '<footer>The same as JSON: <a href="/healthz">/healthz</a>; for Prometheus:'
+            ' <a href="/metrics">/metrics</a>; in a terminal: <code>aggregator feeds</code>.'
+            "</footer>",
+        ],
+    )
+
+
+# The CLI table's columns, for people.
+_HTML_HEADINGS = (
+    "Feed", "State", "HTTP", "Fails", "Articles", "Last try", "Last OK", "Next", "Saved", "Note",
+)  # fmt: skip
+
+
+def _summary_line(report: Mapping[str, Any], now: datetime) -> str:
+    feeds = report.get("feeds", {})
+    counts = ", ".join(f"{feeds.get(key, 0)} {key}" for key in ("ok", "failing", "pending"))
+    refreshed = report.get("last_refresh")
+    last = f"{_ago(refreshed, now)} ({refreshed})" if refreshed else "never"
+    return (
+        f'<p class="meta">Status <strong>{html_text(str(report.get("status", "?")))}</strong>'
+        f" · {feeds.get('total', 0)} feeds: {counts} · last fetch {html_text(last)}"
+        f" · {report.get('stories', 0)} stories, {report.get('articles', 0)} articles</p>"
+    )
+
+
+def _config_notice(config: Mapping[str, Any] | None) -> str:
+    """A rejected edit of feeds.yaml (the daemon's live reload), as /healthz shows it."""
+    if not config or not config.get("error"):
+        return ""
+    return (
+        '<p class="notice" role="status">feeds.yaml edit rejected; the last good'
+        f" config stays in force: {html_text(str(config['error']))}</p>"
+    )
+
+
+def _html_row(row: Row, now: datetime) -> str:
+    state = feed_state(row)
+    cells = (
+        html_text(str(row["name"])),
+        f'<span class="state-{state}">{state}</span>',
+        html_text(str(row["last_status"] or "-")),
+        str(row["consecutive_failures"]),
+        str(row["articles"]),
+        _html_time(row["last_attempt_at"], now),
+        _html_time(row["last_success_at"], now),
+        "-" if row.get("disabled_reason") else _html_time(row["next_check_at"], now),
+        _size(row.get("bytes_saved") or 0),
+    )
+    numbers = {3, 4}  # FAILS and ARTICLES line up on the right
+    tds = "".join(
+        f'<td class="number">{cell}</td>' if index in numbers else f"<td>{cell}</td>"
+        for index, cell in enumerate(cells)
+    )
+    note = html_text(_note(row))
+    url = html_text(str(row["url"]))
+    return f"<tr>{tds}<td>{note} <small>{url}</small></td></tr>"
+
+
+def _html_time(value: str | None, now: datetime) -> str:
+    if not value:
+        return "-"
+    return (
+        f'<time datetime="{html_attr(value)}" title="{html_attr(value)}">{_ago(value, now)}</time>'
+    )

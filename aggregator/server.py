@@ -31,7 +31,7 @@ from starlette.routing import Route
 from aggregator import __version__, metrics
 from aggregator.config import Config, OutputSlice
 from aggregator.errors import BadRequest
-from aggregator.health import feed_states, last_refresh, summarize_health
+from aggregator.health import feed_states, last_refresh, render_health_page, summarize_health
 from aggregator.opml import CONTENT_TYPE as OPML_CONTENT_TYPE
 from aggregator.opml import render_opml
 from aggregator.output import (
@@ -44,7 +44,7 @@ from aggregator.output import (
 from aggregator.publisher import CONTENT_TYPES, FEED_PATHS, item_id
 from aggregator.storage import Storage
 from aggregator.storypage import render_missing_story
-from aggregator.webpage import STYLE_CSP_SOURCE, story_page_path
+from aggregator.webpage import FEED_HEALTH_PATH, STYLE_CSP_SOURCE, story_page_path
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +323,28 @@ async def story_page_endpoint(request: Request) -> Response:
 
 async def healthz(request: Request) -> JSONResponse:
     storage: Storage = request.app.state.storage
-    report = health_report(storage)
+    return JSONResponse(_full_health_report(request, storage, storage.feed_health()))
+
+
+async def health_page(request: Request) -> Response:
+    """/healthz and the `aggregator feeds` table as a page for people (issue 17)."""
+    storage: Storage = request.app.state.storage
+    rows = storage.feed_health()
+    report = _full_health_report(request, storage, rows)
+    config: Config = request.app.state.config
+    body = render_health_page(report, rows, datetime.now(UTC), config.settings.feed_title)
+    headers = {
+        "Content-Security-Policy": PAGE_SECURITY_POLICY,
+        "Cache-Control": "no-cache",  # relative times: always ask again
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Response(body, headers=headers, media_type=PAGE_CONTENT_TYPE)
+
+
+def _full_health_report(
+    request: Request, storage: Storage, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    report = health_report(storage, rows)
     # Absent when a test builds the app state by hand.
     config_status: Callable[[], dict[str, Any]] | None = getattr(
         request.app.state, "config_status", None
@@ -332,13 +353,13 @@ async def healthz(request: Request) -> JSONResponse:
         report["config"] = config_status()
         if report["config"]["error"]:
             report["status"] = "degraded"
-    return JSONResponse(report)
+    return report
 
 
-def health_report(storage: Storage) -> dict[str, Any]:
+def health_report(storage: Storage, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A summary of feed health: ok when no enabled feed is failing or gone."""
     counts = storage.counts()
-    summary = summarize_health(storage.feed_health())
+    summary = summarize_health(storage.feed_health() if rows is None else rows)
     return {
         "status": summary.pop("status"),
         "version": __version__,
@@ -408,9 +429,12 @@ def create_app(
         Route("/sources.opml", sources_opml, methods=["GET", "HEAD"]),
     ]
     routes += [Route("/healthz", healthz), Route("/metrics", metrics_endpoint)]
+    routes += [Route(FEED_HEALTH_PATH, health_page, methods=["GET", "HEAD"])]
     # The reading view first: "/stories/{story_id}" would match "ID.html" too.
     routes += [
         Route("/stories/{story_id}.html", story_page_endpoint, methods=["GET", "HEAD"]),
         Route("/stories/{story_id}", story_endpoint, methods=["GET", "HEAD"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.config = config  # set before startup: what needs no database connection
+    return app

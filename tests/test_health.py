@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from aggregator.config import Config, load_config
-from aggregator.health import feed_state, feed_states, summarize_health
+from aggregator.health import feed_state, feed_states, render_health_page, summarize_health
 from aggregator.server import create_app
 from aggregator.storage import Storage
 
@@ -138,3 +138,35 @@ def test_metrics_leave_the_last_refresh_out_before_the_first_fetch(
     (metrics,) = asyncio.run(_get(app, "/metrics"))
     assert metrics.status_code == 200
     assert "aggregator_last_refresh_timestamp_seconds" not in metrics.text
+
+
+# --- the HTML page -------------------------------------------------------------------
+
+
+def test_health_page_shows_the_summary_and_every_feed(health_site) -> None:
+    config, storage = health_site
+    app = create_app(config)
+    app.state.storage = storage
+    (page,) = asyncio.run(_get(app, "/feeds.html"))
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    html = page.text
+    assert "Status <strong>degraded</strong> · 3 feeds: 1 ok, 1 failing, 1 pending" in html
+    rows = {
+        cells[0]: cells
+        for cells in (
+            [cell.split(">", 1)[1] if ">" in cell else cell for cell in row.split("</td><td")]
+            for row in html.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
+        )
+    }
+    assert set(rows) == {"Fetched", "Broken", "Brand new", "Switched off"}
+    assert 'class="state-failing">failing' in rows["Broken"][1]
+    assert "HTTP 503 &lt;Service Unavailable&gt;" in rows["Broken"][-1]  # escaped
+    assert "pending" in rows["Brand new"][1] and "disabled" in rows["Switched off"][1]
+
+
+def test_health_page_shows_a_rejected_edit() -> None:
+    report = {"status": "degraded", "feeds": {}, "config": {"error": "f.yaml:3: url: <bad>"}}
+    html = render_health_page(report, [], NOW, "Site").decode()
+    assert "edit rejected" in html and "f.yaml:3: url: &lt;bad&gt;" in html

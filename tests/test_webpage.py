@@ -404,3 +404,52 @@ def _predict(kind: int, left: int, up: int, corner: int) -> int:
     estimate = left + up - corner
     distances = (abs(estimate - left), abs(estimate - up), abs(estimate - corner))
     return (left, up, corner)[distances.index(min(distances))]
+
+
+@pytest.fixture(scope="module")
+def failing_site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Two feeds, both failing, no stories: what a new admin with a typo'd feeds.yaml
+    or no network sees."""
+    path = tmp_path_factory.mktemp("failing") / "feeds.yaml"
+    path.write_text(
+        "settings:\n  database: db.sqlite\nfeeds:\n"
+        "  - name: Naval\n    url: https://naval.test/feed\n"
+        "  - name: Air Desk\n    url: https://air.test/feed\n"
+    )
+    config = load_config(path)
+    storage = Storage.open(config.database_path)
+    storage.sync_feeds(config.feeds, NOW)
+    for feed_id, error in ((1, "DNS lookup failed: naval.test"), (2, "HTTP 404")):
+        storage.record_fetch_failure(
+            feed_id, now=NOW, next_check=NOW + timedelta(hours=1), error=error, status=None
+        )
+    try:
+        with serving(create_app(config)) as base_url:
+            yield base_url
+    finally:
+        storage.close()
+
+
+def test_failing_feeds_are_explained_and_lead_to_feed_health_in_chromium(
+    browser: Any, failing_site_url: str
+) -> None:
+    # Issue 17: with every feed failing the page said "No stories match.".
+    from selenium.webdriver.common.by import By
+
+    browser.get(failing_site_url + "/")
+    notice = browser.find_element(By.CSS_SELECTOR, ".notice")
+    assert notice.text.startswith("Every feed is failing (2 of 2)")
+    assert "No stories" not in browser.find_element(By.TAG_NAME, "main").text
+    notice.find_element(By.LINK_TEXT, "feed health").click()
+    assert browser.current_url == failing_site_url + "/feeds.html"
+    rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
+    cells = {row.find_element(By.TAG_NAME, "td").text: row.text for row in rows}
+    assert set(cells) == {"Naval", "Air Desk"}
+    assert "failing" in cells["Naval"] and "DNS lookup failed: naval.test" in cells["Naval"]
+    summary = browser.find_element(By.CSS_SELECTOR, "main .meta").text
+    assert summary.startswith("Status degraded · 2 feeds: 0 ok, 2 failing, 0 pending")
+    # The table scrolls inside its box on a phone; the page itself does not.
+    overflow = browser.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
