@@ -6,10 +6,17 @@ bytes, their gzip, ETag and Last-Modified are cached in memory and conditional
 requests are answered with 304. Change is detected cheaply with ``PRAGMA
 data_version`` (it moves only when another connection commits), then confirmed with
 the stories' version.
+
+Renders run off the event loop (:mod:`aggregator.render_pool`), so a burst of
+uncached slices never holds up ``/healthz`` or cached feeds (issue 19). Requests for
+a slice already being rendered wait for that render instead of starting another, and
+at most MAX_RENDERS_IN_FLIGHT distinct renders wait or run: past that the server
+answers 503 with Retry-After rather than queueing without end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gzip
 import hashlib
@@ -21,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -42,6 +49,7 @@ from aggregator.output import (
     render_story_from_storage,
 )
 from aggregator.publisher import CONTENT_TYPES, FEED_PATHS, item_id
+from aggregator.render_pool import RenderPool
 from aggregator.storage import Storage
 from aggregator.storypage import render_missing_story
 from aggregator.webpage import FEED_HEALTH_PATH, STYLE_CSP_SOURCE, story_page_path
@@ -52,6 +60,13 @@ MAX_CACHED = 256  # rendered bodies kept per content version (distinct slices)
 # Query strings come from strangers: bound the memory their slices can take too.
 MAX_CACHED_BYTES = 64 * 1024 * 1024
 GZIP_LEVEL = 6
+# Distinct renders waiting for or on a render thread; more is a 503 (issue 19).
+MAX_RENDERS_IN_FLIGHT = 32
+RETRY_AFTER_SECONDS = 2
+
+
+class Overloaded(Exception):
+    """Too many distinct renders in flight: answer 503 and let the client retry."""
 
 
 @dataclass(frozen=True)
@@ -83,65 +98,105 @@ class CachedBody:
         )
 
 
+Render = Callable[[Storage], CachedBody]
+T = TypeVar("T")
+
+
 class FeedCache:
     """Rendered feeds and pages keyed by slice, valid for one content version.
 
-    Bodies are rendered (and gzipped) once per change of the database, then served
-    from memory. At most MAX_CACHED slices and MAX_CACHED_BYTES are kept, the least
-    recently used dropped first.
+    Bodies are rendered (and gzipped) once per change of the database, on the render
+    pool's threads, then served from memory. At most MAX_CACHED slices and
+    MAX_CACHED_BYTES are kept, the least recently used dropped first. ``storage`` is
+    the event loop's own connection: it only tells whether the content changed.
     """
 
-    def __init__(self, storage: Storage, config: Config) -> None:
+    def __init__(self, storage: Storage, config: Config, pool: RenderPool) -> None:
         self.storage = storage
         self.config = config
+        self.pool = pool
         self._data_version: int | None = None
         self._content_version = ""
+        self._generation = 0  # moves when the content does: older renders are not kept
         self._bodies: OrderedDict[tuple[str, ...], CachedBody] = OrderedDict()
         self._bytes = 0
+        self._in_flight: dict[tuple[int, tuple[str, ...]], asyncio.Future[CachedBody]] = {}
+        self._uncached = 0
 
-    def get(self, key: tuple[str, ...], render: Callable[[], CachedBody]) -> CachedBody:
+    async def get(self, key: tuple[str, ...], render: Render) -> CachedBody:
+        """The cached body, else one render shared by every request for ``key``.
+        Raises Overloaded when MAX_RENDERS_IN_FLIGHT other renders are under way."""
         self._invalidate_if_changed()
         cached = self._bodies.get(key)
         if cached is not None:
             self._bodies.move_to_end(key)
             return cached
-        cached = self._bodies[key] = render()
+        flight = (self._generation, key)
+        future = self._in_flight.get(flight)
+        if future is None:
+            self._check_room()
+            future = self._in_flight[flight] = asyncio.ensure_future(self._render(flight, render))
+        # A client hanging up must not cancel the render the others are waiting for.
+        return await asyncio.shield(future)
+
+    async def run(self, work: Callable[[Storage], T]) -> T:
+        """Work that is not cached (a page of relative times), under the same bound."""
+        self._check_room()
+        self._uncached += 1
+        try:
+            return await self.pool.run(work)
+        finally:
+            self._uncached -= 1
+
+    def _check_room(self) -> None:
+        if len(self._in_flight) + self._uncached >= MAX_RENDERS_IN_FLIGHT:
+            raise Overloaded
+
+    async def _render(self, flight: tuple[int, tuple[str, ...]], render: Render) -> CachedBody:
+        try:
+            cached = await self.pool.run(render)
+        finally:
+            del self._in_flight[flight]
+        if flight[0] == self._generation:  # else the content changed meanwhile
+            self._keep(flight[1], cached)
+        return cached
+
+    def _keep(self, key: tuple[str, ...], cached: CachedBody) -> None:
+        self._bodies[key] = cached
         self._bytes += _size(cached)
         while len(self._bodies) > 1 and (
             len(self._bodies) > MAX_CACHED or self._bytes > MAX_CACHED_BYTES
         ):
             self._bytes -= _size(self._bodies.popitem(last=False)[1])
-        return cached
 
-    def feed(self, fmt: str, query: FeedQuery) -> CachedBody:
+    async def feed(self, fmt: str, query: FeedQuery) -> CachedBody:
         path = query.path or FEED_PATHS[fmt]
+        settings = self.config.settings
 
-        def render() -> CachedBody:
-            rendered = render_from_storage(
-                self.storage, self.config.settings, fmt, query.limit, query
-            )
+        def render(storage: Storage) -> CachedBody:
+            rendered = render_from_storage(storage, settings, fmt, query.limit, query)
             return CachedBody.of(rendered.body, rendered.updated, CONTENT_TYPES[fmt])
 
-        return self.get((fmt, path, query.query_string()), render)
+        return await self.get((fmt, path, query.query_string()), render)
 
-    def page(self, query: FeedQuery) -> CachedBody:
-        def render() -> CachedBody:
-            rendered = render_page_from_storage(self.storage, self.config, query)
+    async def page(self, query: FeedQuery) -> CachedBody:
+        def render(storage: Storage) -> CachedBody:
+            rendered = render_page_from_storage(storage, self.config, query)
             return CachedBody.of(rendered.body, rendered.updated, PAGE_CONTENT_TYPE)
 
-        return self.get(("html", "/", query.query_string()), render)
+        return await self.get(("html", "/", query.query_string()), render)
 
-    def story(self, story_id: str) -> CachedBody | None:
+    async def story(self, story_id: str) -> CachedBody | None:
         """A live story's reading view; None when the story has no articles."""
 
-        def render() -> CachedBody:
-            rendered = render_story_from_storage(self.storage, self.config, story_id)
+        def render(storage: Storage) -> CachedBody:
+            rendered = render_story_from_storage(storage, self.config, story_id)
             if rendered is None:
                 raise LookupError(story_id)
             return CachedBody.of(rendered.body, rendered.updated, PAGE_CONTENT_TYPE)
 
         try:
-            return self.get(("story", story_id), render)
+            return await self.get(("story", story_id), render)
         except LookupError:
             return None
 
@@ -153,6 +208,7 @@ class FeedCache:
         content_version = self.storage.content_version()
         if content_version != self._content_version:
             self._content_version = content_version
+            self._generation += 1
             self._bodies.clear()
             self._bytes = 0
 
@@ -227,6 +283,14 @@ def _bad_request(exc: BadRequest) -> Response:
     return PlainTextResponse(f"{exc}\n", status_code=400)
 
 
+def _overloaded() -> Response:
+    return PlainTextResponse(
+        "busy rendering other requests; retry shortly\n",
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def _plain_query(default_limit: int, output: OutputSlice | None) -> FeedQuery:
     """The slice of a request without a query string: what feed readers poll, parsed
@@ -246,7 +310,11 @@ def _feed_endpoint(fmt: str, output: OutputSlice | None = None) -> Any:
             )
         except BadRequest as exc:
             return _bad_request(exc)
-        return cached_response(request, cache.feed(fmt, query), settings.cache_max_age)
+        try:
+            cached = await cache.feed(fmt, query)
+        except Overloaded:
+            return _overloaded()
+        return cached_response(request, cached, settings.cache_max_age)
 
     return endpoint
 
@@ -259,7 +327,11 @@ async def page(request: Request) -> Response:
     except BadRequest as exc:
         return _bad_request(exc)
     security = {"Content-Security-Policy": PAGE_SECURITY_POLICY}
-    return cached_response(request, cache.page(query), settings.cache_max_age, security)
+    try:
+        cached = await cache.page(query)
+    except Overloaded:
+        return _overloaded()
+    return cached_response(request, cached, settings.cache_max_age, security)
 
 
 async def sources_opml(request: Request) -> Response:
@@ -313,7 +385,10 @@ async def story_page_endpoint(request: Request) -> Response:
     live = cache.storage.resolve_story_id(story_id)
     if live is not None and live != story_id:
         return RedirectResponse(story_page_path(live), status_code=301)
-    cached = None if live is None else cache.story(live)
+    try:
+        cached = None if live is None else await cache.story(live)
+    except Overloaded:
+        return _overloaded()
     security = {"Content-Security-Policy": PAGE_SECURITY_POLICY}
     if cached is None:
         missing = render_missing_story(story_id, settings.feed_title)
@@ -327,12 +402,20 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def health_page(request: Request) -> Response:
-    """/healthz and the `aggregator feeds` table as a page for people (issue 17)."""
-    storage: Storage = request.app.state.storage
-    rows = storage.feed_health()
-    report = _full_health_report(request, storage, rows)
+    """/healthz and the `aggregator feeds` table as a page for people (issue 17);
+    rendered on the render pool, like every page that grows with the data."""
+    cache: FeedCache = request.app.state.cache
     config: Config = request.app.state.config
-    body = render_health_page(report, rows, datetime.now(UTC), config.settings.feed_title)
+
+    def render(storage: Storage) -> bytes:
+        rows = storage.feed_health()
+        report = _full_health_report(request, storage, rows)
+        return render_health_page(report, rows, datetime.now(UTC), config.settings.feed_title)
+
+    try:
+        body = await cache.run(render)
+    except Overloaded:
+        return _overloaded()
     headers = {
         "Content-Security-Policy": PAGE_SECURITY_POLICY,
         "Cache-Control": "no-cache",  # relative times: always ask again
@@ -403,9 +486,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         storage = Storage.open(config.database_path)
+        pool = RenderPool(config.database_path)
         app.state.storage = storage
         app.state.config_status = config_status
-        app.state.cache = FeedCache(storage, config)
+        app.state.cache = FeedCache(storage, config, pool)
         app.state.opml = CachedBody.of(
             render_opml(config.feeds, f"{config.settings.feed_title}: sources"),
             datetime.fromtimestamp(_mtime(config.path), UTC),
@@ -414,6 +498,7 @@ def create_app(
         try:
             yield
         finally:
+            pool.close()
             storage.close()
 
     routes = [

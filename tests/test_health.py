@@ -144,10 +144,15 @@ def test_metrics_leave_the_last_refresh_out_before_the_first_fetch(
 
 
 def test_health_page_shows_the_summary_and_every_feed(health_site) -> None:
-    config, storage = health_site
+    config, _ = health_site
     app = create_app(config)
-    app.state.storage = storage
-    (page,) = asyncio.run(_get(app, "/feeds.html"))
+
+    async def get_page() -> httpx.Response:
+        async with app.router.lifespan_context(app):  # the render pool, as uvicorn starts it
+            (page,) = await _get(app, "/feeds.html")
+            return page
+
+    page = asyncio.run(get_page())
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert "default-src 'none'" in page.headers["content-security-policy"]

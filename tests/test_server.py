@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -22,6 +24,7 @@ from aggregator.storage import NewArticle, Storage
 from aggregator.stories import merge_by_admin
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def add_article(storage: Storage, feed_id: int, key: str, story: str | None) -> None:
@@ -305,16 +308,29 @@ def test_cache_drops_least_recently_used_bodies_past_its_byte_budget(
 ) -> None:
     # Slices come from strangers' query strings: memory stays bounded (issue 6).
     monkeypatch.setattr(server, "MAX_CACHED_BYTES", 1200)  # room for two bodies
-    cache = server.FeedCache(storage, Config())
+    cache = server.FeedCache(storage, Config(), InlinePool(storage))  # type: ignore[arg-type]
     renders: list[str] = []
 
     def body(name: str) -> server.CachedBody:
         renders.append(name)
         return server.CachedBody.of(name.encode() * 500, NOW, "text/plain")  # ~530 bytes
 
-    for name in ("a", "b", "a", "c", "a", "b"):
-        cache.get((name,), lambda name=name: body(name))
+    async def ask() -> None:
+        for name in ("a", "b", "a", "c", "a", "b"):
+            await cache.get((name,), lambda _, name=name: body(name))
+
+    asyncio.run(ask())
     assert renders == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came
+
+
+class InlinePool:
+    """A render pool that renders on the caller's thread, with the caller's storage."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    async def run(self, work: Callable[[Storage], T]) -> T:
+        return work(self.storage)
 
 
 def test_feeds_name_the_lead_outlet_read_from_storage(site) -> None:
