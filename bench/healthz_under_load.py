@@ -87,6 +87,8 @@ def build_site(directory: Path, stories: int) -> Path:
 
 def serve(config_path: str, port: int) -> None:
     """The child: the real app, with the daemon's uvicorn settings when it has them."""
+    import importlib
+
     import uvicorn
 
     from aggregator import server
@@ -94,7 +96,10 @@ def serve(config_path: str, port: int) -> None:
 
     config = load_config(config_path)
     app = server.create_app(config)
-    settings = getattr(server, "uvicorn_config", None)
+    try:
+        settings = importlib.import_module("aggregator.http_limits").uvicorn_config
+    except ImportError:
+        settings = None
     if settings is not None:
         uvicorn.Server(settings(app, "127.0.0.1", port)).run()
     else:  # a tree from before the limits: uvicorn's defaults, as its daemon had
