@@ -31,6 +31,7 @@ from aggregator.config import Config
 from aggregator.pipeline import PipelineContext
 from aggregator.reload import POLL_INTERVAL, ConfigWatcher, live_config, restart_needed
 from aggregator.scheduler import REFRESH_JOB_ID, TICK, build_scheduler
+from aggregator.serve.http_limits import raise_open_file_limit, uvicorn_config
 from aggregator.serve.server import create_app
 from aggregator.storage import Storage
 
@@ -50,14 +51,13 @@ def run_daemon(
         config, lambda edited: apply_edit(ctx, scheduler, edited), poll_interval=poll_interval
     )
     server = _Server(
-        uvicorn.Config(
+        uvicorn_config(
             create_app(config, config_status=watcher.status.report),
-            host=config.settings.listen_host,
-            port=config.settings.listen_port,
-            log_level="warning",
-            access_log=False,
+            config.settings.listen_host,
+            config.settings.listen_port,
         )
     )
+    raise_open_file_limit()  # one descriptor per client: slow ones must not starve the rest
     log.info(
         "serving %d feeds; merged feed at %s/feed.xml (database %s)",
         len(config.enabled_feeds),

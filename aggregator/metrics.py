@@ -8,6 +8,8 @@ scheduler and the server in one process, so ``/metrics`` sees the pipeline's cou
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,6 +29,7 @@ __all__ = [
     "FETCH_SECONDS",
     "REGISTRY",
     "StorageCollector",
+    "StorageFacts",
     "render",
 ]
 
@@ -58,23 +61,42 @@ ENTRIES_UPDATED = Counter(
 )
 
 
-Snapshot = Callable[[], tuple[Mapping[str, int], Mapping[str, int]]]
+@dataclass(frozen=True)
+class StorageFacts:
+    """What the gauges show, read from storage at scrape time."""
+
+    counts: Mapping[str, int]  # stories, articles
+    feeds: Mapping[str, int]  # feeds by health state
+    last_refresh: datetime | None = None  # the last fetch of any feed, any outcome
+
+
+Snapshot = Callable[[], StorageFacts]
 
 
 class StorageCollector(Collector):
-    """Gauges computed at scrape time: ``snapshot()`` gives (counts, feeds by state)."""
+    """Gauges computed at scrape time from ``snapshot()``."""
 
     def __init__(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        counts, feeds = self._snapshot()
+        facts = self._snapshot()
+        counts, feeds = facts.counts, facts.feeds
         yield _gauge("aggregator_stories", "Stories published.", counts.get("stories", 0))
         yield _gauge("aggregator_articles_stored", "Articles stored.", counts.get("articles", 0))
         states = GaugeMetricFamily("aggregator_feeds", "Feeds by health state.", labels=["state"])
         for state, number in sorted(feeds.items()):
             states.add_metric([state], number)
         yield states
+        # Absent until the first fetch: alert with absent() as well as on its age, e.g.
+        # time() - aggregator_last_refresh_timestamp_seconds > 2 * your longest interval.
+        if facts.last_refresh is not None:
+            yield _gauge(
+                "aggregator_last_refresh_timestamp_seconds",
+                "Unix time of the last feed fetch (any outcome); stops moving when the"
+                " scheduler stalls.",
+                facts.last_refresh.timestamp(),
+            )
 
 
 def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:

@@ -98,6 +98,8 @@ class StorySource:
     score: float | None = None
     extraction_step: str | None = None  # how its text was obtained (extract: STEP_*)
     language: str | None = None  # ISO 639-1
+    feed_url: str | None = None  # the outlet's feed, as in feeds.yaml
+    site_url: str | None = None  # the outlet's home page, as its feed gives it
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,11 @@ class PublishedStory:
     updated: datetime
     tags: tuple[str, ...]
     sources: tuple[StorySource, ...]  # the lead first
-    author: str | None = None
+    author: str | None = None  # the lead article's byline, as its feed gives it
     image: str | None = None
+    # When the story last had news: its newest article's own date (None: ``published``).
+    # ``updated`` is when we last changed it (ingest time), for HTTP validators.
+    last_activity: datetime | None = None
 
 
 @dataclass(frozen=True)

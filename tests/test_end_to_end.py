@@ -276,7 +276,7 @@ def test_healthz_summarises_feed_health(
 ) -> None:
     health = served["healthz"].json()
     assert health["status"] == "ok"
-    assert health["feeds"] == {"total": 4, "ok": 4, "failing": 0}
+    assert health["feeds"] == {"total": 4, "ok": 4, "failing": 0, "pending": 0}
     assert health["stories"] == len(deployment.manifest["groups"])
 
 

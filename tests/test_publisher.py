@@ -29,6 +29,7 @@ from aggregator.publish.feeds import (
     story_html,
 )
 from aggregator.publish.page import PageView, render_page
+from aggregator.publish.story_page import render_story_page
 
 GOLDEN_DIR = Path(__file__).parent / "data" / "golden"
 GOLDEN_FILES = {"rss": "merged.rss", "atom": "merged.atom", "json": "merged.json"}
@@ -71,6 +72,8 @@ FRIGATE = PublishedStory(
             url="https://baltic-naval.example.com/2025/06/miecznik-float-out?id=42&lang=en",
             published=_dt(2, 14, 30),
             relation="lead",
+            feed_url="https://baltic-naval.example.com/feed/",
+            site_url="https://baltic-naval.example.com/",
         ),
         StorySource(
             feed_name="Defence Wire",
@@ -91,6 +94,7 @@ FRIGATE = PublishedStory(
     ),
     author="Anna Nowak",
     image="https://baltic-naval.example.com/img/miecznik.jpg",
+    last_activity=_dt(2, 16, 40),  # the related report, dated by when it was fetched
 )
 
 AIR_DEFENCE = PublishedStory(
@@ -116,6 +120,7 @@ AIR_DEFENCE = PublishedStory(
             url="https://airpower.example.com/news/shorad-trial",
             published=_dt(1, 9, 0),
             relation="lead",
+            feed_url="https://airpower.example.com/rss.xml",
         ),
         StorySource(
             feed_name="Europe's Defence Monitor",
@@ -127,6 +132,7 @@ AIR_DEFENCE = PublishedStory(
         ),
     ),
     author="Zofia Kowalczyk-O'Brien",
+    last_activity=_dt(1, 11, 45),
 )
 
 CONTRACT = PublishedStory(
@@ -146,6 +152,8 @@ CONTRACT = PublishedStory(
             url="https://procurement.example.com/awards/155mm-shells",
             published=_dt(1, 7, 15),
             relation="lead",
+            feed_url="https://procurement.example.com/feed.atom",
+            site_url="https://procurement.example.com/",
         ),
     ),
 )
@@ -239,7 +247,7 @@ def test_rss_round_trip() -> None:
         assert "<p>Source: " in body
 
 
-def test_rss_guid_is_not_a_permalink_and_creator_only_when_known() -> None:
+def test_rss_guid_is_not_a_permalink_and_creator_is_the_lead_outlet() -> None:
     root = ET.fromstring(render_feed(STORIES, META, "rss"))
     items = root.findall("channel/item")
     guids = [i.find("guid") for i in items]
@@ -247,7 +255,9 @@ def test_rss_guid_is_not_a_permalink_and_creator_only_when_known() -> None:
         ("false", item_id(s)) for s in STORIES
     ]
     creator = "{http://purl.org/dc/elements/1.1/}creator"
-    assert [i.findtext(creator) for i in items] == ["Anna Nowak", "Zofia Kowalczyk-O'Brien", None]
+    # Issue 17: readers list outlets, not bylines.
+    outlets = ["Baltic Naval Review", "Air Power Today", "Procurement Watch"]
+    assert [i.findtext(creator) for i in items] == outlets
     self_link = root.find("channel/{http://www.w3.org/2005/Atom}link")
     assert self_link is not None
     assert self_link.get("href") == "https://news.example.org/feed.xml"
@@ -280,11 +290,12 @@ def test_atom_round_trip() -> None:
         assert all(url in body for url in _all_urls(story))
 
 
-def test_atom_entry_author_falls_back_to_lead_feed() -> None:
+def test_atom_entry_author_is_the_lead_outlet() -> None:
+    # Issue 17: an 18-outlet feed listed bylines; readers show the outlet instead.
     parsed = _parse(render_feed(STORIES, META, "atom"))
     assert [e.author for e in parsed.entries] == [
-        "Anna Nowak",
-        "Zofia Kowalczyk-O'Brien",
+        "Baltic Naval Review",
+        "Air Power Today",
         "Procurement Watch",
     ]
 
@@ -418,7 +429,7 @@ def test_story_html_credits_the_lead_then_every_other_outlet() -> None:
         "<hr><p>Source: "
         '<a href="https://baltic-naval.example.com/2025/06/miecznik-float-out?id=42&amp;lang=en">'
         'Baltic Naval Review</a>: First "Miecznik" frigate floated out at Gdynia'
-        " (2025-06-02)</p>"
+        " (2025-06-02), by Anna Nowak</p>"
         "<h3>Also reported by</h3><ul>"
         '<li><a href="https://lodz-defence.example.pl/analiza/miecznik">Łódź Defence Daily</a>:'
         " What the Miecznik launch means for the Baltic &lt;analysis&gt;</li></ul>"
@@ -439,3 +450,84 @@ def test_story_html_does_not_link_non_web_source_urls() -> None:
     assert "javascript:" not in body
     assert "<p>Source: Procurement Watch: " in body
     assert "Also reported by" not in body  # a single outlet has nobody else to list
+
+
+# --- issue 17: readers show outlets, and the stories' real times -------------------
+
+
+def test_rss_items_name_the_lead_outlet_as_their_source() -> None:
+    root = ET.fromstring(render_feed(STORIES, META, "rss"))
+    sources = [item.find("source") for item in root.findall("channel/item")]
+    assert [(s.get("url"), s.text) for s in sources if s is not None] == [
+        ("https://baltic-naval.example.com/feed/", "Baltic Naval Review"),
+        ("https://airpower.example.com/rss.xml", "Air Power Today"),
+        ("https://procurement.example.com/feed.atom", "Procurement Watch"),
+    ]
+    parsed = _parse(render_feed(STORIES, META, "rss"))
+    assert parsed.entries[0].source == {
+        "href": "https://baltic-naval.example.com/feed/",
+        "title": "Baltic Naval Review",
+    }
+
+
+def test_atom_entries_carry_the_lead_outlets_feed_as_source() -> None:
+    parsed = _parse(render_feed(STORIES, META, "atom"))
+    source = parsed.entries[0].source
+    assert source.title == "Baltic Naval Review"
+    assert source.id == "https://baltic-naval.example.com/feed/"
+    assert {link.rel: link.href for link in source.links} == {
+        "self": "https://baltic-naval.example.com/feed/",
+        "alternate": "https://baltic-naval.example.com/",
+    }
+    assert "alternate" not in {link.rel for link in parsed.entries[1].source.links}
+
+
+def test_item_update_dates_are_the_stories_real_times_not_ingest_times() -> None:
+    # Issue 17: Atom <updated> was the ingest time on every entry.
+    ingested = replace(FRIGATE, updated=datetime(2026, 12, 6, 10, 0, tzinfo=UTC))
+    atom = _parse(render_feed([ingested, CONTRACT], META, "atom"))
+    assert [e.updated for e in atom.entries] == ["2025-06-02T16:40:00Z", "2025-06-01T07:15:00Z"]
+    doc = json.loads(render_feed([ingested, CONTRACT], META, "json"))
+    assert [i["date_modified"] for i in doc["items"]] == [
+        "2025-06-02T16:40:00Z",
+        "2025-06-01T07:15:00Z",
+    ]
+    early = replace(CONTRACT, last_activity=_dt(1, 6, 0))  # never before published
+    assert _parse(render_feed([early], META, "atom")).entries[0].updated == "2025-06-01T07:15:00Z"
+
+
+def test_json_feed_author_is_the_outlet_with_its_site() -> None:
+    doc = json.loads(render_feed(STORIES, META, "json"))
+    assert [item["authors"] for item in doc["items"]] == [
+        [{"name": "Baltic Naval Review", "url": "https://baltic-naval.example.com/"}],
+        [{"name": "Air Power Today"}],
+        [{"name": "Procurement Watch", "url": "https://procurement.example.com/"}],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("author", "credited"),
+    [
+        ("newsroom@wire.example (Desk Editor)", ", by Desk Editor</p>"),
+        ("newsroom@wire.example", "(2025-06-01)</p>"),
+        ("  ", "(2025-06-01)</p>"),
+        ("Piotr <b>Nowak</b>", ", by Piotr &lt;b&gt;Nowak&lt;/b&gt;</p>"),
+    ],
+)
+def test_byline_is_credited_in_the_body_as_a_name(author: str, credited: str) -> None:
+    body = story_html(replace(CONTRACT, author=author))
+    assert body.endswith(credited)
+    assert "@" not in body
+
+
+def test_story_page_matches_golden_file(update_golden: bool) -> None:
+    # The reading view of a story (issue 17), golden like the page.
+    rendered = render_story_page(FRIGATE, META.title)
+    path = GOLDEN_DIR / "story.html"
+    if update_golden:
+        path.write_bytes(rendered)
+    assert path.exists(), f"{path} is missing; run `pytest --update-golden` to create it"
+    assert rendered.decode("utf-8") == path.read_text(encoding="utf-8"), (
+        f"the story view differs from {path}; if the change is intended, run "
+        "`pytest tests/test_publisher.py --update-golden` and review the diff"
+    )

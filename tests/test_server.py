@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -17,11 +19,13 @@ import uvicorn
 
 from aggregator.config import Config, FeedSource, load_config
 from aggregator.models import Assignment, NewArticle
-from aggregator.serve import server
+from aggregator.pipeline.stories import merge_by_admin
+from aggregator.serve import cache as render_cache
 from aggregator.serve.server import create_app
 from aggregator.storage import Storage
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def add_article(storage: Storage, feed_id: int, key: str, story: str | None) -> None:
@@ -120,7 +124,8 @@ def test_healthz_reports_counts(client) -> None:
     health = test_client.get("/healthz").json()
     assert health["status"] == "ok"
     assert health["stories"] == 1 and health["articles"] == 1
-    assert health["feeds"] == {"total": 1, "ok": 1, "failing": 0}
+    # Never fetched (the fixture stores articles directly): pending, not ok (issue 17).
+    assert health["feeds"] == {"total": 1, "ok": 0, "failing": 0, "pending": 1}
 
 
 # --- issue 6: cheap to poll, slices, the page, OPML, over a real socket ---------------
@@ -303,14 +308,82 @@ def test_cache_drops_least_recently_used_bodies_past_its_byte_budget(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Slices come from strangers' query strings: memory stays bounded (issue 6).
-    monkeypatch.setattr(server, "MAX_CACHED_BYTES", 1200)  # room for two bodies
-    cache = server.FeedCache(storage, Config())
+    monkeypatch.setattr(render_cache, "MAX_CACHED_BYTES", 1200)  # room for two bodies
+    cache = render_cache.FeedCache(storage, Config(), InlinePool(storage))  # type: ignore[arg-type]
     renders: list[str] = []
 
-    def body(name: str) -> server.CachedBody:
+    def body(name: str) -> render_cache.CachedBody:
         renders.append(name)
-        return server.CachedBody.of(name.encode() * 500, NOW, "text/plain")  # ~530 bytes
+        return render_cache.CachedBody.of(name.encode() * 500, NOW, "text/plain")  # ~530 bytes
 
-    for name in ("a", "b", "a", "c", "a", "b"):
-        cache.get((name,), functools.partial(body, name))
+    def render_named(name: str, _storage: Storage) -> render_cache.CachedBody:
+        return body(name)
+
+    async def ask() -> None:
+        for name in ("a", "b", "a", "c", "a", "b"):
+            await cache.get((name,), functools.partial(render_named, name))
+
+    asyncio.run(ask())
     assert renders == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came
+
+
+class InlinePool:
+    """A render pool that renders on the caller's thread, with the caller's storage."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    async def run(self, work: Callable[[Storage], T]) -> T:
+        return work(self.storage)
+
+
+def test_feeds_name_the_lead_outlet_read_from_storage(site) -> None:
+    # Issue 17: readers list outlets; storage supplies the lead's feed URL.
+    test_client, _ = site
+    rss = test_client.get("/feed.xml?source=Naval&limit=1").text
+    assert '<source url="https://naval.test/feed">Naval</source>' in rss
+    assert "<dc:creator>Naval</dc:creator>" in rss
+    atom = test_client.get("/feed.atom?source=Naval&limit=1").text
+    assert "<id>https://naval.test/feed</id>" in atom
+
+
+# --- issue 17: the reading view, and why no stories arrive ------------------------------
+
+
+def test_story_reading_view_beside_its_json(client) -> None:
+    test_client, storage = client
+    add_article(storage, 1, "b", "story-a")
+    add_article(storage, 1, "c", None)
+    view = test_client.get("/stories/story-a.html")
+    assert view.status_code == 200
+    assert view.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in view.headers["content-security-policy"]
+    assert view.text.count("Naval: <a href=") == 2 and "Frigate b floated out" in view.text
+    etag = view.headers["etag"]
+    assert (
+        test_client.get("/stories/story-a.html", headers={"If-None-Match": etag}).status_code == 304
+    )
+    # /stories/ID is still the JSON, as it was.
+    story = test_client.get("/stories/story-a").json()
+    assert list(story) == [
+        "id", "story_id", "title", "url", "date_published", "date_modified", "aliases", "sources"
+    ]  # fmt: skip
+    # A merged id answers 301 to the survivor's view; an unknown id 404, as HTML.
+    survivor = merge_by_admin(storage, "story-a", "story-c", NOW)
+    gone = "story-c" if survivor == "story-a" else "story-a"
+    moved = test_client.get(f"/stories/{gone}.html", follow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["location"] == f"/stories/{survivor}.html"
+    missing = test_client.get("/stories/nothing-here.html")
+    assert missing.status_code == 404 and "No story has the id nothing-here." in missing.text
+    assert missing.headers["content-type"] == "text/html; charset=utf-8"
+
+
+def test_page_says_so_when_every_feed_is_failing(client) -> None:
+    # Issue 17: the page said "No stories match." with every feed failing. The page is
+    # cached per content version, so a feed's state changing must renew it.
+    test_client, storage = client
+    assert 'class="notice"' not in test_client.get("/").text
+    storage.record_fetch_failure(1, now=NOW, next_check=None, error="HTTP 500", status=500)
+    page = test_client.get("/").text
+    assert "Every feed is failing (1 of 1)" in page
+    assert "Frigate a floated out" in page  # what is stored stays listed

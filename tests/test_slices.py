@@ -289,3 +289,27 @@ def test_websub_hub_must_be_a_web_url(tmp_path: Path) -> None:
         load(tmp_path, "settings:\n  websub_hub: ftp://hub.example/\n")
     hub = load(tmp_path, "settings:\n  websub_hub: https://hub.example/\n").settings.websub_hub
     assert hub == "https://hub.example/"
+
+
+def test_search_matches_word_forms(newsroom: Storage) -> None:
+    # Issue 17: `frigate` found 1 story and `frigates` 2; English words are stemmed now.
+    add(newsroom, 2, "fleet", title="Two frigates ordered for the fleet", hours=7)
+    assert ids(newsroom, StoryFilter(query="frigate")) == ["s-fleet", "s-n1"]
+    assert ids(newsroom, StoryFilter(query="frigates")) == ["s-fleet", "s-n1"]
+    assert ids(newsroom, StoryFilter(query="ordering fleets")) == ["s-fleet"]
+
+
+def test_page_order_is_by_latest_activity_and_pages_follow_it(newsroom: Storage) -> None:
+    # Issue 17: a story outlets kept reporting sorted by its lead's date, below stories
+    # reported once since. The page orders by each story's newest article.
+    add(newsroom, 2, "n1-late", story="s-n1", hours=6)
+    assert ids(newsroom, StoryFilter()) == ["s-n2", "s-w1", "s-a1", "s-n1"]  # the feeds
+    active = [s.id for s in newsroom.published_stories(10, StoryFilter(), by_activity=True)]
+    assert active == ["s-n1", "s-n2", "s-w1", "s-a1"]
+    seen: list[str] = []
+    query: FeedQuery | None = FeedQuery(limit=3)
+    while query is not None:
+        stories, cursor = read_page(newsroom, query, by_activity=True)
+        seen += [story.id for story in stories]
+        query = None if cursor is None else FeedQuery(limit=3, after=cursor)
+    assert seen == active

@@ -382,3 +382,36 @@ def test_sqlite_errors_leave_storage_as_storage_error_naming_the_file(storage: S
     with pytest.raises(StorageError, match="no room: .*test.db"):
         storage.sync_feeds([FeedSource(url="https://wire.example/feed")], NOW)
     assert storage.feed_health() == []
+
+
+def test_migration_8_stems_an_existing_search_index(tmp_path: Path) -> None:
+    # Issue 17: the FTS table made by m002 (no stemming) is rebuilt with porter, and the
+    # articles already stored are found by any form of their words.
+    older = Storage.open(tmp_path / "old.db", migrate=False)
+    try:
+        from aggregator.storage.migrations import migrations
+
+        migrations.apply(older.db, stop_before="m008_stemmed_search")
+        older.sync_feeds([WIRE], NOW)
+        older.db.execute(
+            "INSERT INTO stories (id, created_at, published_at, updated_at) VALUES (?, ?, ?, ?)",
+            ["s1", NOW.isoformat(), NOW.isoformat(), NOW.isoformat()],
+        )
+        older.db.execute(
+            "INSERT INTO articles (feed_id, entry_key, url, canonical_url, title, text,"
+            " fetched_at, extraction_status, story_id, method)"
+            " VALUES (1, 'k', 'https://w.test/a', 'https://w.test/a', 'Frigates launched',"
+            " 'Two hulls.', ?, 'extracted', 's1', 'new')",
+            [NOW.isoformat()],
+        )
+
+        def matches(word: str) -> int:
+            sql = "SELECT count(*) FROM article_search WHERE article_search MATCH ?"
+            return int(older.db.execute(sql, [f'"{word}"']).fetchone()[0])
+
+        assert (matches("frigates"), matches("frigate")) == (1, 0)
+        assert older.migrate() == ["m008_stemmed_search"]
+        assert (matches("frigates"), matches("frigate"), matches("launch")) == (1, 1, 1)
+        older.db.execute("INSERT INTO article_search (article_search) VALUES ('integrity-check')")
+    finally:
+        older.close()

@@ -179,7 +179,7 @@ def feeds(ctx: click.Context, reset: str | None) -> None:
     last attempt and success, next fetch, bytes saved by 304s, and what to fix."""
     from datetime import UTC, datetime
 
-    from aggregator.serve.health import format_table
+    from aggregator.publish.health import format_table
 
     with open_storage(ctx) as (_, storage):
         if reset is not None:

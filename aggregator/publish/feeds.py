@@ -6,9 +6,12 @@ first). XML is built with :mod:`xml.etree.ElementTree`, so every value is escape
 the serialiser; characters XML 1.0 cannot carry at all are dropped first.
 
 Every format carries the same HTML body per item: the lead article's sanitised
-content, a line crediting the lead outlet, then "Also reported by" linking every
-other article of the story. Feeds that are one page of a longer list carry an RFC 5005
-``next`` link (JSON Feed: ``next_url``).
+content, a line crediting the lead outlet (and the byline), then "Also reported by"
+linking every other article of the story. Readers are told the lead *outlet* where
+they show one: as the item's author, and in RSS ``<source url>`` and Atom ``<source>``.
+An item's update date is the story's newest article's own date, not when we stored
+it. Feeds that are one page of a longer list carry an RFC 5005 ``next`` link (JSON
+Feed: ``next_url``).
 """
 
 from __future__ import annotations
@@ -31,8 +34,11 @@ __all__ = [
     "CONTENT_TYPES",
     "FEED_PATHS",
     "FORMATS",
+    "byline",
     "display_title",
     "item_id",
+    "last_activity",
+    "lead_source",
     "outlet_count",
     "render_feed",
     "story_html",
@@ -100,10 +106,43 @@ def _feed_updated(stories: Sequence[PublishedStory], meta: FeedMeta) -> datetime
     return max(candidates, default=None)
 
 
+def lead_source(story: PublishedStory) -> StorySource | None:
+    """The article the story is published from (the sources list it first)."""
+    sources = story.sources
+    return next((source for source in sources if source.relation == "lead"), None) or (
+        sources[0] if sources else None
+    )
+
+
 def _story_author(story: PublishedStory) -> str | None:
-    if story.author:
-        return story.author
-    return story.sources[0].feed_name if story.sources else None
+    """Who readers show as the item's author: the lead *outlet* (issue 17: a merged
+    feed of 18 outlets listed bylines and raw addresses instead); the byline is
+    credited in the body. A story without sources falls back to its byline."""
+    lead = lead_source(story)
+    return lead.feed_name if lead else byline(story.author)
+
+
+_EMAIL = re.compile(r"\S+@\S+")
+
+
+def byline(author: str | None) -> str | None:
+    """A person's name from a feed's author field: RSS writes ``address (Name)``;
+    an address alone is no name and is left out."""
+    text = (author or "").strip()
+    named = re.fullmatch(r"\S+@\S+\s*\((.+)\)", text)
+    if named:
+        text = named.group(1).strip()
+    return None if not text or _EMAIL.fullmatch(text) else text
+
+
+def last_activity(story: PublishedStory) -> datetime:
+    """When the story last had news: its newest article's own date, never before it
+    was first published. Readers see this as the item's update date (Atom
+    ``updated``, JSON ``date_modified``), not the time we stored it."""
+    published = _as_utc(story.published)
+    if story.last_activity is None:
+        return published
+    return max(published, _as_utc(story.last_activity))
 
 
 def _is_web_url(url: str) -> bool:
@@ -141,14 +180,17 @@ def story_html(story: PublishedStory) -> str:
     "Also reported by" (independent reports) and "Republished by" (copies of the same
     article), every other article of the story linked."""
     body = story.content_html or escape_text_as_html(story.content_text or story.summary)
-    return body + _credits_html(story.sources)
+    return body + _credits_html(story)
 
 
-def _credits_html(sources: Sequence[StorySource]) -> str:
-    if not sources:
+def _credits_html(story: PublishedStory) -> str:
+    sources = story.sources
+    lead = lead_source(story)
+    if lead is None:
         return ""
-    lead = next((source for source in sources if source.relation == "lead"), sources[0])
-    credit = f"<hr><p>Source: {_source_line(lead)}</p>"
+    by = byline(story.author)
+    credit = f"<hr><p>Source: {_source_line(lead)}"
+    credit += f", by {escape(by, quote=False)}</p>" if by else "</p>"
     others = [source for source in sources if source is not lead]
     # Independent reports of the event first, then copies of the lead's article.
     related = [source for source in others if source.relation != "duplicate"]
@@ -232,8 +274,13 @@ def _rss_item(channel: ET.Element, story: PublishedStory, meta: FeedMeta) -> Non
     _sub(item, "content:encoded", body)
     for tag in story.tags:
         _sub(item, "category", tag)
-    if story.author:
-        _sub(item, "dc:creator", story.author)
+    author = _story_author(story)
+    if author:
+        _sub(item, "dc:creator", author)
+    lead = lead_source(story)
+    if lead is not None and lead.feed_url and _is_web_url(lead.feed_url):
+        # RSS 2.0 <source>: the channel the item came from, by its feed URL.
+        _sub(item, "source", lead.feed_name, url=lead.feed_url)
 
 
 # --- Atom 1.0 -----------------------------------------------------------------------
@@ -262,11 +309,12 @@ def _atom_entry(root: ET.Element, story: PublishedStory, meta: FeedMeta) -> None
     entry = _sub(root, "entry")
     _sub(entry, "id", item_id(story))
     _sub(entry, "title", display_title(story, meta))
-    _sub(entry, "updated", _rfc3339(story.updated))
+    _sub(entry, "updated", _rfc3339(last_activity(story)))
     _sub(entry, "published", _rfc3339(story.published))
     author = _story_author(story)
     if author:
         _sub(_sub(entry, "author"), "name", author)
+    _atom_source(entry, lead_source(story))
     _sub(entry, "link", rel="alternate", type="text/html", href=story.link)
     for source in story.sources:
         if _is_web_url(source.url):
@@ -276,6 +324,18 @@ def _atom_entry(root: ET.Element, story: PublishedStory, meta: FeedMeta) -> None
     _sub(entry, "content", story_html(story), type="html")
     for tag in story.tags:
         _sub(entry, "category", term=tag)
+
+
+def _atom_source(entry: ET.Element, lead: StorySource | None) -> None:
+    """Atom <source> (RFC 4287 4.2.11): the feed the lead article came from."""
+    if lead is None or not lead.feed_url or not _is_web_url(lead.feed_url):
+        return
+    source = _sub(entry, "source")
+    _sub(source, "id", lead.feed_url)
+    _sub(source, "title", lead.feed_name)
+    _sub(source, "link", rel="self", href=lead.feed_url)
+    if lead.site_url and _is_web_url(lead.site_url):
+        _sub(source, "link", rel="alternate", type="text/html", href=lead.site_url)
 
 
 # --- JSON Feed 1.1 ------------------------------------------------------------------
@@ -309,16 +369,21 @@ def _json_item(story: PublishedStory, meta: FeedMeta) -> dict[str, Any]:
         "content_text": story.content_text,
         "summary": story.summary,
         "date_published": _rfc3339(story.published),
-        "date_modified": _rfc3339(story.updated),
+        "date_modified": _rfc3339(last_activity(story)),
         "tags": list(story.tags),
     }
     author = _story_author(story)
     if author:
-        item["authors"] = [{"name": author}]
+        item["authors"] = [_json_author(author, lead_source(story))]
     if story.image:
         item["image"] = story.image
     item["_aggregator"] = {"sources": [_json_source(source) for source in story.sources]}
     return item
+
+
+def _json_author(name: str, lead: StorySource | None) -> dict[str, Any]:
+    site = lead.site_url if lead is not None else None
+    return {"name": name, "url": site} if site and _is_web_url(site) else {"name": name}
 
 
 def _json_source(source: StorySource) -> dict[str, Any]:

@@ -16,8 +16,10 @@ from aggregator.config import Config, OutputSlice, Settings
 from aggregator.models import FeedMeta
 from aggregator.publish.feeds import FEED_PATHS, FORMATS, render_feed
 from aggregator.publish.files import remove_stale_temporaries, write_atomically
+from aggregator.publish.health import feed_states
 from aggregator.publish.page import PageView, render_page
 from aggregator.publish.query import FeedQuery, parse_feed_query, read_page
+from aggregator.publish.story_page import render_story_page
 from aggregator.storage import Storage
 
 # Last-Modified of a feed with no stories yet.
@@ -62,8 +64,9 @@ def _with_query(path: str, query_string: str) -> str:
 
 
 def render_page_from_storage(storage: Storage, config: Config, query: FeedQuery) -> Rendered:
-    """The HTML page at ``/``: the newest stories of the slice, with filters."""
-    stories, next_cursor = read_page(storage, query)
+    """The HTML page at ``/``: the stories of the slice with news most recently, with
+    filters, and a word on the feeds when none of them is bringing stories."""
+    stories, next_cursor = read_page(storage, query, by_activity=True)
     updated = max((story.updated for story in stories), default=NO_STORIES_DATE)
     view = PageView(
         title=config.settings.feed_title,
@@ -73,8 +76,18 @@ def render_page_from_storage(storage: Storage, config: Config, query: FeedQuery)
         query_string=replace(query, after=None).query_string(),
         next_query=None if next_cursor is None else query.query_string(after=next_cursor),
         slices=tuple((output.title or output.path, output.path) for output in config.outputs),
+        feed_states=feed_states(storage.feed_health()),
     )
     return Rendered(render_page(view), updated, len(stories))
+
+
+def render_story_from_storage(storage: Storage, config: Config, story_id: str) -> Rendered | None:
+    """A live story's reading view (``/stories/ID.html``); None when it has none."""
+    story = storage.published_story(story_id)
+    if story is None:
+        return None
+    body = render_story_page(story, config.settings.feed_title)
+    return Rendered(body, story.updated, 1)
 
 
 def write_feed_files(

@@ -6,23 +6,47 @@ images), readable on a phone, and every value in it is escaped: it shows titles,
 outlets and links, never the articles' HTML. ``<link rel="alternate">`` tags name
 every feed format, filtered like the page, so pasting the site's address into a feed
 reader finds the feed.
+
+Each story shows its lead outlet, then the other outlets the way the feeds list them
+("Also reported by" for their own reports, "Republished by" for copies), and links
+to its reading view (:mod:`aggregator.publish.story_page`). The other HTML pages (the reading
+view, feed health) share this module's stylesheet and helpers, so one
+Content-Security-Policy covers them all.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from typing import Final
 from urllib.parse import urlencode, urlsplit
 
 from aggregator.models import PublishedStory, StoryFilter, StorySource
-from aggregator.publish.feeds import CONTENT_TYPES, FEED_PATHS, outlet_count
+from aggregator.publish.feeds import CONTENT_TYPES, FEED_PATHS, last_activity, outlet_count
 
-__all__ = ["PageView", "STYLE_CSP_SOURCE", "render_page"]
+__all__ = [
+    "FEED_HEALTH_PATH",
+    "PageView",
+    "STYLE_CSP_SOURCE",
+    "html_document",
+    "render_page",
+    "story_page_path",
+]
+
+# The HTML pages beside the list (server routes): a story's reading view and feed health.
+FEED_HEALTH_PATH: Final = "/feeds.html"
+# Outlets named per relation on the list; the reading view lists them all.
+MAX_OUTLETS_LISTED: Final = 6
+
+
+def story_page_path(story_id: str) -> str:
+    """The reading view of a story; ``/stories/ID`` stays its JSON."""
+    return f"/stories/{story_id}.html"
+
 
 FORMAT_LABELS: Final = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
@@ -49,12 +73,21 @@ button { font: inherit; padding: .4rem .9rem; }
 ol.stories { list-style: none; margin: 0; padding: 0; }
 .story { padding: .9rem 0; border-bottom: 1px solid var(--line); }
 .story h2 { font-size: 1.1rem; margin: 0 0 .25rem; line-height: 1.35; }
-.meta, .sources, .empty, footer { color: var(--muted); font-size: .9rem; }
-.meta { margin: 0; }
-details { margin-top: .25rem; }
-summary { cursor: pointer; color: var(--muted); font-size: .9rem; }
+.meta, .outlets, .sources, .empty, footer { color: var(--muted); font-size: .9rem; }
+.meta, .outlets { margin: 0; }
+.notice { padding: .6rem .8rem; border: 1px solid var(--line); border-left: .3rem solid #c0392b; }
 .sources { margin: .25rem 0 0; padding-left: 1.2rem; }
 .tags { font-size: .8rem; color: var(--muted); }
+article h1 { font-size: 1.4rem; line-height: 1.3; margin: 1rem 0 .5rem; }
+article h2 { font-size: 1.1rem; margin: 1.5rem 0 .25rem; }
+article h3 { font-size: 1rem; margin: .75rem 0 0; }
+.body p { margin: .75rem 0; }
+table { border-collapse: collapse; width: 100%; font-size: .85rem; }
+.scroll { overflow-x: auto; }
+th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line);
+  vertical-align: top; }
+td.number { text-align: right; }
+.state-failing, .state-gone { color: #c0392b; font-weight: 600; }
 footer { padding-top: 1rem; }
 """.strip()
 # For the Content-Security-Policy header: allows exactly this stylesheet and no other.
@@ -74,62 +107,79 @@ class PageView:
     query_string: str  # the page's own slice, canonical (also used for its feeds)
     next_query: str | None  # the next (older) page, if any
     slices: tuple[tuple[str, str], ...] = ()  # named slices from feeds.yaml: (title, path)
+    # Enabled feeds by health state (health.feed_states); says why no stories arrive.
+    feed_states: Mapping[str, int] = field(default_factory=dict)
 
 
 def render_page(view: PageView) -> bytes:
     """The whole page as UTF-8 bytes."""
+    notice = _feed_notice(view.feed_states, listing=bool(view.stories))
+    return html_document(
+        view.title,
+        [
+            _header(view),
+            "<main>",
+            notice,
+            _story_list(view, explained=bool(notice)),
+            _older_link(view.next_query),
+            "</main>",
+            _footer(view),
+        ],
+        head=_alternate_links(view),
+    )
+
+
+def html_document(title: str, body: Sequence[str], *, head: Sequence[str] = ()) -> bytes:
+    """A whole page as UTF-8 bytes: the shared head and stylesheet, then ``body``."""
     parts = [
         "<!doctype html>",
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_text(view.title)}</title>",
-        *_alternate_links(view),
+        f"<title>{html_text(title)}</title>",
+        *head,
         f"<style>{STYLE}</style>",
         "</head>",
         "<body>",
-        _header(view),
-        "<main>",
-        _story_list(view.stories),
-        _older_link(view.next_query),
-        "</main>",
-        _footer(view),
+        *(part for part in body if part),
         "</body>",
         "</html>",
     ]
     return ("\n".join(parts) + "\n").encode("utf-8")
 
 
-def _text(value: str) -> str:
+def html_text(value: str) -> str:
+    """``value`` escaped as element text."""
     return escape(value, quote=False)
 
 
-def _attr(value: str) -> str:
+def html_attr(value: str) -> str:
+    """``value`` escaped for a quoted attribute."""
     return escape(value, quote=True)
 
 
 def _href(path: str, query_string: str) -> str:
-    return _attr(f"{path}?{query_string}" if query_string else path)
+    return html_attr(f"{path}?{query_string}" if query_string else path)
 
 
-def _web_url(url: str) -> str | None:
+def web_url(url: str | None) -> str | None:
     """``url`` when it is an http(s) URL; anything else is shown without a link."""
-    parts = urlsplit(url)
+    parts = urlsplit(url or "")
     return url if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def _alternate_links(view: PageView) -> list[str]:
     # The page's own slice comes first: a reader takes the first one it understands.
     links = [
-        f'<link rel="alternate" type="{_attr(CONTENT_TYPES[fmt].split(";")[0])}"'
-        f' title="{_attr(f"{view.title} ({label})")}"'
+        f'<link rel="alternate" type="{html_attr(CONTENT_TYPES[fmt].split(";")[0])}"'
+        f' title="{html_attr(f"{view.title} ({label})")}"'
         f' href="{_href(FEED_PATHS[fmt], view.query_string)}">'
         for fmt, label in FORMAT_LABELS.items()
     ]
     links += [
-        f'<link rel="alternate" type="{_attr(_slice_type(path))}"'
-        f' title="{_attr(title)}" href="{_attr(path)}">'
+        f'<link rel="alternate" type="{html_attr(_slice_type(path))}"'
+        f' title="{html_attr(title)}" href="{html_attr(path)}">'
         for title, path in view.slices
     ]
     return links
@@ -141,11 +191,11 @@ def _slice_type(path: str) -> str:
 
 
 def _header(view: PageView) -> str:
-    query = _attr(view.story_filter.query)
+    query = html_attr(view.story_filter.query)
     return "\n".join(
         [
             "<header>",
-            f'<h1><a href="/">{_text(view.title)}</a></h1>',
+            f'<h1><a href="/">{html_text(view.title)}</a></h1>',
             '<form role="search" method="get" action="/">',
             *_hidden_filter_inputs(view.story_filter),
             f'<input type="search" name="q" value="{query}" maxlength="200"'
@@ -164,7 +214,9 @@ def _hidden_filter_inputs(story_filter: StoryFilter) -> list[str]:
     fields += [("source", source) for source in story_filter.sources]
     if story_filter.min_sources > 1:
         fields.append(("min_sources", str(story_filter.min_sources)))
-    return [f'<input type="hidden" name="{name}" value="{_attr(value)}">' for name, value in fields]
+    return [
+        f'<input type="hidden" name="{name}" value="{html_attr(value)}">' for name, value in fields
+    ]
 
 
 def _filter_links(view: PageView) -> str:
@@ -180,56 +232,110 @@ def _filter_links(view: PageView) -> str:
 
 def _filter_link(label: str, query_string: str, active: bool) -> str:
     marker = ' aria-current="page"' if active else ""
-    return f'<a href="{_href("/", query_string)}"{marker}>{_text(label)}</a>'
+    return f'<a href="{_href("/", query_string)}"{marker}>{html_text(label)}</a>'
 
 
-def _story_list(stories: Sequence[PublishedStory]) -> str:
-    if not stories:
-        return '<p class="empty">No stories match.</p>'
-    items = "\n".join(_story_item(story) for story in stories)
+def _feed_notice(states: Mapping[str, int], *, listing: bool) -> str:
+    """Why no (new) stories arrive, when the feeds say so (issue 17: with every feed
+    failing the page said only "No stories match."). Every feed failing is said above
+    the stories too (they are getting old); the rest only in place of an empty list."""
+    if not states:
+        return ""
+    troubled = states.get("failing", 0) + states.get("gone", 0)
+    enabled = troubled + states.get("ok", 0) + states.get("pending", 0)
+    health = f'<a href="{FEED_HEALTH_PATH}">feed health</a>'
+    if troubled and troubled == enabled:
+        message = (
+            f"Every feed is failing ({troubled} of {enabled}): no new stories arrive"
+            f" until they recover. See {health}."
+        )
+    elif listing:
+        return ""
+    elif enabled == 0:
+        message = "No feeds are followed: add some to feeds.yaml."
+    elif states.get("ok", 0) == 0 and troubled == 0:
+        message = "The feeds have not been fetched yet: stories appear after the first refresh."
+    else:
+        return ""
+    return f'<p class="notice" role="status">{message}</p>'
+
+
+def _story_list(view: PageView, *, explained: bool) -> str:
+    if not view.stories:
+        if explained:  # the notice above already says why
+            return ""
+        filtered = view.story_filter != StoryFilter()
+        return f'<p class="empty">{"No stories match." if filtered else "No stories yet."}</p>'
+    items = "\n".join(_story_item(story) for story in view.stories)
     return f'<ol class="stories">\n{items}\n</ol>'
 
 
 def _story_item(story: PublishedStory) -> str:
-    link = _web_url(story.link)
-    title = _text(story.title)
-    heading = f'<a href="{_attr(link)}">{title}</a>' if link else title
-    lead = story.sources[0].feed_name if story.sources else ""
-    meta = [f'<span class="lead">{_text(lead)}</span>'] if lead else []
-    meta.append(_time(story.published))
+    link = web_url(story.link)
+    title = html_text(story.title)
+    heading = f'<a href="{html_attr(link)}">{title}</a>' if link else title
     parts = [
-        f'<li class="story" id="story-{_attr(story.id)}">',
+        f'<li class="story" id="story-{html_attr(story.id)}">',
         f"<h2>{heading}</h2>",
-        f'<p class="meta">{" · ".join(meta)}</p>',
-        _sources_details(story),
+        f'<p class="meta">{" · ".join(_story_meta(story))}</p>',
+        *outlet_lines(story, limit=MAX_OUTLETS_LISTED),
     ]
     if story.tags:
-        parts.append(f'<p class="tags">{_text(", ".join(story.tags))}</p>')
+        parts.append(f'<p class="tags">{html_text(", ".join(story.tags))}</p>')
     parts.append("</li>")
     return "\n".join(parts)
 
 
-def _time(moment: datetime) -> str:
-    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _story_meta(story: PublishedStory) -> list[str]:
+    """Lead outlet, first report, latest report when later, and the reading view."""
+    lead = story.sources[0].feed_name if story.sources else ""
+    meta = [f'<span class="lead">{html_text(lead)}</span>'] if lead else []
+    meta.append(time_element(story.published))
+    latest = last_activity(story)
+    if latest > as_utc(story.published):
+        meta.append(f"latest {time_element(latest)}")
+    count = outlet_count(story)
+    label = f"{count} outlet{'s' if count != 1 else ''}"
+    meta.append(f'<a class="count" href="{html_attr(story_page_path(story.id))}">{label}</a>')
+    return meta
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def time_element(moment: datetime) -> str:
+    utc = as_utc(moment)
     return f'<time datetime="{utc:%Y-%m-%dT%H:%M:%SZ}">{utc:%d %b %Y, %H:%M} UTC</time>'
 
 
-def _sources_details(story: PublishedStory) -> str:
-    """The number of outlets; opening it lists every article of the story."""
-    if not story.sources:
-        return ""
-    count = outlet_count(story)
-    label = f'<span class="count">{count} source{"s" if count != 1 else ""}</span>'
-    items = "".join(f"<li>{_source_item(source)}</li>" for source in story.sources)
-    return f'<details><summary>{label}</summary><ul class="sources">{items}</ul></details>'
+# The relations other than the lead, as the feeds name them (publisher.story_html).
+RELATION_HEADINGS: Final = (("related", "Also reported by"), ("duplicate", "Republished by"))
 
 
-def _source_item(source: StorySource) -> str:
-    name = _text(source.feed_name)
-    link = _web_url(source.url)
-    if link:
-        name = f'<a href="{_attr(link)}">{name}</a>'
-    return f"{name}: {_text(source.title)}"
+def outlet_lines(story: PublishedStory, *, limit: int) -> list[str]:
+    """ "Also reported by A, B" and "Republished by C": each outlet once, linked to its
+    article; past ``limit`` names, "and N more" links to the reading view."""
+    lines = []
+    for relation, heading in RELATION_HEADINGS:
+        firsts: dict[str, StorySource] = {}
+        for source in story.sources[1:]:
+            if source.relation == relation:
+                firsts.setdefault(source.feed_name, source)
+        if not firsts:
+            continue
+        names = [_outlet_link(source) for source in list(firsts.values())[:limit]]
+        if len(firsts) > limit:
+            more = f"and {len(firsts) - limit} more"
+            names.append(f'<a href="{html_attr(story_page_path(story.id))}">{more}</a>')
+        lines.append(f'<p class="outlets {relation}">{heading} {", ".join(names)}</p>')
+    return lines
+
+
+def _outlet_link(source: StorySource) -> str:
+    name = html_text(source.feed_name)
+    link = web_url(source.url)
+    return f'<a href="{html_attr(link)}">{name}</a>' if link else name
 
 
 def _older_link(next_query: str | None) -> str:
@@ -245,5 +351,6 @@ def _footer(view: PageView) -> str:
     )
     return (
         f"<footer>Subscribe to these stories: {feeds}."
-        ' Outlets followed: <a href="/sources.opml">OPML</a>.</footer>'
+        ' Outlets followed: <a href="/sources.opml">OPML</a>,'
+        f' <a href="{FEED_HEALTH_PATH}">feed health</a>.</footer>'
     )

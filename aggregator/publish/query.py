@@ -138,10 +138,16 @@ def decode_cursor(token: str) -> PageCursor:
     return PageCursor(moment, story_id)
 
 
-def read_page(storage: Storage, query: FeedQuery) -> tuple[list[PublishedStory], PageCursor | None]:
-    """One page of the slice and the cursor of the next page (None on the last)."""
-    stories = storage.published_stories(query.limit + 1, query.story_filter, query.after)
+def read_page(
+    storage: Storage, query: FeedQuery, *, by_activity: bool = False
+) -> tuple[list[PublishedStory], PageCursor | None]:
+    """One page of the slice and the cursor of the next page (None on the last);
+    ``by_activity`` orders by each story's newest article (the HTML page)."""
+    stories = storage.published_stories(
+        query.limit + 1, query.story_filter, query.after, by_activity=by_activity
+    )
     if len(stories) <= query.limit:
         return stories, None
     last = stories[query.limit - 1]
-    return stories[: query.limit], PageCursor(last.published, last.id)
+    moment = (last.last_activity or last.published) if by_activity else last.published
+    return stories[: query.limit], PageCursor(moment, last.id)

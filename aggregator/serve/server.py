@@ -6,20 +6,22 @@ bytes, their gzip, ETag and Last-Modified are cached in memory and conditional
 requests are answered with 304. Change is detected cheaply with ``PRAGMA
 data_version`` (it moves only when another connection commits), then confirmed with
 the stories' version.
+
+Renders run off the event loop (:mod:`aggregator.serve.render_pool`), so a burst of
+uncached slices never holds up ``/healthz`` or cached feeds (issue 19). Requests for
+a slice already being rendered wait for that render instead of starting another, and
+at most MAX_RENDERS_IN_FLIGHT distinct renders wait or run: past that the server
+answers 503 with Retry-After rather than queueing without end.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
-import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,117 +33,31 @@ from starlette.routing import Route
 from aggregator import __version__, metrics
 from aggregator.config import Config, OutputSlice
 from aggregator.errors import BadRequest
-from aggregator.publish.feeds import CONTENT_TYPES, FEED_PATHS, item_id
+from aggregator.publish.feeds import FEED_PATHS, item_id
+from aggregator.publish.health import (
+    feed_states,
+    last_refresh,
+    render_health_page,
+    summarize_health,
+)
 from aggregator.publish.opml import CONTENT_TYPE as OPML_CONTENT_TYPE
 from aggregator.publish.opml import render_opml
-from aggregator.publish.output import render_from_storage, render_page_from_storage
-from aggregator.publish.page import STYLE_CSP_SOURCE
+from aggregator.publish.page import FEED_HEALTH_PATH, STYLE_CSP_SOURCE, story_page_path
 from aggregator.publish.query import FeedQuery, parse_feed_query
-from aggregator.serve.health import feed_states, summarize_health
+from aggregator.publish.story_page import render_missing_story
+from aggregator.serve.cache import (
+    PAGE_CONTENT_TYPE,
+    RETRY_AFTER_SECONDS,
+    CachedBody,
+    FeedCache,
+    Overloaded,
+)
+from aggregator.serve.render_pool import RenderPool
 from aggregator.storage import Storage
 
 log = logging.getLogger(__name__)
 
-MAX_CACHED = 256  # rendered bodies kept per content version (distinct slices)
-# Query strings come from strangers: bound the memory their slices can take too.
-MAX_CACHED_BYTES = 64 * 1024 * 1024
-GZIP_LEVEL = 6
 
-
-@dataclass(frozen=True)
-class CachedBody:
-    """One rendered response body, with what conditional and gzip requests need."""
-
-    body: bytes
-    gzipped: bytes
-    etag: str  # quoted, strong; the gzip variant appends -gzip inside the quotes
-    last_modified: datetime
-    content_type: str
-    last_modified_header: str = ""
-    gzip_etag: str = ""
-
-    @classmethod
-    def of(cls, body: bytes, last_modified: datetime, content_type: str) -> CachedBody:
-        digest = hashlib.sha256(body).hexdigest()[:32]
-        gzipped = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
-        # HTTP dates have whole seconds; compare If-Modified-Since at that precision.
-        moment = last_modified.astimezone(UTC).replace(microsecond=0)
-        return cls(
-            body,
-            gzipped,
-            f'"{digest}"',
-            moment,
-            content_type,
-            last_modified_header=format_datetime(moment, usegmt=True),
-            gzip_etag=f'"{digest}-gzip"',
-        )
-
-
-class FeedCache:
-    """Rendered feeds and pages keyed by slice, valid for one content version.
-
-    Bodies are rendered (and gzipped) once per change of the database, then served
-    from memory. At most MAX_CACHED slices and MAX_CACHED_BYTES are kept, the least
-    recently used dropped first.
-    """
-
-    def __init__(self, storage: Storage, config: Config) -> None:
-        self.storage = storage
-        self.config = config
-        self._data_version: int | None = None
-        self._content_version = ""
-        self._bodies: OrderedDict[tuple[str, ...], CachedBody] = OrderedDict()
-        self._bytes = 0
-
-    def get(self, key: tuple[str, ...], render: Callable[[], CachedBody]) -> CachedBody:
-        self._invalidate_if_changed()
-        cached = self._bodies.get(key)
-        if cached is not None:
-            self._bodies.move_to_end(key)
-            return cached
-        cached = self._bodies[key] = render()
-        self._bytes += _size(cached)
-        while len(self._bodies) > 1 and (
-            len(self._bodies) > MAX_CACHED or self._bytes > MAX_CACHED_BYTES
-        ):
-            self._bytes -= _size(self._bodies.popitem(last=False)[1])
-        return cached
-
-    def feed(self, fmt: str, query: FeedQuery) -> CachedBody:
-        path = query.path or FEED_PATHS[fmt]
-
-        def render() -> CachedBody:
-            rendered = render_from_storage(
-                self.storage, self.config.settings, fmt, query.limit, query
-            )
-            return CachedBody.of(rendered.body, rendered.updated, CONTENT_TYPES[fmt])
-
-        return self.get((fmt, path, query.query_string()), render)
-
-    def page(self, query: FeedQuery) -> CachedBody:
-        def render() -> CachedBody:
-            rendered = render_page_from_storage(self.storage, self.config, query)
-            return CachedBody.of(rendered.body, rendered.updated, PAGE_CONTENT_TYPE)
-
-        return self.get(("html", "/", query.query_string()), render)
-
-    def _invalidate_if_changed(self) -> None:
-        data_version = self.storage.data_version()
-        if data_version == self._data_version:
-            return
-        self._data_version = data_version
-        content_version = self.storage.content_version()
-        if content_version != self._content_version:
-            self._content_version = content_version
-            self._bodies.clear()
-            self._bytes = 0
-
-
-def _size(cached: CachedBody) -> int:
-    return len(cached.body) + len(cached.gzipped)
-
-
-PAGE_CONTENT_TYPE = "text/html; charset=utf-8"
 PAGE_SECURITY_POLICY = (
     f"default-src 'none'; style-src {STYLE_CSP_SOURCE}; form-action 'self';"
     " base-uri 'none'; frame-ancestors 'none'"
@@ -207,6 +123,14 @@ def _bad_request(exc: BadRequest) -> Response:
     return PlainTextResponse(f"{exc}\n", status_code=400)
 
 
+def _overloaded() -> Response:
+    return PlainTextResponse(
+        "busy rendering other requests; retry shortly\n",
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def _plain_query(default_limit: int, output: OutputSlice | None) -> FeedQuery:
     """The slice of a request without a query string: what feed readers poll, parsed
@@ -226,7 +150,11 @@ def _feed_endpoint(fmt: str, output: OutputSlice | None = None) -> Any:
             )
         except BadRequest as exc:
             return _bad_request(exc)
-        return cached_response(request, cache.feed(fmt, query), settings.cache_max_age)
+        try:
+            cached = await cache.feed(fmt, query)
+        except Overloaded:
+            return _overloaded()
+        return cached_response(request, cached, settings.cache_max_age)
 
     return endpoint
 
@@ -239,7 +167,11 @@ async def page(request: Request) -> Response:
     except BadRequest as exc:
         return _bad_request(exc)
     security = {"Content-Security-Policy": PAGE_SECURITY_POLICY}
-    return cached_response(request, cache.page(query), settings.cache_max_age, security)
+    try:
+        cached = await cache.page(query)
+    except Overloaded:
+        return _overloaded()
+    return cached_response(request, cached, settings.cache_max_age, security)
 
 
 async def sources_opml(request: Request) -> Response:
@@ -284,9 +216,58 @@ async def story_endpoint(request: Request) -> Response:
     )
 
 
+async def story_page_endpoint(request: Request) -> Response:
+    """A story's reading view (issue 17). A merged story's old id answers 301 with the
+    surviving story's view, as ``/stories/ID`` does for its JSON."""
+    cache: FeedCache = request.app.state.cache
+    settings = cache.config.settings
+    story_id = request.path_params["story_id"]
+    live = cache.storage.resolve_story_id(story_id)
+    if live is not None and live != story_id:
+        return RedirectResponse(story_page_path(live), status_code=301)
+    try:
+        cached = None if live is None else await cache.story(live)
+    except Overloaded:
+        return _overloaded()
+    security = {"Content-Security-Policy": PAGE_SECURITY_POLICY}
+    if cached is None:
+        missing = render_missing_story(story_id, settings.feed_title)
+        return Response(missing, 404, security, media_type=PAGE_CONTENT_TYPE)
+    return cached_response(request, cached, settings.cache_max_age, security)
+
+
 async def healthz(request: Request) -> JSONResponse:
     storage: Storage = request.app.state.storage
-    report = health_report(storage)
+    return JSONResponse(_full_health_report(request, storage, storage.feed_health()))
+
+
+async def health_page(request: Request) -> Response:
+    """/healthz and the `aggregator feeds` table as a page for people (issue 17);
+    rendered on the render pool, like every page that grows with the data."""
+    cache: FeedCache = request.app.state.cache
+    config: Config = request.app.state.config
+
+    def render(storage: Storage) -> bytes:
+        rows = storage.feed_health()
+        report = _full_health_report(request, storage, rows)
+        return render_health_page(report, rows, datetime.now(UTC), config.settings.feed_title)
+
+    try:
+        body = await cache.run(render)
+    except Overloaded:
+        return _overloaded()
+    headers = {
+        "Content-Security-Policy": PAGE_SECURITY_POLICY,
+        "Cache-Control": "no-cache",  # relative times: always ask again
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Response(body, headers=headers, media_type=PAGE_CONTENT_TYPE)
+
+
+def _full_health_report(
+    request: Request, storage: Storage, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    report = health_report(storage, rows)
     # Absent when a test builds the app state by hand.
     config_status: Callable[[], dict[str, Any]] | None = getattr(
         request.app.state, "config_status", None
@@ -295,13 +276,13 @@ async def healthz(request: Request) -> JSONResponse:
         report["config"] = config_status()
         if report["config"]["error"]:
             report["status"] = "degraded"
-    return JSONResponse(report)
+    return report
 
 
-def health_report(storage: Storage) -> dict[str, Any]:
+def health_report(storage: Storage, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A summary of feed health: ok when no enabled feed is failing or gone."""
     counts = storage.counts()
-    summary = summarize_health(storage.feed_health())
+    summary = summarize_health(storage.feed_health() if rows is None else rows)
     return {
         "status": summary.pop("status"),
         "version": __version__,
@@ -315,8 +296,14 @@ async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text format: pipeline counters plus gauges read now from storage."""
     storage: Storage = request.app.state.storage
 
-    def snapshot() -> tuple[dict[str, int], dict[str, int]]:
-        return storage.counts(), feed_states(storage.feed_health())
+    def snapshot() -> metrics.StorageFacts:
+        rows = storage.feed_health()
+        refreshed = last_refresh(rows)
+        return metrics.StorageFacts(
+            counts=storage.counts(),
+            feeds=feed_states(rows),
+            last_refresh=None if refreshed is None else datetime.fromisoformat(refreshed),
+        )
 
     body = metrics.render(metrics.StorageCollector(snapshot))
     return Response(body, media_type=metrics.CONTENT_TYPE)
@@ -339,9 +326,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         storage = Storage.open(config.database_path)
+        pool = RenderPool(config.database_path)
         app.state.storage = storage
         app.state.config_status = config_status
-        app.state.cache = FeedCache(storage, config)
+        app.state.cache = FeedCache(storage, config, pool)
         app.state.opml = CachedBody.of(
             render_opml(config.feeds, f"{config.settings.feed_title}: sources"),
             datetime.fromtimestamp(_mtime(config.path), UTC),
@@ -350,6 +338,7 @@ def create_app(
         try:
             yield
         finally:
+            pool.close()
             storage.close()
 
     routes = [
@@ -365,5 +354,12 @@ def create_app(
         Route("/sources.opml", sources_opml, methods=["GET", "HEAD"]),
     ]
     routes += [Route("/healthz", healthz), Route("/metrics", metrics_endpoint)]
-    routes += [Route("/stories/{story_id}", story_endpoint, methods=["GET", "HEAD"])]
-    return Starlette(routes=routes, lifespan=lifespan)
+    routes += [Route(FEED_HEALTH_PATH, health_page, methods=["GET", "HEAD"])]
+    # The reading view first: "/stories/{story_id}" would match "ID.html" too.
+    routes += [
+        Route("/stories/{story_id}.html", story_page_endpoint, methods=["GET", "HEAD"]),
+        Route("/stories/{story_id}", story_endpoint, methods=["GET", "HEAD"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.config = config  # set before startup: what needs no database connection
+    return app

@@ -236,3 +236,22 @@ def m007_numpy_minhash(db: Database) -> None:
                 "INSERT OR IGNORE INTO article_bands (band_key, article_id) VALUES (?, ?)",
                 [(band, article_id) for band in bands],
             )
+
+
+# English stemming for `?q=` (issue 17): "frigate" and "frigates" find the same stories.
+# FTS5's porter tokenizer wraps unicode61, so case and diacritics are still folded; it
+# stems English words only (other languages match as before, word for word).
+_STEMMED_TOKENIZER = "porter unicode61 remove_diacritics 2"
+
+
+@migrations()
+def m008_stemmed_search(db: Database) -> None:
+    """Rebuild the search index with the porter stemmer: an FTS5 table's tokenizer is
+    fixed at creation, so the table and its triggers are dropped and made again."""
+    for trigger in ("insert", "delete", "update"):
+        db.execute(f"DROP TRIGGER IF EXISTS article_search_{trigger}")
+    db.execute("DROP TABLE IF EXISTS article_search")
+    plain = "tokenize='unicode61 remove_diacritics 2'"
+    assert plain in _ARTICLE_SEARCH[0]
+    for statement in _ARTICLE_SEARCH:  # create, three triggers, rebuild from articles
+        db.execute(statement.replace(plain, f"tokenize='{_STEMMED_TOKENIZER}'"))

@@ -19,9 +19,12 @@ from aggregator.storage.sql import SqlDoor, from_iso, iso
 # The link published for an article: its canonical URL (urls.py: no tracking
 # parameters, no fragment), as Miniflux's "remove tracking parameters" does.
 _PUBLISHED_URL = "COALESCE(NULLIF(a.canonical_url, ''), a.url) AS url"
+# When a story last had news: its newest article's own date (set by refresh_story on
+# every change; the stories_open index serves this order).
+_ACTIVITY = "s.last_member_at"
 # A story with what publishing needs of its lead article (``s`` and ``a``).
 _STORY_WITH_LEAD = f"""
-    SELECT s.id, s.published_at, s.updated_at, s.lead_article_id,
+    SELECT s.id, s.published_at, s.updated_at, s.last_member_at, s.lead_article_id,
            a.title, {_PUBLISHED_URL}, a.text, a.html, a.summary, a.author, a.image
     FROM stories s JOIN articles a ON a.id = s.lead_article_id"""
 
@@ -41,8 +44,17 @@ class PublishingStorage(SqlDoor):
             "SELECT COUNT(*) AS n, MAX(updated_at) AS updated, MAX(rowid) AS last FROM stories"
         )
         articles = self._one("SELECT MAX(id) AS last FROM articles")
-        # Feed names and tags are published too (sources list, categories, slices).
-        feeds = self._one("SELECT group_concat(name || tags, char(31)) AS names FROM feeds")
+        # Feed names and tags are published too (sources list, categories, slices), and
+        # so is each feed's state on the page (why no stories arrive), but not the
+        # counters that move on every fetch.
+        feeds = self._one(
+            """
+            SELECT group_concat(name || tags || url || site_url || enabled
+                                || (consecutive_failures > 0) || (disabled_reason IS NULL)
+                                || (last_attempt_at IS NULL), char(31)) AS names
+            FROM feeds
+            """
+        )
         assert row is not None and articles is not None and feeds is not None
         names = hashlib.sha256((feeds["names"] or "").encode()).hexdigest()[:16]
         return f"{row['n']}-{row['updated']}-{row['last']}-{articles['last']}-{names}"
@@ -52,16 +64,24 @@ class PublishingStorage(SqlDoor):
         limit: int,
         story_filter: StoryFilter | None = None,
         after: PageCursor | None = None,
+        *,
+        by_activity: bool = False,
     ) -> list[PublishedStory]:
         """The newest stories matching ``story_filter`` with all their sources, the lead
-        first; with ``after``, the page of older stories that follows that story."""
-        where, params = _story_conditions(story_filter or StoryFilter(), after)
+        first; with ``after``, the page of older stories that follows that story.
+
+        Newest by first publication (the feeds), or ``by_activity``: by the story's
+        newest article (the page, issue 17: a story three outlets reported sorted by
+        its lead's date sank below stories reported once since). The cursor then holds
+        that moment instead."""
+        order = _ACTIVITY if by_activity else "s.published_at"
+        where, params = _story_conditions(story_filter or StoryFilter(), after, order)
         stories = list(
             self.db.query(
                 f"""
                 {_STORY_WITH_LEAD}
                 {where}
-                ORDER BY s.published_at DESC, s.id
+                ORDER BY {order} DESC, s.id
                 LIMIT :limit
                 """,
                 {**params, "limit": limit},
@@ -79,7 +99,7 @@ class PublishingStorage(SqlDoor):
             f"""
             SELECT a.id, a.story_id, a.title, {_PUBLISHED_URL}, a.published_at, a.method, a.score,
                    a.copy_of, a.extraction_step, a.language,
-                   f.name AS feed_name, f.tags AS feed_tags
+                   f.name AS feed_name, f.tags AS feed_tags, f.url AS feed_url, f.site_url
             FROM articles a JOIN feeds f ON f.id = a.feed_id
             WHERE a.story_id IN ({placeholders})
             ORDER BY COALESCE(a.published_at, a.fetched_at), a.id
@@ -105,6 +125,8 @@ class PublishingStorage(SqlDoor):
                 score=_member_score(member, members, lead_id),
                 extraction_step=member["extraction_step"],
                 language=member["language"],
+                feed_url=member["feed_url"],
+                site_url=member["site_url"] or None,
             )
             for member in ordered
         )
@@ -125,6 +147,7 @@ class PublishingStorage(SqlDoor):
             sources=sources,
             author=story["author"],
             image=story["image"],
+            last_activity=from_iso(story["last_member_at"]),
         )
 
     def published_story(self, story_id: str) -> PublishedStory | None:
@@ -217,7 +240,7 @@ def fts_query(text: str) -> str:
 
 
 def _story_conditions(
-    story_filter: StoryFilter, after: PageCursor | None
+    story_filter: StoryFilter, after: PageCursor | None, order: str = "s.published_at"
 ) -> tuple[str, dict[str, Any]]:
     """The WHERE clause (over stories ``s``) and its parameters for one slice."""
     clauses: list[str] = ["s.merged_into IS NULL"]  # merged stories live on as aliases
@@ -250,8 +273,7 @@ def _story_conditions(
     if after is not None:
         params.update(after_published=iso(after.published), after_id=after.story_id)
         clauses.append(
-            "(s.published_at < :after_published"
-            " OR (s.published_at = :after_published AND s.id > :after_id))"
+            f"({order} < :after_published OR ({order} = :after_published AND s.id > :after_id))"
         )
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
