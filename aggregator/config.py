@@ -33,15 +33,22 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: object) -> timedelta:
-    """Read ``90s``, ``15m``, ``2h`` or ``1d`` (a bare number means minutes)."""
+    """Read ``90s``, ``15m``, ``2h`` or ``1d``.
+
+    A bare number is refused: ``timeout: 30`` used to mean 30 minutes, not the 30
+    seconds most admins meant (issue 17). Integer keys that are plain seconds or days
+    say so in their name (``cache_max_age``, ``retention_days``) and are not durations.
+    """
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return timedelta(minutes=value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"write 30s, 15m or 2h (a bare {value} has no unit)")
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+        if re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+            raise ValueError(f"write 30s, 15m or 2h (a bare {value.strip()} has no unit)")
     raise ValueError(f"expected a duration like '30s', '15m', '2h' or '1d', got {value!r}")
 
 

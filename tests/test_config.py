@@ -200,6 +200,27 @@ INVALID = {
         "settings.listen: expected host:port",
     ),
     "top-level-list": ("- a\n- b\n", 1, "top level must be a mapping"),
+    # Issue 17: a bare number in a duration used to mean minutes; now it is refused.
+    "bare-timeout": (
+        "settings:\n  timeout: 30\nfeeds: []\n",
+        2,
+        "settings.timeout: write 30s, 15m or 2h",
+    ),
+    "bare-feed-interval": (
+        "feeds:\n  - name: A\n    url: https://a.example/feed\n    interval: 60\n",
+        4,
+        "feeds[0] (A).interval: write 30s, 15m or 2h",
+    ),
+    "bare-quoted-refresh-interval": (
+        "settings:\n  refresh_interval: '45'\nfeeds: []\n",
+        2,
+        "settings.refresh_interval: write 30s, 15m or 2h",
+    ),
+    "bare-float-window": (
+        "settings:\n  clustering:\n    window: 1.5\nfeeds: []\n",
+        3,
+        "settings.clustering.window: write 30s, 15m or 2h",
+    ),
 }
 
 
@@ -215,6 +236,21 @@ def test_invalid_config_names_file_line_and_field(
     assert message in str(error)
     assert error.path == str(path)
     assert error.line == line
+
+
+def test_integer_second_and_day_keys_stay_plain_numbers(tmp_path: Path) -> None:
+    """Keys that name their unit are not durations: they keep taking a bare number."""
+    text = "settings:\n  cache_max_age: 300\n  retention_days: 30\nfeeds: []\n"
+    settings = load_config(write_config(tmp_path, text)).settings
+    assert (settings.cache_max_age, settings.retention_days) == (300, 30)
+
+
+def test_every_duration_key_refuses_a_bare_number(tmp_path: Path) -> None:
+    keys = ["refresh_interval", "timeout", "duplicate_window", "max_backoff"]
+    keys += ["extract_time_limit"]
+    for key in keys:
+        with pytest.raises(ConfigError, match=f":2: settings.{key}: write 30s, 15m or 2h"):
+            load_config(write_config(tmp_path, f"settings:\n  {key}: 10\nfeeds: []\n"))
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
