@@ -28,6 +28,9 @@ CONFIG_ENV_VAR = "AGGREGATOR_CONFIG"
 DATABASE_ENV_VAR = "AGGREGATOR_DATABASE"
 LISTEN_ENV_VAR = "AGGREGATOR_LISTEN"
 
+# About 15,000 feeds; parsing that much YAML already takes a few seconds.
+MAX_CONFIG_BYTES = 2 * 1024 * 1024
+
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -304,12 +307,8 @@ def resolve_config_path(path: str | Path | None) -> Path:
 def load_config(path: str | Path) -> Config:
     """Read and validate feeds.yaml. Raises ConfigError naming file, line and field."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}", path=str(path)) from exc
-    document = _parse_yaml(text, path)
-    if document is None:
+    document = _parse_yaml(read_config_text(path), path)
+    if document is None:  # empty, or comments only
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(
@@ -317,6 +316,7 @@ def load_config(path: str | Path) -> Config:
             path=str(path),
             line=1,
         )
+    _check_feeds_listed(document, path)
     try:
         config = Config.model_validate({**document, "path": path})
     except ValidationError as exc:
@@ -324,6 +324,37 @@ def load_config(path: str | Path) -> Config:
     _check_duplicate_urls(config, document, path)
     _check_output_paths(config, document, path)
     return config
+
+
+def read_config_text(path: Path) -> str:
+    """The text of feeds.yaml, refused past MAX_CONFIG_BYTES: a runaway file (50 MB of
+    comments) must not keep the reload thread parsing for minutes."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: config is larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB; refused",
+                path=str(path),
+            )
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}", path=str(path)) from exc
+
+
+def _check_feeds_listed(document: Any, path: Path) -> None:
+    """A file with no ``feeds:`` (truncated, comments only) would silently stop every
+    feed; ``feeds: []`` says so on purpose and stays allowed (issue 19)."""
+    if document.get("feeds") is not None:
+        return
+    line = _line_of(document, ("feeds",)) or 1
+    problem = "is empty" if "feeds" in document else "missing"
+    raise ConfigError(
+        f"{path}:{line}: feeds: {problem}: list the feeds to follow"
+        " (or write `feeds: []` to follow none)",
+        path=str(path),
+        line=line,
+    )
 
 
 def _parse_yaml(text: str, path: Path) -> Any:

@@ -13,6 +13,7 @@ from aggregator.config import (
     DATABASE_ENV_VAR,
     DEFAULT_CONFIG_PATH,
     LISTEN_ENV_VAR,
+    MAX_CONFIG_BYTES,
     Config,
     load_config,
     resolve_config_path,
@@ -100,11 +101,41 @@ def test_unset_settings_keep_their_defaults(config: Config) -> None:
     assert config.output_directory is None
 
 
-def test_empty_file_is_all_defaults(tmp_path: Path) -> None:
-    config = load_config(write_config(tmp_path, "# nothing here yet\n"))
+def test_an_explicit_empty_feeds_list_is_all_defaults(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, "# nothing here yet\nfeeds: []\n"))
     assert config.feeds == ()
     assert config.settings.listen == "127.0.0.1:8080"
     assert config.settings.refresh_interval == timedelta(minutes=30)
+
+
+NO_FEEDS = {
+    "empty": ("", 1, "feeds: missing"),
+    "comments-only": ("# all my feeds\n# were here\n", 1, "feeds: missing"),
+    "truncated-after-settings": ("settings:\n  refresh_interval: 30m\n", 1, "feeds: missing"),
+    "feeds-key-without-a-list": ("settings: {}\nfeeds:\n# - url: gone\n", 2, "feeds: is empty"),
+}
+
+
+@pytest.mark.parametrize(("text", "line", "message"), NO_FEEDS.values(), ids=NO_FEEDS.keys())
+def test_a_file_without_feeds_is_refused(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    """Issue 19: a truncated or comments-only file used to stop every feed silently."""
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:{line}: {message}: list the feeds")
+    assert "feeds: []" in str(caught.value)
+
+
+def test_a_config_past_the_size_cap_is_refused_unparsed(tmp_path: Path) -> None:
+    """Issue 19: 50 MB of comments kept the reload thread busy for minutes."""
+    comment = "# " + "x" * 77 + "\n"
+    text = "feeds: []\n" + comment * (MAX_CONFIG_BYTES // len(comment) + 1)
+    with pytest.raises(ConfigError, match="config is larger than 2 MiB; refused"):
+        load_config(write_config(tmp_path, text))
+    just_under = "feeds: []\n" + comment * ((MAX_CONFIG_BYTES - 20) // len(comment))
+    assert load_config(write_config(tmp_path, just_under)).feeds == ()
 
 
 def test_database_path_is_relative_to_the_config_file(config: Config, tmp_path: Path) -> None:
