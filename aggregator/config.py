@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from aggregator import __version__
+from aggregator.config_checks import (
+    feed_url_problem,
+    name_clashes,
+    output_path_clashes,
+    split_tags,
+    tag_clashes,
+    url_clashes,
+)
 from aggregator.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/feeds.yaml")
@@ -212,8 +221,9 @@ class FeedSource(_Frozen):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        problem = feed_url_problem(value.strip())
+        if problem:
+            raise ValueError(problem)
         return value.strip()
 
     @field_validator("interval", mode="before")
@@ -224,7 +234,7 @@ class FeedSource(_Frozen):
     @field_validator("tags", mode="before")
     @classmethod
     def _tags(cls, value: object) -> object:
-        return (value,) if isinstance(value, str) else value
+        return split_tags(value)
 
     @property
     def display_name(self) -> str:
@@ -321,8 +331,7 @@ def load_config(path: str | Path) -> Config:
         config = Config.model_validate({**document, "path": path})
     except ValidationError as exc:
         raise _config_error(exc, document, path) from exc
-    _check_duplicate_urls(config, document, path)
-    _check_output_paths(config, document, path)
+    _check_clashes(config, document, path)
     return config
 
 
@@ -438,33 +447,25 @@ def _child(node: Any, part: Any) -> Any:
     return None
 
 
-def _check_duplicate_urls(config: Config, document: Any, path: Path) -> None:
-    seen: dict[str, int] = {}
-    for index, feed in enumerate(config.feeds):
-        if feed.url in seen:
-            line = _line_of(document, ("feeds", index, "url"))
-            raise ConfigError(
-                f"{path}:{line or '?'}: feeds[{index}].url: duplicate of feeds[{seen[feed.url]}]"
-                f" ({feed.url})",
-                path=str(path),
-                line=line,
-            )
-        seen[feed.url] = index
-
-
-# Built-in paths a slice must not shadow.
-RESERVED_OUTPUT_PATHS = frozenset({"/feed.xml", "/feed.atom", "/feed.json"})
-
-
-def _check_output_paths(config: Config, document: Any, path: Path) -> None:
-    seen: set[str] = set()
-    for index, output in enumerate(config.outputs):
-        if output.path in seen or output.path in RESERVED_OUTPUT_PATHS:
-            line = _line_of(document, ("outputs", index, "path"))
-            problem = "duplicate path" if output.path in seen else "path is built in"
-            raise ConfigError(
-                f"{path}:{line or '?'}: outputs[{index}].path: {problem} ({output.path})",
-                path=str(path),
-                line=line,
-            )
-        seen.add(output.path)
+def _check_clashes(config: Config, document: Any, path: Path) -> None:
+    """Entries that clash with each other (config_checks.py): the first one found."""
+    feeds = config.feeds
+    clashes = chain(
+        url_clashes([feed.url for feed in feeds]),
+        name_clashes([feed.display_name for feed in feeds]),
+        tag_clashes([feed.tags for feed in feeds]),
+        output_path_clashes([output.path for output in config.outputs]),
+    )
+    clash = next(clashes, None)
+    if clash is None:
+        return
+    field = "url" if clash.field == "name" and not feeds[clash.index].name else clash.field
+    field_path = (clash.section, clash.index, field)  # a feed without a name goes by its URL
+    line = _line_of(document, field_path)
+    where = _describe_location(document, field_path) if clash.field in ("name", "tags") else None
+    raise ConfigError(
+        f"{path}:{line or '?'}: {where or f'{clash.section}[{clash.index}].{field}'}:"
+        f" {clash.problem}",
+        path=str(path),
+        line=line,
+    )

@@ -231,6 +231,56 @@ INVALID = {
         "settings.listen: expected host:port",
     ),
     "top-level-list": ("- a\n- b\n", 1, "top level must be a mapping"),
+    # Issue 17: edits that passed check-config and bit later.
+    "same-name-twice-in-other-case": (
+        "feeds:\n  - name: Naval News\n    url: https://a.example/feed\n"
+        "  - name: naval news\n    url: https://b.example/feed\n",
+        4,
+        "feeds[1] (naval news).name: 'naval news' is already the name of feeds[0]",
+    ),
+    "feed-beside-feed-slash": (
+        "feeds:\n  - name: A\n    url: https://a.example/feed\n"
+        "  - name: B\n    url: https://A.example:443/feed/\n",
+        5,
+        "feeds[1].url: duplicate of feeds[0] (https://a.example/feed)",
+    ),
+    "space-in-host": (
+        "feeds:\n  - name: A\n    url: https://naval news.example/feed\n",
+        3,
+        "feeds[0] (A).url: a space in the host ('naval news.example')",
+    ),
+    "space-in-path": (
+        "feeds:\n  - name: A\n    url: https://a.example/my feed.xml\n",
+        3,
+        "feeds[0] (A).url: a space in the URL; write it as %20",
+    ),
+    "port-not-a-number": (
+        "feeds:\n  - name: A\n    url: https://a.example:80a/feed\n",
+        3,
+        "feeds[0] (A).url: invalid port",
+    ),
+    "empty-tag": (
+        "feeds:\n  - name: A\n    url: https://a.example/feed\n    tags: [naval, '']\n",
+        4,
+        "feeds[0] (A).tags: empty tag ('')",
+    ),
+    "tags-differing-by-case": (
+        "feeds:\n  - name: A\n    url: https://a.example/feed\n    tags: [Naval]\n"
+        "  - name: B\n    url: https://b.example/feed\n    tags: [air, naval]\n",
+        7,
+        "feeds[1] (B).tags: 'naval' differs from 'Naval' (feeds[0]) only by case",
+    ),
+    # Issue 19: only a `?` or a fragment added made a second feed of the same URL.
+    "same-url-with-a-lone-question-mark": (
+        "feeds:\n  - url: https://a.example/rss\n  - url: https://a.example/rss?\n",
+        3,
+        "feeds[1].url: duplicate of feeds[0] (https://a.example/rss)",
+    ),
+    "same-url-with-a-fragment": (
+        "feeds:\n  - url: https://a.example/rss?cat=2\n  - url: https://a.example/rss?cat=2#top\n",
+        3,
+        "feeds[1].url: duplicate of feeds[0]",
+    ),
     # Issue 17: a bare number in a duration used to mean minutes; now it is refused.
     "bare-timeout": (
         "settings:\n  timeout: 30\nfeeds: []\n",
@@ -267,6 +317,21 @@ def test_invalid_config_names_file_line_and_field(
     assert message in str(error)
     assert error.path == str(path)
     assert error.line == line
+
+
+def test_comma_separated_tags_are_several_tags(tmp_path: Path) -> None:
+    """Issue 17: `tags: naval, uk` was one tag that no ?tag= filter could select."""
+    text = (
+        "feeds:\n  - name: A\n    url: https://a.example/feed\n    tags: naval, uk\n"
+        "  - name: B\n    url: https://b.example/feed\n    tags: [' naval ', 'air,uk,', naval]\n"
+    )
+    feeds = load_config(write_config(tmp_path, text)).feeds
+    assert [feed.tags for feed in feeds] == [("naval", "uk"), ("naval", "air", "uk")]
+
+
+def test_different_queries_are_different_feeds(tmp_path: Path) -> None:
+    text = "feeds:\n  - url: https://a.example/rss?cat=2\n  - url: https://a.example/rss?cat=3\n"
+    assert len(load_config(write_config(tmp_path, text)).feeds) == 2
 
 
 def test_integer_second_and_day_keys_stay_plain_numbers(tmp_path: Path) -> None:

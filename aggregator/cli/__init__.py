@@ -162,7 +162,12 @@ def import_opml(ctx: click.Context, opml_file: Path, dry_run: bool) -> None:
         click.echo(f"{verb}: {added.name} ({added.url})")
     for skipped in edit.skipped:
         click.echo(f"already present: {skipped.name} ({skipped.url})")
-    click.echo(f"{config_path}: {len(edit.added)} {verb}, {len(edit.skipped)} already present")
+    for dropped in edit.dropped:
+        click.echo(f"dropped: {dropped.name} ({dropped.url}): {dropped.reason}")
+    click.echo(
+        f"{config_path}: {len(edit.added)} {verb}, {len(edit.skipped)} already present,"
+        f" {len(edit.dropped)} dropped"
+    )
 
 
 @cli.command()
