@@ -44,6 +44,9 @@ def run_daemon(
     # The scheduler's one job thread is this connection's only user (max_instances=1).
     storage = Storage.open(config.database_path, check_same_thread=False)
     storage.sync_feeds(config.feeds, datetime.now(UTC))
+    # A restart is often the admin's fix for a feed that never worked: try it now.
+    if retried := storage.make_unfetched_feeds_due(datetime.now(UTC)):
+        log.info("fetching now %d feeds never fetched successfully", len(retried))
     ctx = PipelineContext.create(config, storage)
     scheduler = build_scheduler(ctx, tick=tick)
     watcher = ConfigWatcher(

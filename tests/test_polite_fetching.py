@@ -40,6 +40,7 @@ from aggregator.pipeline import (
     refresh_feeds,
 )
 from aggregator.pipeline import articles as ingest
+from aggregator.pipeline.next_check import FIRST_RETRY
 from aggregator.scheduler import run_refresh_job
 from aggregator.serve.server import create_app
 from aggregator.storage import Storage
@@ -493,8 +494,9 @@ def test_each_misbehaviour_is_recorded_on_its_feed_and_nothing_half_written(
     [
         ("Busy", timedelta(hours=2)),  # Retry-After: 7200 beats the 10 min backoff
         ("Unavailable", timedelta(hours=3)),  # Retry-After as an HTTP date
-        ("Error", 2 * INTERVAL),  # first failure: the interval doubled
-        ("Missing", 2 * INTERVAL),
+        # Never fetched successfully: a minute, not the interval doubled (issue 17).
+        ("Error", FIRST_RETRY),
+        ("Missing", FIRST_RETRY),
         ("Steady", timedelta(minutes=60)),  # <ttl>60</ttl> beats the 5 min interval
         ("Old", INTERVAL),
     ],

@@ -174,24 +174,31 @@ def import_opml(ctx: click.Context, opml_file: Path, dry_run: bool) -> None:
 @click.option(
     "--reset",
     "reset",
-    metavar="URL_OR_NAME",
+    metavar="[URL_OR_NAME]",
+    is_flag=False,
+    flag_value="",
     default=None,
     help="Forget a feed's failures, its 410 Gone and its recorded move; fetch it next tick.",
 )
+@click.option("--all", "reset_all", is_flag=True, help="With --reset: every feed.")
 @click.pass_context
-def feeds(ctx: click.Context, reset: str | None) -> None:
+def feeds(ctx: click.Context, reset: str | None, reset_all: bool) -> None:
     """Show each feed's health: state, HTTP status, consecutive failures, articles,
     last attempt and success, next fetch, bytes saved by 304s, and what to fix."""
     from datetime import UTC, datetime
 
     from aggregator.serve.health import format_table
 
+    if reset_all and reset is None:
+        fail("--all goes with --reset: `aggregator feeds --reset --all`")
+    if reset == "" and not reset_all:
+        fail("--reset: name a feed (URL or name) or add --all")
     with open_storage(ctx) as (_, storage):
         if reset is not None:
-            urls = storage.reset_feed(reset, datetime.now(UTC))
+            urls = storage.reset_feed(None if reset_all else reset, datetime.now(UTC))
             if not urls:
                 fail(f"no feed with URL or name {reset!r}")
-            click.echo("reset: " + ", ".join(urls))
+            click.echo(f"reset: {len(urls)} feeds" if reset_all else "reset: " + ", ".join(urls))
         rows = storage.feed_health()
     click.echo(format_table(rows, datetime.now(UTC)))
 
