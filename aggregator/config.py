@@ -95,7 +95,7 @@ class Settings(_Frozen):
     public_url: str = ""
     refresh_interval: timedelta = timedelta(minutes=30)
     user_agent: str = ""
-    contact_url: str = "https://github.com/aggregator/aggregator"
+    contact_url: str = ""  # the admin's: unset, the CLI warns (issue 17)
     allow_private_addresses: bool = False
     feed_title: str = "Defence news"
     feed_limit: int = Field(default=50, ge=1)
@@ -168,7 +168,8 @@ class Settings(_Frozen):
 
     @property
     def effective_user_agent(self) -> str:
-        return self.user_agent or f"aggregator/{__version__} (+{self.contact_url})"
+        contact = f" (+{self.contact_url})" if self.contact_url else ""
+        return self.user_agent or f"aggregator/{__version__}{contact}"
 
     @property
     def worker_count(self) -> int:

@@ -12,7 +12,8 @@ SETTINGS_HELP: dict[str, str] = {
     "public_url": "URL readers reach the service at (used for self links); default http://LISTEN.",
     "refresh_interval": "How often each feed is fetched unless the feed sets `interval`.",
     "user_agent": "User-Agent header; default names aggregator, its version and contact_url.",
-    "contact_url": "Contact URL put in the default User-Agent so publishers can reach you.",
+    "contact_url": "Your contact (a web page or mailto: address) put in the default "
+    "User-Agent so publishers can reach you. Unset, `run`, `refresh` and `check-config` warn.",
     "allow_private_addresses": (
         "Allow URLs from feed content (article links, redirects) to reach loopback, "
         "private or link-local addresses. Keep false on the internet."

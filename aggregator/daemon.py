@@ -16,9 +16,11 @@ are fetched at once. ``/healthz`` shows a rejected edit and settings needing a r
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,6 +30,7 @@ import uvicorn
 from apscheduler.schedulers.base import BaseScheduler
 
 from aggregator.config import Config
+from aggregator.errors import ListenError
 from aggregator.pipeline import PipelineContext
 from aggregator.reload import POLL_INTERVAL, ConfigWatcher, live_config, restart_needed
 from aggregator.scheduler import REFRESH_JOB_ID, TICK, build_scheduler
@@ -40,7 +43,34 @@ log = logging.getLogger(__name__)
 def run_daemon(
     config: Config, *, tick: timedelta = TICK, poll_interval: float = POLL_INTERVAL
 ) -> None:
-    """Run until SIGTERM/SIGINT. Raises StorageError if the database is unusable."""
+    """Run until SIGTERM/SIGINT. Raises ListenError if the address is taken, StorageError
+    if the database is unusable: both before anything starts or is logged as serving."""
+    listener = listen_socket(config.settings.listen_host, config.settings.listen_port)
+    try:
+        _run(config, listener, tick=tick, poll_interval=poll_interval)
+    finally:
+        listener.close()
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound now: a port in use fails here, with a plain error,
+    instead of after the log has said "serving"."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = " (is another aggregator running? change settings.listen or AGGREGATOR_LISTEN)"
+        raise ListenError(f"cannot listen on {address}: {exc.strerror or exc}{hint}") from exc
+    return sock
+
+
+def _run(config: Config, listener: socket.socket, *, tick: timedelta, poll_interval: float) -> None:
     # The scheduler's one job thread is this connection's only user (max_instances=1).
     storage = Storage.open(config.database_path, check_same_thread=False)
     storage.sync_feeds(config.feeds, datetime.now(UTC))
@@ -70,7 +100,7 @@ def run_daemon(
     scheduler.start()
     watcher.start()
     try:
-        server.run()
+        server.run(sockets=[listener])
     finally:
         log.info("stopping: finishing the unit of work in flight")
         ctx.stop.set()

@@ -10,6 +10,7 @@
     ├── ExtractError(url)      an article page gave no usable text
     │   └── ExtractTimeout     extraction passed the per-page time limit
     ├── StorageError           the database could not be opened or migrated
+    ├── ListenError            the HTTP server cannot listen on its address (port in use)
     ├── BadRequest             a query string the server refuses (400), like a damaged cursor
     ├── OPMLError              an OPML file to import is unreadable or unsafe
     └── Stopped                the process is stopping: work that had to wait was given up
@@ -89,6 +90,10 @@ class ExtractTimeout(ExtractError):
 
 class StorageError(AggregatorError):
     """The database could not be opened, migrated or written."""
+
+
+class ListenError(AggregatorError):
+    """The HTTP server cannot listen on its address: the port is taken, or not ours."""
 
 
 class BadRequest(AggregatorError):

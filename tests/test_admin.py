@@ -7,6 +7,9 @@ Real processes on 127.0.0.1, as in test_reload.py and test_crash.py.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -133,3 +136,71 @@ def test_feeds_reset_all(tmp_path: Path, feeds: FlakyFeeds) -> None:
     assert stray.exit_code == 1 and "--all goes with --reset" in stray.output
     one = runner.invoke(cli, ["--config", str(config), "feeds", "--reset", "broken"])
     assert one.exit_code == 0 and f"reset: {feeds.base_url}/broken.xml" in one.output
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def test_config_is_accepted_after_the_command_too(tmp_path: Path) -> None:
+    """Issue 17: `aggregator check-config --config X` failed (only before it worked)."""
+    config = tmp_path / "mine.yaml"
+    config.write_text("settings:\n  contact_url: mailto:admin@quay.example\nfeeds: []\n")
+    runner = CliRunner()
+    after = runner.invoke(cli, ["check-config", "--config", str(config)])
+    assert after.exit_code == 0, after.output
+    assert after.output == f"{config}: OK (0 feeds, 0 enabled)\n"
+    other = tmp_path / "other.yaml"
+    other.write_text("feeds: [}\n")
+    # Given twice, the one after the command wins.
+    both = runner.invoke(cli, ["--config", str(other), "check-config", "--config", str(config)])
+    assert both.exit_code == 0, both.output
+    nested = runner.invoke(cli, ["stories", "split", "--config", str(config), "http://x.example/"])
+    assert nested.exit_code == 1 and "no stored article" in nested.output.lower()
+    assert "--config" in runner.invoke(cli, ["feeds", "--help"]).output
+
+
+@pytest.mark.parametrize(
+    ("settings", "warned"),
+    [
+        ("", True),
+        ("  contact_url: https://github.com/aggregator/aggregator\n", True),  # the old default
+        ("  contact_url: mailto:admin@quay.example\n", False),
+        ("  user_agent: QuayBot/2 (+https://quay.example/bot)\n", False),
+    ],
+)
+def test_an_unset_contact_url_is_a_warning_not_an_error(
+    tmp_path: Path, settings: str, warned: bool
+) -> None:
+    """Issue 17: the default User-Agent's contact was a placeholder nobody reads."""
+    config = tmp_path / "feeds.yaml"
+    config.write_text(f"settings:\n{settings}  log_level: WARNING\nfeeds: []\n")
+    result = CliRunner().invoke(cli, ["--config", str(config), "check-config"])
+    assert result.exit_code == 0
+    warning = f"warning: {config}: settings.contact_url: not set: publishers see no way"
+    assert (warning in result.stderr) is warned
+    assert "OK (0 feeds" in result.stdout
+
+
+def test_a_port_in_use_fails_before_serving_with_a_plain_error(
+    tmp_path: Path, feeds: FlakyFeeds
+) -> None:
+    """Issue 17: a port already in use logged "serving…" (and started fetching) before
+    failing with uvicorn's bare errno."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path / "feeds.yaml", feeds, f"127.0.0.1:{port}")
+        done = subprocess.run(
+            [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.endswith(
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+        " (is another aggregator running? change settings.listen or AGGREGATOR_LISTEN)\n"
+    )
+    assert "serving" not in done.stderr and "Traceback" not in done.stderr
+    assert feeds.hits == {}  # nothing was fetched either

@@ -783,12 +783,17 @@ def test_user_agent_names_the_software_and_a_contact(server: HostileServer, tmp_
         return httpx.Response(404)
 
     config = write_config(server, tmp_path, {})
+    from aggregator import __version__
     from aggregator.fetch import fetch_feed, make_client
 
-    with make_client(config.settings, guard=False, transport=httpx.MockTransport(handler)) as c:
-        with pytest.raises(HTTPStatusError):
-            fetch_feed(c, "http://feed.test/", etag=None, last_modified=None, max_bytes=1000)
-    assert seen[0].startswith("aggregator/") and "(+https://" in seen[0]
+    contact = config.settings.model_copy(update={"contact_url": "https://news.example.org/about"})
+    for settings in (contact, config.settings):
+        with make_client(settings, guard=False, transport=httpx.MockTransport(handler)) as c:
+            with pytest.raises(HTTPStatusError):
+                fetch_feed(c, "http://feed.test/", etag=None, last_modified=None, max_bytes=1000)
+    assert seen[0] == f"aggregator/{__version__} (+https://news.example.org/about)"
+    # Unset, no made-up contact is sent: the CLI warns the admin instead (issue 17).
+    assert seen[1] == f"aggregator/{__version__}"
 
 
 # --------------------------------------------------------------------------- big feeds

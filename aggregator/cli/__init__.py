@@ -12,10 +12,10 @@ from pathlib import Path
 import click
 
 from aggregator import __version__
-from aggregator.cli.common import fail, load, open_storage, setup_logging
+from aggregator.cli.common import config_warnings, fail, load, log, open_storage, setup_logging
 from aggregator.cli.stories import stories
 from aggregator.config import load_config, resolve_config_path
-from aggregator.errors import AggregatorError, ConfigError, StorageError
+from aggregator.errors import AggregatorError, ConfigError, ListenError, StorageError
 from aggregator.publish.feeds import FORMATS
 
 
@@ -50,9 +50,11 @@ def run(ctx: click.Context) -> None:
     from aggregator.daemon import run_daemon
 
     config = load(ctx)
+    for warning in config_warnings(config):
+        log.warning(warning)
     try:
         run_daemon(config)
-    except StorageError as exc:
+    except (StorageError, ListenError) as exc:
         fail(str(exc))
 
 
@@ -68,6 +70,8 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
     from aggregator.pipeline import PipelineContext, publish, refresh_feeds, summarize
 
     with open_storage(ctx) as (config, storage):
+        for warning in config_warnings(config):
+            log.warning(warning)
         pipeline = PipelineContext.create(config, storage, workers=workers)
         try:
             outcomes = refresh_feeds(pipeline, config.enabled_feeds)
@@ -85,8 +89,12 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
 @cli.command("check-config")
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
-    """Validate feeds.yaml; print the first error (file:line: field: problem) and exit 1."""
+    """Validate feeds.yaml; print the first error (file:line: field: problem) and exit 1.
+
+    Settings still to set (contact_url) are printed as warnings; they do not fail it."""
     config = load(ctx)
+    for warning in config_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
     enabled = len(config.enabled_feeds)
     click.echo(f"{config.path}: OK ({len(config.feeds)} feeds, {enabled} enabled)")
 
@@ -304,10 +312,43 @@ def demo(port: int) -> None:
         for path in ("/feed.xml", "/feed.atom", "/feed.json"):
             click.echo(f"  {config.settings.base_url}{path}")
         click.echo("Press Ctrl-C to stop.")
-        run_daemon(config)
+        try:
+            run_daemon(config)
+        except ListenError as exc:
+            fail(f"{exc} (try `aggregator demo --port N`)")
 
 
 cli.add_command(stories)
+
+
+def _late_config_option() -> click.Option:
+    """``--config`` after the command too (``aggregator check-config --config X``): it
+    replaces the path the group resolved, since a command's options are parsed after
+    the group's."""
+
+    def remember(ctx: click.Context, _: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)["config_path"] = value
+
+    return click.Option(
+        ["--config"],
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        callback=remember,
+        help="Path to feeds.yaml (as before the command).",
+    )
+
+
+def _accept_config_after(command: click.Command) -> None:
+    if command.name != "demo":  # the demo writes its own config
+        command.params.append(_late_config_option())
+    for sub in getattr(command, "commands", {}).values():
+        _accept_config_after(sub)
+
+
+for _command in cli.commands.values():
+    _accept_config_after(_command)
 
 
 def main() -> None:
