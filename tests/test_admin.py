@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -204,3 +205,36 @@ def test_a_port_in_use_fails_before_serving_with_a_plain_error(
     )
     assert "serving" not in done.stderr and "Traceback" not in done.stderr
     assert feeds.hits == {}  # nothing was fetched either
+
+
+def test_a_removed_or_replaced_feeds_yaml_degrades_health_and_keeps_serving(
+    tmp_path: Path, feeds: FlakyFeeds
+) -> None:
+    """Issue 19: deleting feeds.yaml, or a directory in its place, was silent."""
+    feeds.fixed.set()
+    listen = f"127.0.0.1:{free_port()}"
+    config = write_config(tmp_path / "feeds.yaml", feeds, listen)
+    text = config.read_text()
+    daemon = Daemon(config, listen, tick=0.3, poll=0.2)
+    try:
+        daemon.wait_until_serving()
+        wait_for(lambda: daemon.health()["status"] == "ok" and daemon.health()["stories"])
+
+        def config_error() -> str:
+            return str(daemon.health()["config"]["error"] or "")
+
+        config.unlink()
+        wait_for(lambda: "cannot read config: No such file or directory" in config_error())
+        assert daemon.health()["status"] == "degraded"
+        assert httpx.get(daemon.base_url + "/feed.xml", timeout=5).status_code == 200
+        config.mkdir()
+        wait_for(lambda: "cannot read config: Is a directory" in config_error())
+        config.rmdir()
+        config.write_text(text)
+        wait_for(lambda: daemon.health()["config"]["error"] is None)
+        assert daemon.health()["status"] == "ok"
+        assert daemon.health()["feeds"]["total"] == 2  # the last good config all along
+        log = daemon.stderr()
+        assert f"{config}: cannot read config: No such file or directory (still running" in log
+    finally:
+        daemon.stop()
