@@ -33,7 +33,7 @@ from aggregator.config import Config
 from aggregator.errors import ListenError
 from aggregator.pipeline import PipelineContext
 from aggregator.reload import POLL_INTERVAL, ConfigWatcher, live_config, restart_needed
-from aggregator.scheduler import REFRESH_JOB_ID, TICK, build_scheduler
+from aggregator.scheduler import REFRESH_JOB_ID, TICK, CycleHealth, build_scheduler
 from aggregator.serve.server import create_app
 from aggregator.storage import Storage
 
@@ -78,13 +78,14 @@ def _run(config: Config, listener: socket.socket, *, tick: timedelta, poll_inter
     if retried := storage.make_unfetched_feeds_due(datetime.now(UTC)):
         log.info("fetching now %d feeds never fetched successfully", len(retried))
     ctx = PipelineContext.create(config, storage)
-    scheduler = build_scheduler(ctx, tick=tick)
+    cycles = CycleHealth(tick)
+    scheduler = build_scheduler(ctx, tick=tick, health=cycles)
     watcher = ConfigWatcher(
         config, lambda edited: apply_edit(ctx, scheduler, edited), poll_interval=poll_interval
     )
     server = _Server(
         uvicorn.Config(
-            create_app(config, config_status=watcher.status.report),
+            create_app(config, config_status=watcher.status.report, refresh_status=cycles.report),
             host=config.settings.listen_host,
             port=config.settings.listen_port,
             log_level="warning",

@@ -21,16 +21,30 @@ import pytest
 from click.testing import CliRunner
 
 from aggregator.cli import cli
+from aggregator.config import FeedSource
+from aggregator.errors import DatabaseUnwritable, StorageError
+from aggregator.scheduler import CycleHealth
+from aggregator.storage import Storage
 from tests.daemon_harness import Daemon, free_port, wait_for
 
-FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Quay Notes</title>
-<link>http://quay.example/</link><item><title>Tug fleet renewal begins</title>
-<link>http://quay.example/tugs</link><guid>quay-tugs</guid>
-<description>The harbour board ordered four new tugs.</description></item></channel></rss>"""
+
+def rss(base_url: str, *items: tuple[str, str], more: str = "") -> bytes:
+    """An invented feed whose items (guid, title) link back to the loopback server."""
+    entries = "".join(
+        f"<item><title>{title}</title><link>{base_url}/{guid}</link><guid>{guid}</guid>"
+        f"<description>{title}: the harbour board says the work starts in spring.{more}"
+        "</description></item>"
+        for guid, title in items
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Quay Notes</title>'
+        f"<link>{base_url}/</link>{entries}</channel></rss>"
+    ).encode()
 
 
 class FlakyFeeds:
-    """Feeds on loopback: /broken.xml answers 500 until ``fixed`` is set; hits counted."""
+    """Feeds on loopback: /broken.xml answers 500 until ``fixed`` is set, /fresh.xml has
+    a new item at every fetch; hits counted."""
 
     def __init__(self) -> None:
         self.hits: dict[str, int] = {}
@@ -39,9 +53,13 @@ class FlakyFeeds:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                owner.hits[self.path] = owner.hits.get(self.path, 0) + 1
-                ok = self.path == "/good.xml" or owner.fixed.is_set()
-                body = FEED if ok else b"oops"
+                hits = owner.hits[self.path] = owner.hits.get(self.path, 0) + 1
+                ok = self.path != "/broken.xml" or owner.fixed.is_set()
+                body = rss(owner.base_url, ("tugs", "Tug fleet renewal begins"))
+                if self.path == "/fresh.xml":  # a long new item: it needs new pages to store
+                    words = " ".join(f"hull{hits}x{word}" for word in range(3000))
+                    body = rss(owner.base_url, (f"boat-{hits}", f"Boat {hits} named"), more=words)
+                body = body if ok else b"oops"
                 self.send_response(200 if ok else 500)
                 self.send_header("Content-Type", "application/rss+xml")
                 self.send_header("Content-Length", str(len(body)))
@@ -70,7 +88,9 @@ def feeds() -> Iterator[FlakyFeeds]:
         server.close()
 
 
-def write_config(path: Path, feeds: FlakyFeeds, listen: str, *, extra: str = "") -> Path:
+def write_config(
+    path: Path, feeds: FlakyFeeds, listen: str, *, extra: str = "", more_feeds: str = ""
+) -> Path:
     path.write_text(
         "settings:\n"
         f"  listen: {json.dumps(listen)}\n"
@@ -84,8 +104,11 @@ def write_config(path: Path, feeds: FlakyFeeds, listen: str, *, extra: str = "")
         "feeds:\n"
         "  - name: Broken\n"
         f"    url: {feeds.base_url}/broken.xml\n"
+        "    extract: false\n"  # the feed's own text: no page fetched, anywhere
         "  - name: Good\n"
         f"    url: {feeds.base_url}/good.xml\n"
+        "    extract: false\n"
+        f"{more_feeds}"
     )
     return path
 
@@ -238,3 +261,143 @@ def test_a_removed_or_replaced_feeds_yaml_degrades_health_and_keeps_serving(
         assert f"{config}: cannot read config: No such file or directory (still running" in log
     finally:
         daemon.stop()
+
+
+# --------------------------------------------------------------------------- a full disk
+
+# The real CLI or daemon in a child process whose database may not grow by one page
+# while FLAG exists: SQLite itself then answers SQLITE_FULL ("database or disk is
+# full"), as it does on a full disk (no loop device or tmpfs is needed for that).
+FULL_DISK_LAUNCH = """
+import contextlib, sys
+from datetime import timedelta
+from pathlib import Path
+from aggregator.storage.sql import SqlDoor
+
+FLAG = Path(sys.argv[1])
+_transaction = SqlDoor.transaction
+
+@contextlib.contextmanager
+def transaction(self):
+    if not self.db.conn.in_transaction:
+        pages = self.db.conn.execute("PRAGMA page_count").fetchone()[0]
+        self.db.conn.execute(f"PRAGMA max_page_count = {pages if FLAG.exists() else 2**30}")
+    with _transaction(self):
+        yield
+
+SqlDoor.transaction = transaction
+if sys.argv[2] == "daemon":
+    from aggregator.cli.common import setup_logging
+    from aggregator.config import load_config
+    from aggregator.daemon import run_daemon
+    config = load_config(sys.argv[3])
+    setup_logging(config.settings.log_level)
+    run_daemon(config, tick=timedelta(seconds=0.3), poll_interval=0.3)
+else:
+    from aggregator.cli import main
+    sys.argv = ["aggregator", *sys.argv[3:]]
+    main()
+"""
+
+NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+FRESH_FEED = "  - name: Fresh\n    url: {base}/fresh.xml\n    interval: 1s\n    extract: false\n"
+
+
+class FullDiskDaemon(Daemon):
+    """``aggregator run`` whose database is full while ``flag`` exists."""
+
+    def __init__(self, config: Path, listen: str, flag: Path) -> None:
+        self.config = config
+        self.base_url = f"http://{listen}"
+        self.log = config.with_name("daemon.log")
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", FULL_DISK_LAUNCH, str(flag), "daemon", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+
+
+def test_refresh_on_a_full_disk_says_so_in_one_line(tmp_path: Path, feeds: FlakyFeeds) -> None:
+    """Issue 19: `refresh` on a full disk ended in a 60-line traceback, raised again
+    from recording the feed's failure."""
+    more = FRESH_FEED.format(base=feeds.base_url)
+    config = write_config(tmp_path / "feeds.yaml", feeds, "127.0.0.1:1", more_feeds=more)
+    flag = tmp_path / "FULL"
+    flag.touch()
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_LAUNCH, str(flag), "cli", "--config", str(config)]
+        + ["refresh", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.endswith(f"error: database or disk is full: {tmp_path / 'news.db'}\n")
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_full_disk_degrades_health_while_serving_goes_on_and_recovers(
+    tmp_path: Path, feeds: FlakyFeeds
+) -> None:
+    """Issue 19: under `run`, /healthz said ok with 0 failing feeds while every refresh
+    failed on a full disk."""
+    feeds.fixed.set()
+    listen = f"127.0.0.1:{free_port()}"
+    more = FRESH_FEED.format(base=feeds.base_url)
+    config = write_config(tmp_path / "feeds.yaml", feeds, listen, more_feeds=more)
+    flag = tmp_path / "FULL"
+    daemon = FullDiskDaemon(config, listen, flag)
+    try:
+        daemon.wait_until_serving()
+        wait_for(lambda: daemon.health()["status"] == "ok" and daemon.health()["stories"] >= 2)
+        flag.touch()  # the disk fills up
+        full = f"database or disk is full: {tmp_path / 'news.db'}"
+        wait_for(lambda: daemon.health()["refresh"]["error"] == full, timeout=20)
+        health = daemon.health()
+        assert health["status"] == "degraded"
+        assert health["refresh"]["consecutive_failures"] >= 1
+        assert health["feeds"]["failing"] == 0  # no feed is to blame
+        assert httpx.get(daemon.base_url + "/feed.xml", timeout=5).status_code == 200
+        stories = health["stories"]
+
+        flag.unlink()  # space is freed: it recovers by itself
+        wait_for(lambda: daemon.health()["refresh"]["error"] is None, timeout=30)
+        wait_for(lambda: daemon.health()["stories"] > stories, timeout=20)
+        assert daemon.health()["status"] == "ok"
+        log = daemon.stderr()
+        assert f"refresh cycle failed: {full}; still serving, next try at" in log
+        assert "Traceback" not in log, log
+    finally:
+        daemon.stop()
+
+
+def test_failed_cycles_wait_longer_each_time_and_a_success_clears_them() -> None:
+    now = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    health = CycleHealth(timedelta(seconds=30))
+    waits = [health.failed(now, "database or disk is full: /d.db") - now for _ in range(7)]
+    minutes = [wait / timedelta(minutes=1) for wait in waits]
+    assert minutes == [1, 2, 4, 8, 15, 15, 15]  # two ticks, doubling, at most 15 minutes
+    assert health.waiting(now + timedelta(minutes=14)) and not health.waiting(now + waits[-1])
+    assert health.report()["error"] == "database or disk is full: /d.db"
+    health.succeeded()
+    assert health.report() == {
+        "error": None, "failed_at": None, "consecutive_failures": 0, "next_try": None,
+    }  # fmt: skip
+    assert not health.waiting(now)
+
+
+def test_a_full_database_is_unwritable_other_errors_are_not(tmp_path: Path) -> None:
+    storage = Storage.open(tmp_path / "news.db")
+    try:
+        storage.db.conn.execute("PRAGMA max_page_count = 1")  # as full as it can be
+        with pytest.raises(DatabaseUnwritable, match="database or disk is full: .*news.db"):
+            many = [FeedSource(url=f"https://quay.example/rss/{n}") for n in range(500)]
+            storage.sync_feeds(many, NOW)
+        with pytest.raises(StorageError) as caught:
+            with storage.transaction():
+                storage.db.execute("INSERT INTO no_such_table VALUES (1)")
+        assert not isinstance(caught.value, DatabaseUnwritable)
+    finally:
+        storage.close()

@@ -76,6 +76,8 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
         try:
             outcomes = refresh_feeds(pipeline, config.enabled_feeds)
             publish(pipeline)
+        except StorageError as exc:  # a full disk: one line, not a traceback (issue 19)
+            fail(str(exc))
         finally:
             pipeline.close()
     click.echo(summarize(outcomes))

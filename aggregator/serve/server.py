@@ -295,6 +295,11 @@ async def healthz(request: Request) -> JSONResponse:
         report["config"] = config_status()
         if report["config"]["error"]:
             report["status"] = "degraded"
+    refresh_status = getattr(request.app.state, "refresh_status", None)
+    if refresh_status is not None:  # the daemon's cycles: a full disk degrades (issue 19)
+        report["refresh"] = refresh_status()
+        if report["refresh"]["error"]:
+            report["status"] = "degraded"
     return JSONResponse(report)
 
 
@@ -331,16 +336,21 @@ def _mtime(path: Path) -> float:
 
 
 def create_app(
-    config: Config, *, config_status: Callable[[], dict[str, Any]] | None = None
+    config: Config,
+    *,
+    config_status: Callable[[], dict[str, Any]] | None = None,
+    refresh_status: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
     """The ASGI app. It opens its own read connection to the database on startup.
-    ``config_status`` (the daemon's live reload) is shown under ``config`` in /healthz."""
+    ``config_status`` (the daemon's live reload) is shown under ``config`` in /healthz,
+    ``refresh_status`` (the daemon's refresh cycles) under ``refresh``."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         storage = Storage.open(config.database_path)
         app.state.storage = storage
         app.state.config_status = config_status
+        app.state.refresh_status = refresh_status
         app.state.cache = FeedCache(storage, config)
         app.state.opml = CachedBody.of(
             render_opml(config.feeds, f"{config.settings.feed_title}: sources"),
