@@ -163,8 +163,12 @@ class Settings(_Frozen):
 
     @property
     def base_url(self) -> str:
-        """The public URL of the service, without a trailing slash."""
-        return (self.public_url or f"http://{self.listen}").rstrip("/")
+        """The public URL of the service, without a trailing slash: ``public_url``, else
+        the listen address in force (``localhost`` for all interfaces: 0.0.0.0 is no
+        address to link to). The server links to the reader's own Host instead."""
+        host = {"0.0.0.0": "localhost", "::": "localhost"}.get(self.listen_host, self.listen_host)
+        host = f"[{host}]" if ":" in host else host
+        return (self.public_url or f"http://{host}:{self.listen_port}").rstrip("/")
 
     @property
     def effective_user_agent(self) -> str:

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from aggregator.cli import cli
-from aggregator.config import FeedSource
+from aggregator.config import FeedSource, Settings
 from aggregator.errors import DatabaseUnwritable, StorageError
 from aggregator.scheduler import CycleHealth
 from aggregator.storage import Storage
@@ -401,3 +401,76 @@ def test_a_full_database_is_unwritable_other_errors_are_not(tmp_path: Path) -> N
         assert not isinstance(caught.value, DatabaseUnwritable)
     finally:
         storage.close()
+
+
+# --------------------------------------------------------------------------- public_url
+
+
+@pytest.mark.parametrize(
+    ("listen", "base_url"),
+    [
+        ("127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("0.0.0.0:8080", "http://localhost:8080"),  # all interfaces: no address to link
+        ("[::]:9000", "http://localhost:9000"),
+        ("[::1]:9000", "http://[::1]:9000"),
+    ],
+)
+def test_without_public_url_files_name_the_listen_address_in_force(
+    listen: str, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: self links said 127.0.0.1:8080 whatever the listen address (the
+    container's AGGREGATOR_LISTEN included)."""
+    monkeypatch.setenv("AGGREGATOR_LISTEN", listen)
+    assert Settings().base_url == base_url
+    assert Settings(public_url="https://news.example.org/").base_url == "https://news.example.org"
+
+
+def self_link(daemon: Daemon, host: str | None) -> str:
+    headers = {"Host": host} if host else {}
+    body = httpx.get(daemon.base_url + "/feed.json", headers=headers, timeout=5).json()
+    return str(body["feed_url"])
+
+
+def test_without_public_url_served_feeds_link_to_the_address_the_reader_used(
+    tmp_path: Path, feeds: FlakyFeeds
+) -> None:
+    """Issue 17: with public_url unset, readers reaching the service as
+    http://aggregator.lan:8080 were given self links to 127.0.0.1."""
+    feeds.fixed.set()
+    listen = f"127.0.0.1:{free_port()}"
+    config = write_config(tmp_path / "feeds.yaml", feeds, listen)
+    daemon = Daemon(config, listen, tick=0.3)
+    try:
+        daemon.wait_until_serving()
+        assert self_link(daemon, "aggregator.lan:8080") == "http://aggregator.lan:8080/feed.json"
+        assert self_link(daemon, "[fd00::5]:8080") == "http://[fd00::5]:8080/feed.json"
+        assert self_link(daemon, None) == f"http://{listen}/feed.json"
+        # A Host that is not a plain host[:port] is never echoed into the feed.
+        assert self_link(daemon, "evil.example/<b>") == f"http://{listen}/feed.json"
+        assert self_link(daemon, "a.example:80 onerror=x") == f"http://{listen}/feed.json"
+    finally:
+        daemon.stop()
+    config.write_text(
+        config.read_text().replace(
+            "settings:\n", "settings:\n  public_url: https://news.example.org\n", 1
+        )
+    )
+    daemon = Daemon(config, listen, tick=0.3)
+    try:
+        daemon.wait_until_serving()
+        assert self_link(daemon, "aggregator.lan:8080") == "https://news.example.org/feed.json"
+    finally:
+        daemon.stop()
+
+
+def test_an_unset_public_url_is_warned_about_where_files_or_websub_need_it(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "feeds.yaml"
+    base = "settings:\n  contact_url: mailto:a@quay.example\n  listen: 0.0.0.0:8080\n"
+    for extra, warned in (("", False), ("  output_dir: out\n", True)):
+        config.write_text(base + extra + "feeds: []\n")
+        result = CliRunner().invoke(cli, ["--config", str(config), "check-config"])
+        warning = "settings.public_url: not set: the files in output_dir and WebSub pings name"
+        assert (warning in result.stderr) is warned
+        assert ("http://localhost:8080" in result.stderr) is warned

@@ -47,6 +47,12 @@ def config_warnings(config: Config) -> list[str]:
             f" in the User-Agent ({settings.effective_user_agent}); set it to your site or a"
             " mailto: address"
         )
+    if not settings.public_url and (settings.output_dir or settings.websub_hub):
+        warnings.append(
+            f"{config.path}: settings.public_url: not set: the files in output_dir and WebSub"
+            f" pings name the feeds at {settings.base_url}, which readers elsewhere cannot"
+            " reach; set it to the address readers use"
+        )
     return warnings
 
 

@@ -14,6 +14,7 @@ import functools
 import gzip
 import hashlib
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -107,16 +108,18 @@ class FeedCache:
             self._bytes -= _size(self._bodies.popitem(last=False)[1])
         return cached
 
-    def feed(self, fmt: str, query: FeedQuery) -> CachedBody:
+    def feed(self, fmt: str, query: FeedQuery, base_url: str | None = None) -> CachedBody:
+        """``base_url``, when given, replaces the configured one in self links."""
         path = query.path or FEED_PATHS[fmt]
+        settings = self.config.settings
+        if base_url:
+            settings = settings.model_copy(update={"public_url": base_url})
 
         def render() -> CachedBody:
-            rendered = render_from_storage(
-                self.storage, self.config.settings, fmt, query.limit, query
-            )
+            rendered = render_from_storage(self.storage, settings, fmt, query.limit, query)
             return CachedBody.of(rendered.body, rendered.updated, CONTENT_TYPES[fmt])
 
-        return self.get((fmt, path, query.query_string()), render)
+        return self.get((fmt, path, query.query_string(), base_url or ""), render)
 
     def page(self, query: FeedQuery) -> CachedBody:
         def render() -> CachedBody:
@@ -214,6 +217,20 @@ def _plain_query(default_limit: int, output: OutputSlice | None) -> FeedQuery:
     return parse_feed_query({}, default_limit, output)
 
 
+# A Host header worth linking to: a name or address, and a port; nothing else.
+_PLAIN_HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+
+def request_base_url(request: Request, public_url: str) -> str | None:
+    """With ``public_url`` unset, a feed's self links name the address its reader used
+    (a plain ``Host``; FreshRSS does the same), not the listen address: 0.0.0.0 or a
+    container's port mean nothing to a reader. None: keep the configured base."""
+    host = request.headers.get("host", "")
+    if public_url or not _PLAIN_HOST.fullmatch(host):
+        return None
+    return f"{request.url.scheme}://{host}"
+
+
 def _feed_endpoint(fmt: str, output: OutputSlice | None = None) -> Any:
     async def endpoint(request: Request) -> Response:
         cache: FeedCache = request.app.state.cache
@@ -226,7 +243,8 @@ def _feed_endpoint(fmt: str, output: OutputSlice | None = None) -> Any:
             )
         except BadRequest as exc:
             return _bad_request(exc)
-        return cached_response(request, cache.feed(fmt, query), settings.cache_max_age)
+        base_url = request_base_url(request, settings.public_url)
+        return cached_response(request, cache.feed(fmt, query, base_url), settings.cache_max_age)
 
     return endpoint
 
