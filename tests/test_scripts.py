@@ -18,11 +18,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# A stand-in for a venv's python: logs each call; `-c "import aggregator"` fails while
+# A stand-in for a venv's python: logs each call; `-I -c "import …"` fails while
 # the file BROKEN exists (a venv whose system Python went away).
 FAKE_VENV_PYTHON = """#!/usr/bin/env bash
 echo "python $*" >>"$(dirname "$0")/../../calls.log"
-if [ "${1:-}" = -c ] && [ -e "$(dirname "$0")/../../BROKEN" ]; then exit 1; fi
+if [ "${1:-}" = -I ] && [ -e "$(dirname "$0")/../../BROKEN" ]; then exit 1; fi
 exit 0
 """
 FAKE_AGGREGATOR = """#!/usr/bin/env bash
@@ -102,7 +102,7 @@ def test_the_first_run_installs_and_restarts_do_not(project: Path) -> None:
     again = run_script(project, "run", "demo")
     assert pip_installs(again) == []
     assert again[-1] == "aggregator demo"
-    assert run_script(project, "run") == ["python -c import aggregator", "aggregator run"]
+    assert run_script(project, "run") == ["python -I -c import aggregator.cli", "aggregator run"]
 
 
 def test_a_changed_pyproject_or_constraints_installs_again(project: Path) -> None:
