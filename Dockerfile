@@ -4,7 +4,11 @@
 #
 #   docker build -t aggregator .
 #   docker run -p 8080:8080 -v aggregator-data:/data \
-#       -v "$PWD/config/feeds.yaml:/app/config/feeds.yaml:ro" aggregator
+#       -v "$PWD/config:/app/config" aggregator
+#
+# Mount the config folder, not feeds.yaml alone: an editor that saves by rename
+# would leave a single-file mount on the old file (no live reload), and
+# `aggregator import-opml` replaces the file beside itself.
 #
 # docker-compose.yml next to this file does the same with a healthcheck and
 # restart policy; most people want `docker compose up -d`.
@@ -22,14 +26,14 @@ WORKDIR /app
 
 # Only what the installer needs; .dockerignore keeps the rest (.venv, .git,
 # tests, bench, local data) out of the build context.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY scripts/ scripts/
 COPY aggregator/ aggregator/
 # Default configuration; docker-compose.yml mounts the real feeds.yaml over it.
 COPY config/ config/
 
-# The same install command the README gives: creates /app/.venv and runs
-# `.venv/bin/pip install .` inside it.
+# The same install command the README gives: creates /app/.venv and installs into
+# it the versions pinned in constraints.txt (scripts/lock re-pins them).
 RUN ./scripts/install
 
 # Run as an unprivileged user. /app stays owned by root (read-only for the
@@ -43,8 +47,10 @@ RUN groupadd --system --gid 10001 aggregator \
     && chown aggregator:aggregator /data
 
 # Listen on all interfaces inside the container, keep the database on the
-# volume, read the configuration from the (mounted) default path.
-ENV AGGREGATOR_LISTEN=0.0.0.0:8080 \
+# volume, read the configuration from the (mounted) default path. The venv
+# comes first on PATH: `docker compose exec aggregator aggregator feeds` works.
+ENV PATH=/app/.venv/bin:$PATH \
+    AGGREGATOR_LISTEN=0.0.0.0:8080 \
     AGGREGATOR_DATABASE=/data/aggregator.db \
     AGGREGATOR_CONFIG=/app/config/feeds.yaml
 

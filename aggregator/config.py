@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from aggregator import __version__
+from aggregator.config_checks import (
+    feed_url_problem,
+    name_clashes,
+    output_path_clashes,
+    split_tags,
+    tag_clashes,
+    url_clashes,
+)
 from aggregator.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/feeds.yaml")
@@ -28,20 +37,30 @@ CONFIG_ENV_VAR = "AGGREGATOR_CONFIG"
 DATABASE_ENV_VAR = "AGGREGATOR_DATABASE"
 LISTEN_ENV_VAR = "AGGREGATOR_LISTEN"
 
+# About 15,000 feeds; parsing that much YAML already takes a few seconds.
+MAX_CONFIG_BYTES = 2 * 1024 * 1024
+
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: object) -> timedelta:
-    """Read ``90s``, ``15m``, ``2h`` or ``1d`` (a bare number means minutes)."""
+    """Read ``90s``, ``15m``, ``2h`` or ``1d``.
+
+    A bare number is refused: ``timeout: 30`` used to mean 30 minutes, not the 30
+    seconds most admins meant (issue 17). Integer keys that are plain seconds or days
+    say so in their name (``cache_max_age``, ``retention_days``) and are not durations.
+    """
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return timedelta(minutes=value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"write 30s, 15m or 2h (a bare {value} has no unit)")
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+        if re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+            raise ValueError(f"write 30s, 15m or 2h (a bare {value.strip()} has no unit)")
     raise ValueError(f"expected a duration like '30s', '15m', '2h' or '1d', got {value!r}")
 
 
@@ -76,7 +95,7 @@ class Settings(_Frozen):
     public_url: str = ""
     refresh_interval: timedelta = timedelta(minutes=30)
     user_agent: str = ""
-    contact_url: str = "https://github.com/aggregator/aggregator"
+    contact_url: str = ""  # the admin's: unset, the CLI warns (issue 17)
     allow_private_addresses: bool = False
     feed_title: str = "Defence news"
     feed_limit: int = Field(default=50, ge=1)
@@ -144,12 +163,17 @@ class Settings(_Frozen):
 
     @property
     def base_url(self) -> str:
-        """The public URL of the service, without a trailing slash."""
-        return (self.public_url or f"http://{self.listen}").rstrip("/")
+        """The public URL of the service, without a trailing slash: ``public_url``, else
+        the listen address in force (``localhost`` for all interfaces: 0.0.0.0 is no
+        address to link to). The server links to the reader's own Host instead."""
+        host = {"0.0.0.0": "localhost", "::": "localhost"}.get(self.listen_host, self.listen_host)
+        host = f"[{host}]" if ":" in host else host
+        return (self.public_url or f"http://{host}:{self.listen_port}").rstrip("/")
 
     @property
     def effective_user_agent(self) -> str:
-        return self.user_agent or f"aggregator/{__version__} (+{self.contact_url})"
+        contact = f" (+{self.contact_url})" if self.contact_url else ""
+        return self.user_agent or f"aggregator/{__version__}{contact}"
 
     @property
     def worker_count(self) -> int:
@@ -202,8 +226,9 @@ class FeedSource(_Frozen):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        problem = feed_url_problem(value.strip())
+        if problem:
+            raise ValueError(problem)
         return value.strip()
 
     @field_validator("interval", mode="before")
@@ -214,7 +239,7 @@ class FeedSource(_Frozen):
     @field_validator("tags", mode="before")
     @classmethod
     def _tags(cls, value: object) -> object:
-        return (value,) if isinstance(value, str) else value
+        return split_tags(value)
 
     @property
     def display_name(self) -> str:
@@ -297,12 +322,8 @@ def resolve_config_path(path: str | Path | None) -> Path:
 def load_config(path: str | Path) -> Config:
     """Read and validate feeds.yaml. Raises ConfigError naming file, line and field."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}", path=str(path)) from exc
-    document = _parse_yaml(text, path)
-    if document is None:
+    document = _parse_yaml(read_config_text(path), path)
+    if document is None:  # empty, or comments only
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(
@@ -310,13 +331,44 @@ def load_config(path: str | Path) -> Config:
             path=str(path),
             line=1,
         )
+    _check_feeds_listed(document, path)
     try:
         config = Config.model_validate({**document, "path": path})
     except ValidationError as exc:
         raise _config_error(exc, document, path) from exc
-    _check_duplicate_urls(config, document, path)
-    _check_output_paths(config, document, path)
+    _check_clashes(config, document, path)
     return config
+
+
+def read_config_text(path: Path) -> str:
+    """The text of feeds.yaml, refused past MAX_CONFIG_BYTES: a runaway file (50 MB of
+    comments) must not keep the reload thread parsing for minutes."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: config is larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB; refused",
+                path=str(path),
+            )
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}", path=str(path)) from exc
+
+
+def _check_feeds_listed(document: Any, path: Path) -> None:
+    """A file with no ``feeds:`` (truncated, comments only) would silently stop every
+    feed; ``feeds: []`` says so on purpose and stays allowed (issue 19)."""
+    if document.get("feeds") is not None:
+        return
+    line = _line_of(document, ("feeds",)) or 1
+    problem = "is empty" if "feeds" in document else "missing"
+    raise ConfigError(
+        f"{path}:{line}: feeds: {problem}: list the feeds to follow"
+        " (or write `feeds: []` to follow none)",
+        path=str(path),
+        line=line,
+    )
 
 
 def _parse_yaml(text: str, path: Path) -> Any:
@@ -400,33 +452,25 @@ def _child(node: Any, part: Any) -> Any:
     return None
 
 
-def _check_duplicate_urls(config: Config, document: Any, path: Path) -> None:
-    seen: dict[str, int] = {}
-    for index, feed in enumerate(config.feeds):
-        if feed.url in seen:
-            line = _line_of(document, ("feeds", index, "url"))
-            raise ConfigError(
-                f"{path}:{line or '?'}: feeds[{index}].url: duplicate of feeds[{seen[feed.url]}]"
-                f" ({feed.url})",
-                path=str(path),
-                line=line,
-            )
-        seen[feed.url] = index
-
-
-# Built-in paths a slice must not shadow.
-RESERVED_OUTPUT_PATHS = frozenset({"/feed.xml", "/feed.atom", "/feed.json"})
-
-
-def _check_output_paths(config: Config, document: Any, path: Path) -> None:
-    seen: set[str] = set()
-    for index, output in enumerate(config.outputs):
-        if output.path in seen or output.path in RESERVED_OUTPUT_PATHS:
-            line = _line_of(document, ("outputs", index, "path"))
-            problem = "duplicate path" if output.path in seen else "path is built in"
-            raise ConfigError(
-                f"{path}:{line or '?'}: outputs[{index}].path: {problem} ({output.path})",
-                path=str(path),
-                line=line,
-            )
-        seen.add(output.path)
+def _check_clashes(config: Config, document: Any, path: Path) -> None:
+    """Entries that clash with each other (config_checks.py): the first one found."""
+    feeds = config.feeds
+    clashes = chain(
+        url_clashes([feed.url for feed in feeds]),
+        name_clashes([feed.display_name for feed in feeds]),
+        tag_clashes([feed.tags for feed in feeds]),
+        output_path_clashes([output.path for output in config.outputs]),
+    )
+    clash = next(clashes, None)
+    if clash is None:
+        return
+    field = "url" if clash.field == "name" and not feeds[clash.index].name else clash.field
+    field_path = (clash.section, clash.index, field)  # a feed without a name goes by its URL
+    line = _line_of(document, field_path)
+    where = _describe_location(document, field_path) if clash.field in ("name", "tags") else None
+    raise ConfigError(
+        f"{path}:{line or '?'}: {where or f'{clash.section}[{clash.index}].{field}'}:"
+        f" {clash.problem}",
+        path=str(path),
+        line=line,
+    )

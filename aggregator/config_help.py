@@ -9,10 +9,12 @@ from __future__ import annotations
 SETTINGS_HELP: dict[str, str] = {
     "database": "SQLite file, relative to feeds.yaml (env AGGREGATOR_DATABASE overrides it).",
     "listen": "host:port the HTTP server binds to (env AGGREGATOR_LISTEN overrides it).",
-    "public_url": "URL readers reach the service at (used for self links); default http://LISTEN.",
+    "public_url": "URL readers reach the service at (used for self links). Unset: served "
+    "feeds use the address each reader used (Host), files and WebSub http://LISTEN.",
     "refresh_interval": "How often each feed is fetched unless the feed sets `interval`.",
     "user_agent": "User-Agent header; default names aggregator, its version and contact_url.",
-    "contact_url": "Contact URL put in the default User-Agent so publishers can reach you.",
+    "contact_url": "Your contact (a web page or mailto: address) put in the default "
+    "User-Agent so publishers can reach you. Unset, `run`, `refresh` and `check-config` warn.",
     "allow_private_addresses": (
         "Allow URLs from feed content (article links, redirects) to reach loopback, "
         "private or link-local addresses. Keep false on the internet."

@@ -16,9 +16,11 @@ are fetched at once. ``/healthz`` shows a rejected edit and settings needing a r
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,9 +30,10 @@ import uvicorn
 from apscheduler.schedulers.base import BaseScheduler
 
 from aggregator.config import Config
+from aggregator.errors import ListenError
 from aggregator.pipeline import PipelineContext
 from aggregator.reload import POLL_INTERVAL, ConfigWatcher, live_config, restart_needed
-from aggregator.scheduler import REFRESH_JOB_ID, TICK, build_scheduler
+from aggregator.scheduler import REFRESH_JOB_ID, TICK, CycleHealth, build_scheduler
 from aggregator.serve.http_limits import raise_open_file_limit, uvicorn_config
 from aggregator.serve.server import create_app
 from aggregator.storage import Storage
@@ -41,18 +44,49 @@ log = logging.getLogger(__name__)
 def run_daemon(
     config: Config, *, tick: timedelta = TICK, poll_interval: float = POLL_INTERVAL
 ) -> None:
-    """Run until SIGTERM/SIGINT. Raises StorageError if the database is unusable."""
+    """Run until SIGTERM/SIGINT. Raises ListenError if the address is taken, StorageError
+    if the database is unusable: both before anything starts or is logged as serving."""
+    listener = listen_socket(config.settings.listen_host, config.settings.listen_port)
+    try:
+        _run(config, listener, tick=tick, poll_interval=poll_interval)
+    finally:
+        listener.close()
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound now: a port in use fails here, with a plain error,
+    instead of after the log has said "serving"."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = " (is another aggregator running? change settings.listen or AGGREGATOR_LISTEN)"
+        raise ListenError(f"cannot listen on {address}: {exc.strerror or exc}{hint}") from exc
+    return sock
+
+
+def _run(config: Config, listener: socket.socket, *, tick: timedelta, poll_interval: float) -> None:
     # The scheduler's one job thread is this connection's only user (max_instances=1).
     storage = Storage.open(config.database_path, check_same_thread=False)
     storage.sync_feeds(config.feeds, datetime.now(UTC))
+    # A restart is often the admin's fix for a feed that never worked: try it now.
+    if retried := storage.make_unfetched_feeds_due(datetime.now(UTC)):
+        log.info("fetching now %d feeds never fetched successfully", len(retried))
     ctx = PipelineContext.create(config, storage)
-    scheduler = build_scheduler(ctx, tick=tick)
+    cycles = CycleHealth(tick)
+    scheduler = build_scheduler(ctx, tick=tick, health=cycles)
     watcher = ConfigWatcher(
         config, lambda edited: apply_edit(ctx, scheduler, edited), poll_interval=poll_interval
     )
     server = _Server(
         uvicorn_config(
-            create_app(config, config_status=watcher.status.report),
+            create_app(config, config_status=watcher.status.report, refresh_status=cycles.report),
             config.settings.listen_host,
             config.settings.listen_port,
         )
@@ -67,7 +101,7 @@ def run_daemon(
     scheduler.start()
     watcher.start()
     try:
-        server.run()
+        server.run(sockets=[listener])
     finally:
         log.info("stopping: finishing the unit of work in flight")
         ctx.stop.set()

@@ -10,6 +10,8 @@
     ├── ExtractError(url)      an article page gave no usable text
     │   └── ExtractTimeout     extraction passed the per-page time limit
     ├── StorageError           the database could not be opened or migrated
+    │   └── DatabaseUnwritable the disk is full, failing or read-only: no write can succeed
+    ├── ListenError            the HTTP server cannot listen on its address (port in use)
     ├── BadRequest             a query string the server refuses (400), like a damaged cursor
     ├── OPMLError              an OPML file to import is unreadable or unsafe
     └── Stopped                the process is stopping: work that had to wait was given up
@@ -89,6 +91,15 @@ class ExtractTimeout(ExtractError):
 
 class StorageError(AggregatorError):
     """The database could not be opened, migrated or written."""
+
+
+class DatabaseUnwritable(StorageError):
+    """No write can succeed now (SQLite's FULL, IOERR or READONLY): a refresh stops
+    instead of failing every feed in turn, and tries again later (issue 19)."""
+
+
+class ListenError(AggregatorError):
+    """The HTTP server cannot listen on its address: the port is taken, or not ours."""
 
 
 class BadRequest(AggregatorError):

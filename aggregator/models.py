@@ -173,6 +173,7 @@ class FeedState:
     body_bytes: int | None = None  # its size: what each 304 saves
     ttl_seconds: int | None = None  # the feed's own <ttl>, remembered across 304s
     disabled_reason: str | None = None  # set on 410 Gone; cleared by reset_feed
+    ever_fetched: bool = True  # a fetch has succeeded once: until then, failures retry soon
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ they move, its SHA-256 (an editor touching the file without changing it does
 nothing). A changed file is loaded whole with :func:`load_config`; an invalid edit is
 rejected whole, the last good config stays in force, and the error (file, line,
 field) is kept in :class:`ConfigStatus` for ``/healthz`` until a valid edit replaces
-it. Polling rather than inotify: it works the same on bind mounts, NFS and in
+it. A file that cannot be read (removed, mode 000, a directory in its place) is
+reported the same way once it stays so for two looks (an editor that deletes before
+it writes is not an error), and read again in full when it comes back (issue 19).
+Polling rather than inotify: it works the same on bind mounts, NFS and in
 containers, and an edit seen two seconds late is fine.
 
 What can change live: the feeds and the settings the pipeline reads on every
@@ -16,6 +19,7 @@ and is reported as needing a restart.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -25,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aggregator.config import Config, load_config
+from aggregator.config import MAX_CONFIG_BYTES, Config, load_config
 from aggregator.errors import AggregatorError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -124,13 +128,12 @@ class FileMark:
     digest: str
 
 
-def mark_of(path: Path) -> FileMark | None:
-    """The file's mark, or None when it cannot be read (mid-save, removed)."""
-    try:
-        stat = path.stat()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
+def mark_of(path: Path) -> FileMark:
+    """The file's mark; OSError when it cannot be read (removed, mode 000, a directory).
+    At most MAX_CONFIG_BYTES are hashed: load_config refuses a bigger file anyway."""
+    stat = path.stat()
+    with path.open("rb") as file:
+        digest = hashlib.sha256(file.read(MAX_CONFIG_BYTES + 1)).hexdigest()
     return FileMark(stat.st_mtime_ns, stat.st_size, digest)
 
 
@@ -148,7 +151,11 @@ class ConfigWatcher:
         self.status = ConfigStatus(path=config.path, loaded_at=datetime.now(UTC))
         self._apply = apply
         self._poll_interval = poll_interval
-        self._mark = mark_of(self.path)
+        self._mark: FileMark | None = None
+        with contextlib.suppress(OSError):
+            self._mark = mark_of(self.path)
+        self._unreadable: str | None = None  # what the last look could not read, and why
+        self._reported = False  # ... and whether it has been reported
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
 
@@ -167,15 +174,34 @@ class ConfigWatcher:
                 log.exception("reloading %s failed; keeping the running config", self.path)
 
     def check(self) -> bool:
-        """Reload if the file changed since the last look; True when an edit was seen."""
-        mark = mark_of(self.path)
-        if mark is None or mark == self._mark:
+        """Reload if the file changed since the last look; True when an edit was seen
+        (or the file was reported unreadable)."""
+        try:
+            mark = mark_of(self.path)
+        except OSError as exc:
+            return self._cannot_read(exc)
+        came_back, self._unreadable = self._reported, None
+        self._reported = False
+        if mark == self._mark and not came_back:
             return False
         unchanged = self._mark is not None and mark.digest == self._mark.digest
         self._mark = mark
-        if unchanged:
+        if unchanged and not came_back:
             return False
-        self._reload()
+        self._reload()  # back from unreadable: read in full, whatever it holds now
+        return True
+
+    def _cannot_read(self, exc: OSError) -> bool:
+        """Report a file that stays unreadable like a rejected edit, once."""
+        problem = f"{self.path}: cannot read config: {exc.strerror or exc}"
+        if problem != self._unreadable:
+            self._unreadable, self._reported = problem, False
+            return False  # a second look decides: a save may delete before it writes
+        if self._reported:
+            return False
+        self._reported = True
+        log.error("%s (still running the last good config)", problem)
+        self.status.rejected(datetime.now(UTC), problem)
         return True
 
     def _reload(self) -> None:

@@ -13,6 +13,7 @@ from aggregator.config import (
     DATABASE_ENV_VAR,
     DEFAULT_CONFIG_PATH,
     LISTEN_ENV_VAR,
+    MAX_CONFIG_BYTES,
     Config,
     load_config,
     resolve_config_path,
@@ -100,11 +101,41 @@ def test_unset_settings_keep_their_defaults(config: Config) -> None:
     assert config.output_directory is None
 
 
-def test_empty_file_is_all_defaults(tmp_path: Path) -> None:
-    config = load_config(write_config(tmp_path, "# nothing here yet\n"))
+def test_an_explicit_empty_feeds_list_is_all_defaults(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, "# nothing here yet\nfeeds: []\n"))
     assert config.feeds == ()
     assert config.settings.listen == "127.0.0.1:8080"
     assert config.settings.refresh_interval == timedelta(minutes=30)
+
+
+NO_FEEDS = {
+    "empty": ("", 1, "feeds: missing"),
+    "comments-only": ("# all my feeds\n# were here\n", 1, "feeds: missing"),
+    "truncated-after-settings": ("settings:\n  refresh_interval: 30m\n", 1, "feeds: missing"),
+    "feeds-key-without-a-list": ("settings: {}\nfeeds:\n# - url: gone\n", 2, "feeds: is empty"),
+}
+
+
+@pytest.mark.parametrize(("text", "line", "message"), NO_FEEDS.values(), ids=NO_FEEDS.keys())
+def test_a_file_without_feeds_is_refused(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    """Issue 19: a truncated or comments-only file used to stop every feed silently."""
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:{line}: {message}: list the feeds")
+    assert "feeds: []" in str(caught.value)
+
+
+def test_a_config_past_the_size_cap_is_refused_unparsed(tmp_path: Path) -> None:
+    """Issue 19: 50 MB of comments kept the reload thread busy for minutes."""
+    comment = "# " + "x" * 77 + "\n"
+    text = "feeds: []\n" + comment * (MAX_CONFIG_BYTES // len(comment) + 1)
+    with pytest.raises(ConfigError, match="config is larger than 2 MiB; refused"):
+        load_config(write_config(tmp_path, text))
+    just_under = "feeds: []\n" + comment * ((MAX_CONFIG_BYTES - 20) // len(comment))
+    assert load_config(write_config(tmp_path, just_under)).feeds == ()
 
 
 def test_database_path_is_relative_to_the_config_file(config: Config, tmp_path: Path) -> None:
@@ -200,6 +231,77 @@ INVALID = {
         "settings.listen: expected host:port",
     ),
     "top-level-list": ("- a\n- b\n", 1, "top level must be a mapping"),
+    # Issue 17: edits that passed check-config and bit later.
+    "same-name-twice-in-other-case": (
+        "feeds:\n  - name: Naval News\n    url: https://a.example/feed\n"
+        "  - name: naval news\n    url: https://b.example/feed\n",
+        4,
+        "feeds[1] (naval news).name: 'naval news' is already the name of feeds[0]",
+    ),
+    "feed-beside-feed-slash": (
+        "feeds:\n  - name: A\n    url: https://a.example/feed\n"
+        "  - name: B\n    url: https://A.example:443/feed/\n",
+        5,
+        "feeds[1].url: duplicate of feeds[0] (https://a.example/feed)",
+    ),
+    "space-in-host": (
+        "feeds:\n  - name: A\n    url: https://naval news.example/feed\n",
+        3,
+        "feeds[0] (A).url: a space in the host ('naval news.example')",
+    ),
+    "space-in-path": (
+        "feeds:\n  - name: A\n    url: https://a.example/my feed.xml\n",
+        3,
+        "feeds[0] (A).url: a space in the URL; write it as %20",
+    ),
+    "port-not-a-number": (
+        "feeds:\n  - name: A\n    url: https://a.example:80a/feed\n",
+        3,
+        "feeds[0] (A).url: invalid port",
+    ),
+    "empty-tag": (
+        "feeds:\n  - name: A\n    url: https://a.example/feed\n    tags: [naval, '']\n",
+        4,
+        "feeds[0] (A).tags: empty tag ('')",
+    ),
+    "tags-differing-by-case": (
+        "feeds:\n  - name: A\n    url: https://a.example/feed\n    tags: [Naval]\n"
+        "  - name: B\n    url: https://b.example/feed\n    tags: [air, naval]\n",
+        7,
+        "feeds[1] (B).tags: 'naval' differs from 'Naval' (feeds[0]) only by case",
+    ),
+    # Issue 19: only a `?` or a fragment added made a second feed of the same URL.
+    "same-url-with-a-lone-question-mark": (
+        "feeds:\n  - url: https://a.example/rss\n  - url: https://a.example/rss?\n",
+        3,
+        "feeds[1].url: duplicate of feeds[0] (https://a.example/rss)",
+    ),
+    "same-url-with-a-fragment": (
+        "feeds:\n  - url: https://a.example/rss?cat=2\n  - url: https://a.example/rss?cat=2#top\n",
+        3,
+        "feeds[1].url: duplicate of feeds[0]",
+    ),
+    # Issue 17: a bare number in a duration used to mean minutes; now it is refused.
+    "bare-timeout": (
+        "settings:\n  timeout: 30\nfeeds: []\n",
+        2,
+        "settings.timeout: write 30s, 15m or 2h",
+    ),
+    "bare-feed-interval": (
+        "feeds:\n  - name: A\n    url: https://a.example/feed\n    interval: 60\n",
+        4,
+        "feeds[0] (A).interval: write 30s, 15m or 2h",
+    ),
+    "bare-quoted-refresh-interval": (
+        "settings:\n  refresh_interval: '45'\nfeeds: []\n",
+        2,
+        "settings.refresh_interval: write 30s, 15m or 2h",
+    ),
+    "bare-float-window": (
+        "settings:\n  clustering:\n    window: 1.5\nfeeds: []\n",
+        3,
+        "settings.clustering.window: write 30s, 15m or 2h",
+    ),
 }
 
 
@@ -215,6 +317,36 @@ def test_invalid_config_names_file_line_and_field(
     assert message in str(error)
     assert error.path == str(path)
     assert error.line == line
+
+
+def test_comma_separated_tags_are_several_tags(tmp_path: Path) -> None:
+    """Issue 17: `tags: naval, uk` was one tag that no ?tag= filter could select."""
+    text = (
+        "feeds:\n  - name: A\n    url: https://a.example/feed\n    tags: naval, uk\n"
+        "  - name: B\n    url: https://b.example/feed\n    tags: [' naval ', 'air,uk,', naval]\n"
+    )
+    feeds = load_config(write_config(tmp_path, text)).feeds
+    assert [feed.tags for feed in feeds] == [("naval", "uk"), ("naval", "air", "uk")]
+
+
+def test_different_queries_are_different_feeds(tmp_path: Path) -> None:
+    text = "feeds:\n  - url: https://a.example/rss?cat=2\n  - url: https://a.example/rss?cat=3\n"
+    assert len(load_config(write_config(tmp_path, text)).feeds) == 2
+
+
+def test_integer_second_and_day_keys_stay_plain_numbers(tmp_path: Path) -> None:
+    """Keys that name their unit are not durations: they keep taking a bare number."""
+    text = "settings:\n  cache_max_age: 300\n  retention_days: 30\nfeeds: []\n"
+    settings = load_config(write_config(tmp_path, text)).settings
+    assert (settings.cache_max_age, settings.retention_days) == (300, 30)
+
+
+def test_every_duration_key_refuses_a_bare_number(tmp_path: Path) -> None:
+    keys = ["refresh_interval", "timeout", "duplicate_window", "max_backoff"]
+    keys += ["extract_time_limit"]
+    for key in keys:
+        with pytest.raises(ConfigError, match=f":2: settings.{key}: write 30s, 15m or 2h"):
+            load_config(write_config(tmp_path, f"settings:\n  {key}: 10\nfeeds: []\n"))
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

@@ -193,13 +193,18 @@ def test_service_publishes_port_8080() -> None:
     assert ("8080", "8080") in published_ports(service())
 
 
-def test_feeds_yaml_is_mounted_read_only() -> None:
-    mounts = [m for m in volume_mounts(service()) if m["target"] == "/app/config/feeds.yaml"]
-    assert len(mounts) == 1
-    mount = mounts[0]
+def test_the_config_folder_is_mounted_not_the_file() -> None:
+    """Issue 17: feeds.yaml alone, read-only: an editor saving by rename left the
+    container on the old inode (no live reload) and import-opml could not write."""
+    mounts = volume_mounts(service())
+    assert [m for m in mounts if m["target"].startswith("/app/config/")] == []
+    (mount,) = [m for m in mounts if m["target"] == "/app/config"]
     assert mount["type"] == "bind"
-    assert mount["source"] == "./config/feeds.yaml"
-    assert mount["read_only"] is True
+    assert mount["source"] == "./config"
+    assert not mount.get("read_only")
+    assert mount["bind"]["create_host_path"] is False
+    # The config path the daemon reads lies inside the mounted folder.
+    assert Path(EXPECTED_ENVIRONMENT["AGGREGATOR_CONFIG"]).parent == Path(mount["target"])
 
 
 def test_data_lives_on_a_declared_named_volume() -> None:
@@ -249,8 +254,24 @@ def test_dockerfile_installs_with_the_readme_command() -> None:
 
 def test_dockerfile_copies_what_the_installer_needs() -> None:
     copied = " ".join(dockerfile_args("COPY")).split()
-    for needed in ("pyproject.toml", "README.md", "scripts/", "aggregator/", "config/"):
-        assert needed in copied
+    needed = ("pyproject.toml", "README.md", "constraints.txt", "scripts/", "aggregator/")
+    for name in (*needed, "config/"):
+        assert name in copied
+
+
+def test_the_image_installs_pinned_versions() -> None:
+    """Issue 17: the image installed whatever the index had that day."""
+    install = (ROOT / "scripts" / "install").read_text()
+    assert "--constraint constraints.txt" in install
+    pins = (ROOT / "constraints.txt").read_text().splitlines()
+    assert any(line.startswith("httpx==") for line in pins)
+
+
+def test_aggregator_is_on_the_images_path() -> None:
+    """Issue 17: `docker compose exec aggregator aggregator feeds` failed."""
+    path = dockerfile_env()["PATH"].split(":")
+    assert path[0] == "/app/.venv/bin"
+    assert "$PATH" in path  # the system's PATH follows (python for the health check)
 
 
 def test_dockerfile_runs_the_daemon_as_a_non_root_user() -> None:
@@ -294,6 +315,8 @@ def test_dockerignore_keeps_local_state_out_of_the_build(name: str) -> None:
     assert is_ignored(name)
 
 
-@pytest.mark.parametrize("name", ["pyproject.toml", "README.md", "scripts", "aggregator", "config"])
+@pytest.mark.parametrize(
+    "name", ["pyproject.toml", "README.md", "constraints.txt", "scripts", "aggregator", "config"]
+)
 def test_dockerignore_keeps_what_the_dockerfile_copies(name: str) -> None:
     assert not is_ignored(name)

@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 # five stages of the pipeline's floor, for one.
 FLOORS: tuple[frozenset[str], ...] = (
     frozenset({"", "errors", "models", "urls", "sanitize", "metrics", "config_help", "demo"}),
+    frozenset({"config_checks"}),  # rules between feeds.yaml's entries, over plain values
     frozenset({"config"}),
     frozenset({"fetch", "parse", "extract", "cluster", "storage"}),
     frozenset({"publish"}),

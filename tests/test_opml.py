@@ -11,7 +11,14 @@ from click.testing import CliRunner
 from aggregator.cli import cli
 from aggregator.config import FeedSource, load_config
 from aggregator.errors import OPMLError
-from aggregator.publish.opml import OPMLFeed, add_feeds_to_yaml, parse_opml, render_opml
+from aggregator.publish.opml import (
+    DroppedFeed,
+    OPMLFeed,
+    add_feeds_to_yaml,
+    parse_opml,
+    read_opml,
+    render_opml,
+)
 
 # An export as readers write them: folders, a feed at top level, a duplicate with
 # tracking parameters, a non-http feed, a folder-less category and odd whitespace.
@@ -129,6 +136,59 @@ def test_import_opml_command_edits_feeds_yaml(tmp_path: Path) -> None:
 
     again = runner.invoke(cli, ["--config", str(config), "import-opml", str(export)])
     assert "0 added, 3 already present" in again.output
+
+
+def test_each_dropped_subscription_is_reported_with_why(tmp_path: Path) -> None:
+    """Issue 17: import-opml dropped a bad xmlUrl without a word."""
+    export = READER_EXPORT.replace(
+        b"</body>",
+        b'<outline type="rss" text="Spaced" xmlUrl="https://spaced host.example/rss"/>'
+        b'<outline type="rss" text="Blank" xmlUrl=""/></body>',
+    )
+    feeds, dropped = read_opml(export)
+    assert [feed.name for feed in feeds] == ["Harbour Watch", "Skyline", "Loose"]
+    assert [(d.name, d.url) for d in dropped] == [
+        ("Local file", "file:///etc/passwd"),
+        ("Scripted", "javascript:alert(1)"),
+        ("Spaced", "https://spaced host.example/rss"),
+        ("Blank", ""),
+    ]
+    assert dropped[2] == DroppedFeed(
+        "https://spaced host.example/rss", "Spaced", "a space in the host ('spaced host.example')"
+    )
+    config = tmp_path / "feeds.yaml"
+    config.write_text(FEEDS_YAML)
+    (tmp_path / "export.opml").write_bytes(export)
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "import-opml", str(tmp_path / "export.opml")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "dropped: Local file (file:///etc/passwd): expected an http:// or https://" in result.output
+    )
+    assert "dropped: Blank (): no feed URL (empty xmlUrl)" in result.output
+    assert "2 added, 1 already present, 4 dropped" in result.output
+
+
+def test_what_import_adds_passes_check_config(tmp_path: Path) -> None:
+    """Issue 17: a trailing slash, a taken name or another spelling of a tag in an
+    export would have been refused by check-config (or made a second feed)."""
+    export = b"""<opml version="2.0"><body>
+      <outline text="NAVAL">
+        <outline text="Wire" xmlUrl="https://wire.example/feed/"/>
+        <outline text="Skyline" xmlUrl="https://skyline.example/atom"/>
+        <outline text="Skyline" xmlUrl="https://skyline-two.example/atom" category="Air,uk"/>
+      </outline>
+    </body></opml>"""
+    edit = add_feeds_to_yaml(FEEDS_YAML + "    tags: [naval]\n", parse_opml(export))
+    assert [feed.url for feed in edit.skipped] == ["https://wire.example/feed/"]
+    assert [(feed.name, feed.tags) for feed in edit.added] == [
+        ("Skyline (skyline.example)", ("naval",)),
+        ("Skyline (skyline-two.example)", ("naval", "air", "uk")),
+    ]
+    config = tmp_path / "feeds.yaml"
+    config.write_text(edit.text)
+    assert len(load_config(config).feeds) == 4
 
 
 def test_import_opml_refuses_a_bad_file_and_leaves_feeds_yaml_alone(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from aggregator.pipeline import (
     refresh_feeds,
 )
 from aggregator.pipeline import articles as ingest
+from aggregator.pipeline.next_check import FIRST_RETRY
 from aggregator.scheduler import run_refresh_job
 from aggregator.serve.server import create_app
 from aggregator.storage import Storage
@@ -493,8 +494,9 @@ def test_each_misbehaviour_is_recorded_on_its_feed_and_nothing_half_written(
     [
         ("Busy", timedelta(hours=2)),  # Retry-After: 7200 beats the 10 min backoff
         ("Unavailable", timedelta(hours=3)),  # Retry-After as an HTTP date
-        ("Error", 2 * INTERVAL),  # first failure: the interval doubled
-        ("Missing", 2 * INTERVAL),
+        # Never fetched successfully: a minute, not the interval doubled (issue 17).
+        ("Error", FIRST_RETRY),
+        ("Missing", FIRST_RETRY),
         ("Steady", timedelta(minutes=60)),  # <ttl>60</ttl> beats the 5 min interval
         ("Old", INTERVAL),
     ],
@@ -781,12 +783,17 @@ def test_user_agent_names_the_software_and_a_contact(server: HostileServer, tmp_
         return httpx.Response(404)
 
     config = write_config(server, tmp_path, {})
+    from aggregator import __version__
     from aggregator.fetch import fetch_feed, make_client
 
-    with make_client(config.settings, guard=False, transport=httpx.MockTransport(handler)) as c:
-        with pytest.raises(HTTPStatusError):
-            fetch_feed(c, "http://feed.test/", etag=None, last_modified=None, max_bytes=1000)
-    assert seen[0].startswith("aggregator/") and "(+https://" in seen[0]
+    contact = config.settings.model_copy(update={"contact_url": "https://news.example.org/about"})
+    for settings in (contact, config.settings):
+        with make_client(settings, guard=False, transport=httpx.MockTransport(handler)) as c:
+            with pytest.raises(HTTPStatusError):
+                fetch_feed(c, "http://feed.test/", etag=None, last_modified=None, max_bytes=1000)
+    assert seen[0] == f"aggregator/{__version__} (+https://news.example.org/about)"
+    # Unset, no made-up contact is sent: the CLI warns the admin instead (issue 17).
+    assert seen[1] == f"aggregator/{__version__}"
 
 
 # --------------------------------------------------------------------------- big feeds

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from aggregator.config import Config, load_config
 from aggregator.demo import DemoSite
@@ -95,6 +97,84 @@ def test_invalid_edits_are_rejected_whole_with_file_line_and_field(tmp_path: Pat
     watcher.check()
     assert watcher.status.report()["error"] is None
     assert len(applied) == 1
+
+
+def _break(path: Path, how: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make feeds.yaml unreadable; return the reason the watcher should give."""
+    if how == "removed":
+        path.unlink()
+        return "No such file or directory"
+    if how == "a directory":
+        path.unlink()
+        path.mkdir()
+        return "Is a directory"
+    # Mode 000 does not stop root (these tests may run as root): refuse the open instead.
+    path.chmod(0)
+    opener = Path.open
+
+    def refusing_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return opener(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refusing_open)
+    return "Permission denied"
+
+
+@pytest.mark.parametrize("how", ["removed", "a directory", "mode 000"])
+def test_an_unreadable_feeds_yaml_is_reported_like_a_rejected_edit(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 19: a removed, unreadable or directory-replaced feeds.yaml was silent."""
+    watcher, applied, path = _watcher(tmp_path, FEEDS)
+    reason = _break(path, how, monkeypatch)
+    assert watcher.check() is False  # one look is not enough: a save may delete first
+    assert watcher.status.report()["error"] is None
+    assert watcher.check() is True
+    error = watcher.status.report()["error"]
+    assert error == f"{path}: cannot read config: {reason}"
+    assert watcher.status.report()["rejected_at"] is not None
+    assert f"{error} (still running the last good config)" in caplog.text
+    assert watcher.check() is False  # reported once, not every two seconds
+    assert caplog.text.count("cannot read config") == 1
+    assert applied == []  # the last good config stays
+
+    monkeypatch.undo()
+    if path.is_dir():
+        path.rmdir()
+    elif path.exists():
+        path.chmod(0o644)
+    _write(path, FEEDS)  # back as it was: read again, and the error clears
+    assert watcher.check() is True
+    assert watcher.status.report()["error"] is None
+    assert len(applied) == 1
+
+
+def test_a_save_that_deletes_before_it_writes_is_no_error(tmp_path: Path) -> None:
+    watcher, applied, path = _watcher(tmp_path, FEEDS)
+    path.unlink()
+    assert watcher.check() is False
+    _write(path, FEEDS + "    tags: [naval]\n")
+    assert watcher.check() is True
+    assert watcher.status.report()["error"] is None
+    assert applied[-1].feeds[0].tags == ("naval",)
+
+
+def test_a_file_back_from_unreadable_with_a_rejected_edit_is_rejected_again(
+    tmp_path: Path,
+) -> None:
+    watcher, applied, path = _watcher(tmp_path, FEEDS)
+    _write(path, FEEDS + "    colour: red\n")
+    watcher.check()
+    text = path.read_text()
+    path.unlink()
+    watcher.check()
+    watcher.check()
+    assert "cannot read config" in str(watcher.status.report()["error"])
+    path.write_text(text)  # the same bytes as the rejected edit
+    assert watcher.check() is True
+    assert "colour: unknown key" in str(watcher.status.report()["error"])
+    assert applied == []
 
 
 def _rejection(watcher: ConfigWatcher, path: Path, text: str) -> str:

@@ -126,6 +126,40 @@ def test_failures_back_off_exponentially_and_are_capped(failures: int, wait: tim
     assert after_failure(failures) == wait
 
 
+@pytest.mark.parametrize(
+    ("failures", "wait"),
+    [
+        (1, timedelta(minutes=1)),
+        (2, timedelta(minutes=2)),
+        (3, timedelta(minutes=4)),
+        (6, timedelta(minutes=32)),
+        (7, timedelta(minutes=64)),
+        (11, timedelta(minutes=1024)),
+        (12, timedelta(hours=24)),  # capped at max_backoff, like any feed
+        (1000, timedelta(hours=24)),
+    ],
+)
+def test_a_feed_never_fetched_retries_within_minutes_then_backs_off(
+    failures: int, wait: timedelta
+) -> None:
+    """Issue 17: a new feed's failed first fetch waited an hour (the interval doubled)."""
+    after = next_fetch_after_failure(
+        NOW, INTERVAL, failures, ServerHints(), NO_JITTER, rand=0.5, ever_fetched=False
+    )
+    assert after - NOW == wait
+
+
+def test_a_never_fetched_feed_still_honours_retry_after_and_short_intervals() -> None:
+    hints = hints_from_headers({"retry-after": "10800"}, NOW, status=429)
+    after = next_fetch_after_failure(NOW, INTERVAL, 1, hints, NO_JITTER, 0.5, ever_fetched=False)
+    assert after - NOW == timedelta(hours=3)
+    short = timedelta(seconds=20)  # never later than the ordinary backoff (40 s here)
+    after = next_fetch_after_failure(
+        NOW, short, 1, ServerHints(), NO_JITTER, 0.5, ever_fetched=False
+    )
+    assert after - NOW == timedelta(seconds=40)
+
+
 def test_retry_after_is_a_floor_on_429_and_503_only() -> None:
     assert after_failure(1, 429, **{"retry-after": "10800"}) == timedelta(hours=3)
     assert after_failure(1, 503, **{"retry-after": "60"}) == timedelta(hours=1)  # backoff wins

@@ -116,10 +116,10 @@ def count_arrivals(monkeypatch: pytest.MonkeyPatch) -> threading.Semaphore:
     feed = render_cache.FeedCache.feed
 
     async def counted(
-        self: render_cache.FeedCache, fmt: str, query: Any
+        self: render_cache.FeedCache, fmt: str, query: Any, base_url: str | None = None
     ) -> render_cache.CachedBody:
         arrived.release()
-        return await feed(self, fmt, query)
+        return await feed(self, fmt, query, base_url)
 
     monkeypatch.setattr(render_cache.FeedCache, "feed", counted)
     return arrived

@@ -177,6 +177,41 @@ def test_record_fetch_success_and_failure(storage: Storage) -> None:
     assert row["last_success_at"] == row["last_attempt_at"] == "2025-03-10T12:00:00+00:00"
 
 
+def test_a_feed_is_new_until_its_first_success(storage: Storage) -> None:
+    """Issue 17: a feed never fetched successfully retries soon, also across restarts."""
+    wire_id, harbour_id = feed_ids(storage, WIRE, HARBOUR)
+    for feed_id in (wire_id, harbour_id):
+        storage.record_fetch_failure(
+            feed_id, now=NOW, next_check=NOW + HOUR, error="HTTP 500", status=500
+        )
+    assert not storage.feed_state(WIRE.url).ever_fetched
+    with storage.transaction():
+        storage.record_fetch_success(
+            wire_id, now=NOW, next_check=NOW + HOUR, status=200, etag=None, last_modified=None
+        )
+    storage.record_fetch_failure(
+        wire_id, now=NOW, next_check=NOW + 2 * HOUR, error="HTTP 500", status=500
+    )
+    assert storage.feed_state(WIRE.url).ever_fetched
+    assert storage.due_feed_urls(NOW) == []
+    # A restart makes the never-fetched feed due at once; the other keeps its backoff.
+    assert storage.make_unfetched_feeds_due(NOW) == [HARBOUR.url]
+    assert storage.due_feed_urls(NOW) == [HARBOUR.url]
+    assert storage.make_unfetched_feeds_due(NOW) == []
+
+
+def test_reset_all_forgets_every_feeds_failures(storage: Storage) -> None:
+    ids = feed_ids(storage, WIRE, HARBOUR)
+    for feed_id in ids:
+        storage.record_fetch_failure(
+            feed_id, now=NOW, next_check=None, error="HTTP 410", status=410, disabled_reason="gone"
+        )
+    assert storage.due_feed_urls(NOW + HOUR) == []
+    assert sorted(storage.reset_feed(None, NOW)) == sorted([WIRE.url, HARBOUR.url])
+    assert storage.due_feed_urls(NOW) == [WIRE.url, HARBOUR.url]
+    assert {row["consecutive_failures"] for row in storage.feed_health()} == {0}
+
+
 def test_success_without_validators_keeps_the_old_ones(storage: Storage) -> None:
     (feed_id,) = feed_ids(storage, WIRE)
     for etag in ('"v1"', None):  # a 304 may come back without an ETag

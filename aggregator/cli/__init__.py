@@ -12,10 +12,10 @@ from pathlib import Path
 import click
 
 from aggregator import __version__
-from aggregator.cli.common import fail, load, open_storage, setup_logging
+from aggregator.cli.common import config_warnings, fail, load, log, open_storage, setup_logging
 from aggregator.cli.stories import stories
 from aggregator.config import load_config, resolve_config_path
-from aggregator.errors import AggregatorError, ConfigError, StorageError
+from aggregator.errors import AggregatorError, ConfigError, ListenError, StorageError
 from aggregator.publish.feeds import FORMATS
 
 
@@ -50,9 +50,11 @@ def run(ctx: click.Context) -> None:
     from aggregator.daemon import run_daemon
 
     config = load(ctx)
+    for warning in config_warnings(config):
+        log.warning(warning)
     try:
         run_daemon(config)
-    except StorageError as exc:
+    except (StorageError, ListenError) as exc:
         fail(str(exc))
 
 
@@ -68,10 +70,14 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
     from aggregator.pipeline import PipelineContext, publish, refresh_feeds, summarize
 
     with open_storage(ctx) as (config, storage):
+        for warning in config_warnings(config):
+            log.warning(warning)
         pipeline = PipelineContext.create(config, storage, workers=workers)
         try:
             outcomes = refresh_feeds(pipeline, config.enabled_feeds)
             publish(pipeline)
+        except StorageError as exc:  # a full disk: one line, not a traceback (issue 19)
+            fail(str(exc))
         finally:
             pipeline.close()
     click.echo(summarize(outcomes))
@@ -85,8 +91,12 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
 @cli.command("check-config")
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
-    """Validate feeds.yaml; print the first error (file:line: field: problem) and exit 1."""
+    """Validate feeds.yaml; print the first error (file:line: field: problem) and exit 1.
+
+    Settings still to set (contact_url) are printed as warnings; they do not fail it."""
     config = load(ctx)
+    for warning in config_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
     enabled = len(config.enabled_feeds)
     click.echo(f"{config.path}: OK ({len(config.feeds)} feeds, {enabled} enabled)")
 
@@ -162,31 +172,43 @@ def import_opml(ctx: click.Context, opml_file: Path, dry_run: bool) -> None:
         click.echo(f"{verb}: {added.name} ({added.url})")
     for skipped in edit.skipped:
         click.echo(f"already present: {skipped.name} ({skipped.url})")
-    click.echo(f"{config_path}: {len(edit.added)} {verb}, {len(edit.skipped)} already present")
+    for dropped in edit.dropped:
+        click.echo(f"dropped: {dropped.name} ({dropped.url}): {dropped.reason}")
+    click.echo(
+        f"{config_path}: {len(edit.added)} {verb}, {len(edit.skipped)} already present,"
+        f" {len(edit.dropped)} dropped"
+    )
 
 
 @cli.command()
 @click.option(
     "--reset",
     "reset",
-    metavar="URL_OR_NAME",
+    metavar="[URL_OR_NAME]",
+    is_flag=False,
+    flag_value="",
     default=None,
     help="Forget a feed's failures, its 410 Gone and its recorded move; fetch it next tick.",
 )
+@click.option("--all", "reset_all", is_flag=True, help="With --reset: every feed.")
 @click.pass_context
-def feeds(ctx: click.Context, reset: str | None) -> None:
+def feeds(ctx: click.Context, reset: str | None, reset_all: bool) -> None:
     """Show each feed's health: state, HTTP status, consecutive failures, articles,
     last attempt and success, next fetch, bytes saved by 304s, and what to fix."""
     from datetime import UTC, datetime
 
     from aggregator.publish.health import format_table
 
+    if reset_all and reset is None:
+        fail("--all goes with --reset: `aggregator feeds --reset --all`")
+    if reset == "" and not reset_all:
+        fail("--reset: name a feed (URL or name) or add --all")
     with open_storage(ctx) as (_, storage):
         if reset is not None:
-            urls = storage.reset_feed(reset, datetime.now(UTC))
+            urls = storage.reset_feed(None if reset_all else reset, datetime.now(UTC))
             if not urls:
                 fail(f"no feed with URL or name {reset!r}")
-            click.echo("reset: " + ", ".join(urls))
+            click.echo(f"reset: {len(urls)} feeds" if reset_all else "reset: " + ", ".join(urls))
         rows = storage.feed_health()
     click.echo(format_table(rows, datetime.now(UTC)))
 
@@ -292,10 +314,43 @@ def demo(port: int) -> None:
         for path in ("/feed.xml", "/feed.atom", "/feed.json"):
             click.echo(f"  {config.settings.base_url}{path}")
         click.echo("Press Ctrl-C to stop.")
-        run_daemon(config)
+        try:
+            run_daemon(config)
+        except ListenError as exc:
+            fail(f"{exc} (try `aggregator demo --port N`)")
 
 
 cli.add_command(stories)
+
+
+def _late_config_option() -> click.Option:
+    """``--config`` after the command too (``aggregator check-config --config X``): it
+    replaces the path the group resolved, since a command's options are parsed after
+    the group's."""
+
+    def remember(ctx: click.Context, _: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)["config_path"] = value
+
+    return click.Option(
+        ["--config"],
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        callback=remember,
+        help="Path to feeds.yaml (as before the command).",
+    )
+
+
+def _accept_config_after(command: click.Command) -> None:
+    if command.name != "demo":  # the demo writes its own config
+        command.params.append(_late_config_option())
+    for sub in getattr(command, "commands", {}).values():
+        _accept_config_after(sub)
+
+
+for _command in cli.commands.values():
+    _accept_config_after(_command)
 
 
 def main() -> None:

@@ -32,6 +32,30 @@ def setup_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+# The contact the default User-Agent once carried: nobody's, so it counts as unset.
+PLACEHOLDER_CONTACT_URL = "https://github.com/aggregator/aggregator"
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What the admin should still set, as `FILE: FIELD: problem` lines: nothing that
+    stops the service, shown by `run`, `refresh` and `check-config` until fixed."""
+    settings = config.settings
+    warnings = []
+    if not settings.user_agent and settings.contact_url in ("", PLACEHOLDER_CONTACT_URL):
+        warnings.append(
+            f"{config.path}: settings.contact_url: not set: publishers see no way to reach you"
+            f" in the User-Agent ({settings.effective_user_agent}); set it to your site or a"
+            " mailto: address"
+        )
+    if not settings.public_url and (settings.output_dir or settings.websub_hub):
+        warnings.append(
+            f"{config.path}: settings.public_url: not set: the files in output_dir and WebSub"
+            f" pings name the feeds at {settings.base_url}, which readers elsewhere cannot"
+            " reach; set it to the address readers use"
+        )
+    return warnings
+
+
 def fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)

@@ -53,7 +53,9 @@ def record_failure(
     hints = ServerHints()
     if isinstance(error, HTTPStatusError):
         hints = hints_from_headers(error.headers, now, status=error.status)
-    next_check = next_fetch_after_failure(now, interval, failures, hints, ctx.policy, ctx.rand())
+    next_check = next_fetch_after_failure(
+        now, interval, failures, hints, ctx.policy, ctx.rand(), ever_fetched=state.ever_fetched
+    )
     ctx.storage.record_fetch_failure(
         state.id, now=now, next_check=next_check, error=message, status=status
     )

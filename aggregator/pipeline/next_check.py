@@ -10,7 +10,10 @@ The rules, Miniflux-style but stricter about honouring the publisher:
   (RSS ``<ttl>`` or the syndication module's ``sy:updatePeriod`` / ``sy:updateFrequency``,
   ``Cache-Control: max-age`` minus ``Age``, ``Expires``), never sooner.
 * After a failure, wait the interval doubled per consecutive failure, capped at
-  ``max_backoff``; a ``Retry-After`` on 429/503 is a floor under that.
+  ``max_backoff``; a ``Retry-After`` on 429/503 is a floor under that. A feed that has
+  never been fetched successfully (a new feed, a typo being fixed) starts from
+  ``FIRST_RETRY`` instead of its interval: 1, 2, 4, 8… minutes, never longer than the
+  ordinary backoff.
 * Whatever the publisher asks, the wait is capped at ``max(max_backoff, interval)``:
   a hostile ``max-age=31536000`` must not silence a feed for a year.
 * Jitter only ever lengthens the wait (by up to ``jitter`` of it), so it spreads feeds
@@ -26,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 __all__ = [
+    "FIRST_RETRY",
     "SchedulePolicy",
     "ServerHints",
     "backoff_delay",
@@ -36,6 +40,9 @@ __all__ = [
     "rss_ttl",
 ]
 
+# The first wait after a failure of a feed never fetched successfully (issue 17: a new
+# feed's failed first fetch waited an hour, twice the default interval).
+FIRST_RETRY = timedelta(minutes=1)
 # Statuses whose Retry-After means "come back later" (RFC 9110 §10.2.3).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 # Only the head of a feed is searched for <ttl>: it belongs to the channel, before items.
@@ -101,9 +108,14 @@ def next_fetch_after_failure(
     hints: ServerHints,
     policy: SchedulePolicy,
     rand: float,
+    *,
+    ever_fetched: bool = True,
 ) -> datetime:
-    """The next fetch after the ``failures``-th failure in a row (1 for the first)."""
+    """The next fetch after the ``failures``-th failure in a row (1 for the first);
+    sooner while the feed has never been fetched successfully."""
     backoff = backoff_delay(interval, failures, policy.max_backoff)
+    if not ever_fetched:
+        backoff = min(backoff_delay(FIRST_RETRY, failures - 1, policy.max_backoff), backoff)
     wait = max(backoff, hints.retry_after or timedelta(0))
     return now + _jittered(_capped(wait, interval, policy), policy, rand)
 

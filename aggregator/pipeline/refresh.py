@@ -4,6 +4,8 @@ For each feed: fetch → parse → (new entries only) fetch pages → extract �
 → fingerprint → group → store, the store step being one transaction together with
 the feed's fetch state. Any AggregatorError is caught per feed (and per page), logged
 in plain words and recorded on the feed's row: one bad feed never stops the others.
+But a database that cannot be written (a full disk: DatabaseUnwritable) stops the
+refresh at once: every feed would fail the same way, not even its failure recorded.
 
 The steps it chains live beside it: articles.py (a feed's new articles: pages,
 bodies, storing each into its story), entries.py (new and edited entries),
@@ -23,7 +25,13 @@ from dataclasses import dataclass
 
 from aggregator import metrics
 from aggregator.config import FeedSource
-from aggregator.errors import AggregatorError, ParseError, Stopped, StorageError
+from aggregator.errors import (
+    AggregatorError,
+    DatabaseUnwritable,
+    ParseError,
+    Stopped,
+    StorageError,
+)
 from aggregator.fetch import fetch_feed, host_key, polite_map
 from aggregator.models import BodyFacts, FeedState, FetchResult, ParsedFeed
 from aggregator.pipeline import articles as ingest
@@ -69,28 +77,45 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
     ctx.page_slots.limit = settings.page_per_host_limit  # feeds.yaml may have been edited
     outcomes = [_still_gone(states[s.url]) for s in sources if states[s.url].disabled_reason]
     live = [source for source in sources if not states[source.url].disabled_reason]
-    in_flight: deque[tuple[_FeedWork, Future[list[Page]]]] = deque()
     with ThreadPoolExecutor(max_workers=FEEDS_IN_FLIGHT, thread_name_prefix="pages") as stage:
-        for fetched in polite_map(
-            live,
-            lambda source: _fetch_and_parse(ctx, source, states[source.url]),
-            key=lambda source: host_key(states[source.url].permanent_url or source.url),
-            concurrency=settings.feed_concurrency,
-            per_host=settings.per_host_limit,
-            stop=ctx.stop,
-        ):
-            if ctx.stop.is_set():  # stop between units of work; in-flight fetches end soon
-                break
-            begun = _begin_safely(ctx, fetched, states[fetched.source.url])
-            if isinstance(begun, RefreshOutcome):
-                outcomes.append(begun)
-            else:
-                in_flight.append((begun, stage.submit(ingest.run_pages, ctx, begun.plan)))
-            outcomes += _finish_ready(ctx, in_flight, wait=len(in_flight) > FEEDS_IN_FLIGHT)
-        outcomes += _finish_ready(ctx, in_flight, wait=True, drain=True)
+        try:
+            outcomes += _refresh_live(ctx, live, states, stage)
+        except DatabaseUnwritable:
+            stage.shutdown(wait=False, cancel_futures=True)  # feeds not begun stay unfetched
+            raise
     # Stored as they arrived; reported in the order asked for, as before.
     order = {source.url: index for index, source in enumerate(sources)}
     return sorted(outcomes, key=lambda outcome: order[outcome.url])
+
+
+def _refresh_live(
+    ctx: PipelineContext,
+    live: Sequence[FeedSource],
+    states: dict[str, FeedState],
+    stage: ThreadPoolExecutor,
+) -> list[RefreshOutcome]:
+    """Fetch the feeds, begin each as it comes, store those whose pages are ready."""
+    settings = ctx.config.settings
+    outcomes: list[RefreshOutcome] = []
+    in_flight: deque[tuple[_FeedWork, Future[list[Page]]]] = deque()
+    for fetched in polite_map(
+        live,
+        lambda source: _fetch_and_parse(ctx, source, states[source.url]),
+        key=lambda source: host_key(states[source.url].permanent_url or source.url),
+        concurrency=settings.feed_concurrency,
+        per_host=settings.per_host_limit,
+        stop=ctx.stop,
+    ):
+        if ctx.stop.is_set():  # stop between units of work; in-flight fetches end soon
+            break
+        begun = _begin_safely(ctx, fetched, states[fetched.source.url])
+        if isinstance(begun, RefreshOutcome):
+            outcomes.append(begun)
+        else:
+            in_flight.append((begun, stage.submit(ingest.run_pages, ctx, begun.plan)))
+        outcomes += _finish_ready(ctx, in_flight, wait=len(in_flight) > FEEDS_IN_FLIGHT)
+    outcomes += _finish_ready(ctx, in_flight, wait=True, drain=True)
+    return outcomes
 
 
 def _finish_ready(
@@ -123,6 +148,8 @@ def _begin_safely(
 ) -> RefreshOutcome | _FeedWork:
     try:
         return _begin_feed(ctx, fetched, state)
+    except DatabaseUnwritable:
+        raise
     except Exception as exc:
         return _unexpected_failure(ctx, fetched.source, state, exc)
 
@@ -142,6 +169,8 @@ def _finish_safely(
             work.state.url,
         )
         return None
+    except DatabaseUnwritable:
+        raise
     except Exception as exc:
         return _unexpected_failure(ctx, work.fetched.source, work.state, exc)
 

@@ -6,7 +6,11 @@ round-trip mode, so the file keeps its comments, key order and indentation; the 
 validates the result with ``load_config`` before it replaces the file.
 
 An OPML file comes from anywhere: it is size-capped, refused when it declares a DTD
-(no entity expansion of any kind), and only its http(s) feed URLs are taken.
+(no entity expansion of any kind), and only feed URLs that feeds.yaml accepts are
+taken; each one dropped is reported with why (issue 17). What is added passes
+check-config's rules between entries too (config_checks.py): a feed already listed
+under another spelling of its URL is skipped, a name already taken gets the feed's
+host added, and a tag takes the spelling feeds.yaml already uses.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from __future__ import annotations
 import io
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -24,11 +29,19 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from aggregator.config import FeedSource, load_config
+from aggregator.config_checks import feed_url_key, feed_url_problem
 from aggregator.errors import OPMLError
 from aggregator.publish.files import write_atomically
-from aggregator.urls import canonicalize_url
 
-__all__ = ["OPMLFeed", "add_feeds_to_yaml", "import_opml_file", "parse_opml", "render_opml"]
+__all__ = [
+    "DroppedFeed",
+    "OPMLFeed",
+    "add_feeds_to_yaml",
+    "import_opml_file",
+    "parse_opml",
+    "read_opml",
+    "render_opml",
+]
 
 CONTENT_TYPE: Final = "text/x-opml; charset=utf-8"
 MAX_OPML_BYTES: Final = 5_000_000
@@ -43,6 +56,15 @@ class OPMLFeed:
     url: str
     name: str
     tags: tuple[str, ...] = ()  # the folders it sits in, outermost first
+
+
+@dataclass(frozen=True)
+class DroppedFeed:
+    """A subscription that cannot be a feed of feeds.yaml, and why."""
+
+    url: str
+    name: str
+    reason: str
 
 
 # --- export -------------------------------------------------------------------------
@@ -74,7 +96,13 @@ def render_opml(feeds: Sequence[FeedSource], title: str) -> bytes:
 
 
 def parse_opml(data: bytes) -> list[OPMLFeed]:
-    """Every http(s) feed in an OPML file, in document order, each URL once.
+    """Every usable feed in an OPML file, in document order, each feed once."""
+    return read_opml(data)[0]
+
+
+def read_opml(data: bytes) -> tuple[list[OPMLFeed], list[DroppedFeed]]:
+    """The usable feeds of an OPML file, in document order, each feed once (``…/feed``
+    and ``…/feed/`` are one), and the subscriptions dropped with why.
 
     Raises OPMLError when the file is too big, declares a DTD, is not well-formed,
     or is not OPML.
@@ -91,27 +119,42 @@ def parse_opml(data: bytes) -> list[OPMLFeed]:
     if root.tag != "opml" or body is None:
         raise OPMLError("not an OPML file (no <opml><body>)")
     feeds: dict[str, OPMLFeed] = {}
-    for feed in _outlines(body, ()):
-        feeds.setdefault(canonicalize_url(feed.url), feed)
-    return list(feeds.values())
+    dropped: list[DroppedFeed] = []
+    for found in _outlines(body, ()):
+        if isinstance(found, DroppedFeed):
+            dropped.append(found)
+        else:
+            feeds.setdefault(feed_url_key(found.url), found)
+    return list(feeds.values()), dropped
 
 
-def _outlines(parent: ET.Element, folders: tuple[str, ...]) -> Iterator[OPMLFeed]:
+def _outlines(parent: ET.Element, folders: tuple[str, ...]) -> Iterator[OPMLFeed | DroppedFeed]:
     for outline in parent.findall("outline"):
-        url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+        declared = outline.get("xmlUrl", outline.get("xmlurl"))
+        url = (declared or "").strip()
         name = _one_line(outline.get("title") or outline.get("text") or "")
-        if url:
-            if url.lower().startswith(("http://", "https://")):
-                tags = folders + _categories(outline.get("category") or "")
-                yield OPMLFeed(url=url, name=name or url, tags=tuple(dict.fromkeys(tags)))
-        else:  # a folder: its name becomes a tag of the feeds inside it
+        if not url and (declared is None or len(outline)):
+            # a folder: its name becomes a tag of the feeds inside it
             yield from _outlines(outline, folders + ((name,) if name else ()))
+            continue
+        problem = feed_url_problem(url) if url else "no feed URL (empty xmlUrl)"
+        if problem:
+            yield DroppedFeed(url=url, name=name or url, reason=problem)
+        else:
+            tags = _split_tags(folders + _categories(outline.get("category") or ""))
+            yield OPMLFeed(url=url, name=name or url, tags=tags)
 
 
 def _categories(text: str) -> tuple[str, ...]:
     """OPML's ``category``: comma-separated, each maybe a slash path (``/a/b``)."""
     parts = (part.strip().strip("/").rsplit("/", 1)[-1] for part in text.split(","))
     return tuple(_one_line(part) for part in parts if part.strip())
+
+
+def _split_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """A folder named "Naval, UK" is two tags, as in feeds.yaml; each tag once."""
+    pieces = (piece.strip() for tag in tags for piece in tag.split(","))
+    return tuple(dict.fromkeys(piece for piece in pieces if piece))
 
 
 def _one_line(text: str) -> str:
@@ -126,26 +169,49 @@ class YAMLEdit:
     """The edited feeds.yaml text and what changed."""
 
     text: str
-    added: tuple[OPMLFeed, ...]
+    added: tuple[OPMLFeed, ...]  # as written: a taken name has the feed's host added
     skipped: tuple[OPMLFeed, ...]  # already in the file
+    dropped: tuple[DroppedFeed, ...] = ()  # not usable as a feed URL, with why
 
 
 def add_feeds_to_yaml(text: str, feeds: Sequence[OPMLFeed]) -> YAMLEdit:
     """Append ``feeds`` missing from feeds.yaml's ``feeds:`` list, keeping the rest."""
     document, sequence_indent, offset = _load_round_trip(text)
     entries = _feeds_list(document)
-    present = {canonicalize_url(str(entry.get("url", ""))) for entry in entries if _is_map(entry)}
+    listed = [entry for entry in entries if _is_map(entry)]
+    present = {feed_url_key(str(entry.get("url", ""))) for entry in listed}
+    names = {str(entry.get("name") or entry.get("url", "")).casefold() for entry in listed}
+    spellings = {tag.casefold(): tag for entry in listed for tag in _entry_tags(entry)}
     added: list[OPMLFeed] = []
     skipped: list[OPMLFeed] = []
     for feed in feeds:
-        key = canonicalize_url(feed.url)
+        key = feed_url_key(feed.url)
         if key in present:
             skipped.append(feed)
             continue
         present.add(key)
+        tags = tuple(dict.fromkeys(spellings.setdefault(t.casefold(), t) for t in feed.tags))
+        feed = replace(feed, name=_unique_name(feed, names), tags=tags)
+        names.add(feed.name.casefold())
         entries.append(_feed_entry(feed))
         added.append(feed)
     return YAMLEdit(_dump(document, sequence_indent, offset), tuple(added), tuple(skipped))
+
+
+def _entry_tags(entry: Any) -> list[str]:
+    tags = entry.get("tags") or []
+    tags = tags.split(",") if isinstance(tags, str) else tags
+    return [tag.strip() for tag in tags if isinstance(tag, str) and tag.strip()]
+
+
+def _unique_name(feed: OPMLFeed, taken: set[str]) -> str:
+    """The feed's name, or (when another feed has it: two "News" from two sites) the
+    name with the feed's host, numbered if need be: names pick feeds in ?source=."""
+    if feed.name.casefold() not in taken:
+        return feed.name
+    named = f"{feed.name} ({urlsplit(feed.url).hostname or feed.url})"
+    candidates = (named if n == 1 else f"{named} {n}" for n in range(1, len(taken) + 2))
+    return next(name for name in candidates if name.casefold() not in taken)
 
 
 def _load_round_trip(text: str) -> tuple[Any, int, int]:
@@ -206,11 +272,11 @@ def import_opml_file(config_path: Path, opml_path: Path, *, dry_run: bool = Fals
     Raises OPMLError or ConfigError; feeds.yaml is untouched then.
     """
     try:
-        feeds = parse_opml(opml_path.read_bytes()[: MAX_OPML_BYTES + 1])
+        feeds, dropped = read_opml(opml_path.read_bytes()[: MAX_OPML_BYTES + 1])
         text = config_path.read_text(encoding="utf-8") if config_path.exists() else ""
     except (OSError, UnicodeDecodeError) as exc:
         raise OPMLError(f"cannot read {opml_path} or {config_path}: {exc}") from exc
-    edit = add_feeds_to_yaml(text, feeds)
+    edit = replace(add_feeds_to_yaml(text, feeds), dropped=tuple(dropped))
     if dry_run or not edit.added:
         return edit
     write_atomically(config_path, edit.text.encode("utf-8"), check=load_config)

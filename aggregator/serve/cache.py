@@ -144,15 +144,18 @@ class FeedCache:
         ):
             self._bytes -= _size(self._bodies.popitem(last=False)[1])
 
-    async def feed(self, fmt: str, query: FeedQuery) -> CachedBody:
+    async def feed(self, fmt: str, query: FeedQuery, base_url: str | None = None) -> CachedBody:
+        """``base_url``, when given, replaces the configured one in self links."""
         path = query.path or FEED_PATHS[fmt]
         settings = self.config.settings
+        if base_url:
+            settings = settings.model_copy(update={"public_url": base_url})
 
         def render(storage: Storage) -> CachedBody:
             rendered = render_from_storage(storage, settings, fmt, query.limit, query)
             return CachedBody.of(rendered.body, rendered.updated, CONTENT_TYPES[fmt])
 
-        return await self.get((fmt, path, query.query_string()), render)
+        return await self.get((fmt, path, query.query_string(), base_url or ""), render)
 
     async def page(self, query: FeedQuery) -> CachedBody:
         def render(storage: Storage) -> CachedBody:

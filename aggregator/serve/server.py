@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -138,6 +139,20 @@ def _plain_query(default_limit: int, output: OutputSlice | None) -> FeedQuery:
     return parse_feed_query({}, default_limit, output)
 
 
+# A Host header worth linking to: a name or address, and a port; nothing else.
+_PLAIN_HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+
+def request_base_url(request: Request, public_url: str) -> str | None:
+    """With ``public_url`` unset, a feed's self links name the address its reader used
+    (a plain ``Host``; FreshRSS does the same), not the listen address: 0.0.0.0 or a
+    container's port mean nothing to a reader. None: keep the configured base."""
+    host = request.headers.get("host", "")
+    if public_url or not _PLAIN_HOST.fullmatch(host):
+        return None
+    return f"{request.url.scheme}://{host}"
+
+
 def _feed_endpoint(fmt: str, output: OutputSlice | None = None) -> Any:
     async def endpoint(request: Request) -> Response:
         cache: FeedCache = request.app.state.cache
@@ -151,7 +166,7 @@ def _feed_endpoint(fmt: str, output: OutputSlice | None = None) -> Any:
         except BadRequest as exc:
             return _bad_request(exc)
         try:
-            cached = await cache.feed(fmt, query)
+            cached = await cache.feed(fmt, query, request_base_url(request, settings.public_url))
         except Overloaded:
             return _overloaded()
         return cached_response(request, cached, settings.cache_max_age)
@@ -276,6 +291,11 @@ def _full_health_report(
         report["config"] = config_status()
         if report["config"]["error"]:
             report["status"] = "degraded"
+    refresh_status = getattr(request.app.state, "refresh_status", None)
+    if refresh_status is not None:  # the daemon's cycles: a full disk degrades (issue 19)
+        report["refresh"] = refresh_status()
+        if report["refresh"]["error"]:
+            report["status"] = "degraded"
     return report
 
 
@@ -318,10 +338,14 @@ def _mtime(path: Path) -> float:
 
 
 def create_app(
-    config: Config, *, config_status: Callable[[], dict[str, Any]] | None = None
+    config: Config,
+    *,
+    config_status: Callable[[], dict[str, Any]] | None = None,
+    refresh_status: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
     """The ASGI app. It opens its own read connection to the database on startup.
-    ``config_status`` (the daemon's live reload) is shown under ``config`` in /healthz."""
+    ``config_status`` (the daemon's live reload) is shown under ``config`` in /healthz,
+    ``refresh_status`` (the daemon's refresh cycles) under ``refresh``."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -329,6 +353,7 @@ def create_app(
         pool = RenderPool(config.database_path)
         app.state.storage = storage
         app.state.config_status = config_status
+        app.state.refresh_status = refresh_status
         app.state.cache = FeedCache(storage, config, pool)
         app.state.opml = CachedBody.of(
             render_opml(config.feeds, f"{config.settings.feed_title}: sources"),

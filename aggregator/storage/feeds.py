@@ -66,6 +66,7 @@ class FeedStorage(SqlDoor):
             body_bytes=row["body_bytes"],
             ttl_seconds=row["ttl_seconds"],
             disabled_reason=row["disabled_reason"],
+            ever_fetched=row["last_success_at"] is not None,
         )
 
     def due_feed_urls(self, now: datetime) -> list[str]:
@@ -168,16 +169,38 @@ class FeedStorage(SqlDoor):
             [iso(latest), url, iso(latest)],
         )
 
-    def reset_feed(self, url_or_name: str, now: datetime) -> list[str]:
+    def make_unfetched_feeds_due(self, now: datetime) -> list[str]:
+        """Make due now the enabled feeds that have never been fetched successfully (a
+        restart is often the admin's fix for them); returns their URLs."""
+        with self.transaction():
+            rows = self._rows(
+                """
+                SELECT url FROM feeds WHERE enabled = 1 AND disabled_reason IS NULL
+                  AND last_success_at IS NULL AND next_check_at > ?
+                """,
+                [iso(now)],
+            )
+            self.db.execute(
+                """
+                UPDATE feeds SET next_check_at = ? WHERE enabled = 1
+                  AND disabled_reason IS NULL AND last_success_at IS NULL AND next_check_at > ?
+                """,
+                [iso(now), iso(now)],
+            )
+        return [row["url"] for row in rows]
+
+    def reset_feed(self, url_or_name: str | None, now: datetime) -> list[str]:
         """Forget a feed's failures, its 410 and its recorded move; make it due now.
 
-        Matches the feed's URL or (case-insensitively) its name; returns the URLs reset.
+        Matches the feed's URL or (case-insensitively) its name, or every feed when
+        ``url_or_name`` is None; returns the URLs reset.
         """
         with self.transaction():
             rows = list(
                 self.db.query(
-                    "SELECT id, url FROM feeds WHERE url = ? OR lower(name) = lower(?)",
-                    [url_or_name, url_or_name],
+                    "SELECT id, url FROM feeds WHERE ? IS NULL OR url = ?"
+                    " OR lower(name) = lower(?)",
+                    [url_or_name, url_or_name, url_or_name],
                 )
             )
             for row in rows:

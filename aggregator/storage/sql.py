@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
-from aggregator.errors import StorageError
+from aggregator.errors import DatabaseUnwritable, StorageError
 
 Params = ParamSpec("Params")
 Returned = TypeVar("Returned")
@@ -77,9 +77,17 @@ def placeholders(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
+# SQLite's primary result codes that mean no write can succeed for now.
+UNWRITABLE_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY})
+
+
 def storage_error(exc: sqlite3.Error, path: Path) -> StorageError:
     """Our error for a failed database operation, naming the file: "database or disk is
-    full: /data/aggregator.db"."""
+    full: /data/aggregator.db" (a DatabaseUnwritable, like an I/O error or a read-only
+    file)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in UNWRITABLE_CODES:
+        return DatabaseUnwritable(f"{exc}: {path}")
     return StorageError(f"{exc}: {path}")
 
 
