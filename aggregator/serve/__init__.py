@@ -2,6 +2,8 @@
 
 | module | what it does |
 | --- | --- |
-| ``server`` | Starlette: cached feeds and page, ``/stories/ID``, ``/healthz``, ``/metrics`` |
-| ``health`` | feed health for people: the ``aggregator feeds`` table, the ``/healthz`` summary |
+| ``server`` | Starlette routes: feeds, pages, ``/stories/ID``, ``/healthz``, ``/metrics`` |
+| ``cache`` | each feed and page rendered once per change of the database, kept in memory |
+| ``render_pool`` | renders on worker threads, off the event loop |
+| ``http_limits`` | bounds on request heads (size, time) and open files |
 """
