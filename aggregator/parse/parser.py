@@ -21,7 +21,7 @@ import feedparser
 from aggregator.errors import ParseError
 from aggregator.models import Entry, FetchResult, ParsedFeed
 from aggregator.sanitize import clean_title, escape_text_as_html
-from aggregator.urls import canonicalize_url
+from aggregator.urls import canonicalize_url, web_url
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,11 @@ def parse_feed(result: FetchResult, *, now: datetime | None = None) -> ParsedFee
     if _looks_like_json(result.content):
         return _parse_json_feed(result, now)
     parsed = feedparser.parse(io.BytesIO(result.content), response_headers=_headers_for(result))
+    base = result.final_url
     entries = tuple(
-        entry for raw in parsed.entries if (entry := _entry_from_feedparser(raw, now)) is not None
+        entry
+        for raw in parsed.entries
+        if (entry := _entry_from_feedparser(raw, now, base)) is not None
     )
     warning = str(parsed.get("bozo_exception", "")) if parsed.get("bozo") else None
     if not entries and (warning or not parsed.get("version")):
@@ -63,11 +66,12 @@ def _looks_like_json(content: bytes) -> bool:
     return content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
 
 
-def _entry_from_feedparser(raw: Mapping[str, Any], now: datetime) -> Entry | None:
+def _entry_from_feedparser(raw: Mapping[str, Any], now: datetime, base: str) -> Entry | None:
     content = raw.get("content") or []
     return _entry(
         guid=raw.get("id") or None,
         link=raw.get("link", "") or "",
+        base=base,
         raw_title=raw.get("title", "") or "",
         summary_html=raw.get("summary", "") or "",
         content_html=content[0].get("value", "") if content else "",
@@ -80,17 +84,27 @@ def _entry_from_feedparser(raw: Mapping[str, Any], now: datetime) -> Entry | Non
     )
 
 
-def _entry(*, guid: str | None, link: str, raw_title: str, **fields: Any) -> Entry | None:
+def _entry(
+    *, guid: str | None, link: str, base: str, raw_title: str, **fields: Any
+) -> Entry | None:
     """An Entry with its identity and canonical URL; None when it has neither a link
-    nor a guid (nothing to identify it by)."""
+    nor a guid (nothing to identify it by).
+
+    Only an http(s) link is kept (issue 19): an item linking ``javascript:``,
+    ``data:``, ``file:``... keeps that text as its identity but has no link, so it is
+    never fetched nor published with it."""
+    link = link.strip()
     if not link and not guid:
         return None
     title = clean_title(raw_title)
+    safe_link = web_url(link, base) or ""
+    if link and not safe_link:
+        log.debug("%s: item %r links %.80r, not http(s): kept without a link", base, title, link)
     return Entry(
-        key=entry_key(guid, link, title),
+        key=entry_key(guid, safe_link or link, title),
         guid=guid,
-        link=link,
-        canonical_url=canonicalize_url(link) if link else "",
+        link=safe_link,
+        canonical_url=canonicalize_url(safe_link) if safe_link else "",
         title=title or "(untitled)",
         **fields,
     )
@@ -141,7 +155,8 @@ def _parse_json_feed(result: FetchResult, now: datetime) -> ParsedFeed:
     entries = tuple(
         entry
         for item in items
-        if isinstance(item, dict) and (entry := _entry_from_json(item, now)) is not None
+        if isinstance(item, dict)
+        and (entry := _entry_from_json(item, now, result.final_url)) is not None
     )
     return ParsedFeed(
         url=result.url,
@@ -151,12 +166,13 @@ def _parse_json_feed(result: FetchResult, now: datetime) -> ParsedFeed:
     )
 
 
-def _entry_from_json(item: Mapping[str, Any], now: datetime) -> Entry | None:
+def _entry_from_json(item: Mapping[str, Any], now: datetime, base: str) -> Entry | None:
     authors = item.get("authors") or []
     text = str(item.get("content_text") or "")
     return _entry(
         guid=str(item["id"]) if item.get("id") is not None else None,
         link=str(item.get("url") or item.get("external_url") or ""),
+        base=base,
         raw_title=str(item.get("title") or ""),
         summary_html=str(item.get("summary") or ""),
         # content_text is plain text: escaped, never taken as markup.

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Final
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from aggregator.models import PublishedStory, StoryFilter, StorySource
 from aggregator.publish.feeds import CONTENT_TYPES, FEED_PATHS, outlet_count
+from aggregator.urls import web_url
 
 __all__ = ["PageView", "STYLE_CSP_SOURCE", "render_page"]
 
@@ -115,8 +116,7 @@ def _href(path: str, query_string: str) -> str:
 
 def _web_url(url: str) -> str | None:
     """``url`` when it is an http(s) URL; anything else is shown without a link."""
-    parts = urlsplit(url)
-    return url if parts.scheme in ("http", "https") and parts.netloc else None
+    return url if web_url(url) == url else None
 
 
 def _alternate_links(view: PageView) -> list[str]:
