@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
-__all__ = ["clean_title", "escape_text_as_html", "sanitize_html"]
+__all__ = ["clean_title", "escape_text_as_html", "repair_text", "sanitize_html"]
 
 ALLOWED_TAGS = frozenset(
     {
@@ -60,12 +60,15 @@ _BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _WHITESPACE = re.compile(r"\s+")
 # Characters XML 1.0 forbids (C0 controls other than tab, LF, CR) plus DEL.
 _INVALID_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Half of a UTF-16 pair with no other half (JSON's "\ud800"): not text, and UTF-8
+# (nh3, SQLite, every output) cannot encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def sanitize_html(html: str, base_url: str) -> str:
     """Return ``html`` reduced to the allow-list, with absolute http(s) URLs only."""
     cleaned = nh3.clean(
-        _INVALID_CONTROLS.sub("", html),
+        _INVALID_CONTROLS.sub("", repair_text(html)),
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(CLEAN_CONTENT_TAGS),
         attributes=ALLOWED_ATTRIBUTES,
@@ -86,9 +89,14 @@ def escape_text_as_html(text: str) -> str:
     return "".join(_paragraph(p) for p in paragraphs if p)
 
 
+def repair_text(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (issue 19)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def clean_title(title: str) -> str:
     """Return ``title`` as one line of plain text: no markup, entities decoded once."""
-    text = unescape(nh3.clean(title, tags=set(), attributes={}))
+    text = unescape(nh3.clean(repair_text(title), tags=set(), attributes={}))
     return _WHITESPACE.sub(" ", _drop_controls(text)).strip()
 
 
