@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aggregator.models import PageCursor, PublishedStory, StoryFilter, StorySource
+from aggregator.sanitize import MAX_TITLE_CHARS, cap_text
 from aggregator.storage.sql import SqlDoor, from_iso, iso
 from aggregator.urls import web_url
 
@@ -101,7 +102,7 @@ class PublishingStorage(SqlDoor):
         sources = tuple(
             StorySource(
                 feed_name=member["feed_name"],
-                title=member["title"],
+                title=cap_text(member["title"], MAX_TITLE_CHARS),  # stored before the cap
                 url=web_url(member["url"]) or "",  # never javascript:, data:, file: ...
                 published=from_iso(member["published_at"]),
                 relation=relations[member["id"]],
@@ -117,7 +118,7 @@ class PublishingStorage(SqlDoor):
         assert published is not None and updated is not None
         return PublishedStory(
             id=story["id"],
-            title=story["title"],
+            title=cap_text(story["title"], MAX_TITLE_CHARS),
             link=_story_link(story),
             content_html=story["html"],
             content_text=story["text"],
