@@ -23,6 +23,7 @@ class Route:
     status: int = 200
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
+    hold: threading.Event | None = None  # answer only once this is set (or after 60 s)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -31,6 +32,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.site.hits.append(self.path)
         route = self.site.routes.get(self.path, Route(404, b"not here"))
+        if route.hold is not None:
+            route.hold.wait(timeout=60)
         self.send_response(route.status)
         for name, value in route.headers.items():
             self.send_header(name, value)
