@@ -176,6 +176,7 @@ def _fetch_unless_unchanged(ctx: PipelineContext, source: FeedSource, state: Fee
             etag=state.etag,
             last_modified=state.last_modified,
             max_bytes=ctx.config.settings.max_feed_bytes,
+            listed_url=source.url,
         )
         if result.not_modified:
             return _Fetched(source, result=result)
