@@ -111,7 +111,7 @@ def escape_text_as_html(text: str) -> str:
 
 def repair_text(text: str) -> str:
     """``text`` with each lone surrogate replaced by U+FFFD (issue 19)."""
-    return _LONE_SURROGATE.sub("\ufffd", text)
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def clean_title(title: str, limit: int = MAX_TITLE_CHARS) -> str:

@@ -34,9 +34,12 @@ log = logging.getLogger(__name__)
 # A date more than this far ahead of now is a publisher's mistake, not a scheduled story.
 FUTURE_TOLERANCE = timedelta(hours=1)
 EARLIEST_DATE = datetime(1995, 1, 1, tzinfo=UTC)
-# A numeric character reference (feedparser raises on one past U+10FFFF, however long).
-_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
-_MOST_DIGITS = 8  # more (leading zeros aside) is past U+10FFFF in either base
+# A numeric character reference that may name an impossible code point (feedparser
+# raises on a surrogate or one past U+10FFFF): hex from D000 or with five digits or
+# more, decimal with five digits or more, leading zeros aside. The everyday ones
+# (&#8217;, &#x2014;) do not match, so they cost nothing.
+_SUSPECT_REF = re.compile(rb"&#(?:[xX]0*+([dD][0-9a-fA-F]{3}|[0-9a-fA-F]{5,})|0*+([0-9]{5,}));")
+_MOST_DIGITS = 8  # more is past U+10FFFF in either base
 _REPLACEMENT_REF = b"&#xFFFD;"
 # What an item may raise while it is read: a value of an unexpected type or text.
 _ITEM_ERRORS = (AttributeError, KeyError, TypeError, ValueError, UnicodeError)
@@ -74,14 +77,14 @@ def _repair_char_refs(content: bytes, url: str) -> bytes:
     def repair(match: re.Match[bytes]) -> bytes:
         nonlocal repaired
         hex_digits, digits = match.groups()
-        text = (hex_digits or digits).lstrip(b"0")
-        code = int(text or b"0", 16 if hex_digits else 10) if len(text) <= _MOST_DIGITS else -1
+        text = hex_digits or digits
+        code = int(text, 16 if hex_digits else 10) if len(text) <= _MOST_DIGITS else -1
         if code < 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
             repaired += 1
             return _REPLACEMENT_REF
         return match.group(0)
 
-    fixed = _CHAR_REF.sub(repair, content) if b"&#" in content else content
+    fixed = _SUSPECT_REF.sub(repair, content) if b"&#" in content else content
     if repaired:
         log.warning("%s: replaced %d references to invalid characters", url, repaired)
     return fixed
