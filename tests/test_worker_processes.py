@@ -216,8 +216,9 @@ def test_a_worker_heeds_sigterm_from_its_parent_only() -> None:
     try:
         with spawning():
             worker = pool.submit(os.getpid).result(timeout=60)
-        subprocess.run(["kill", "-TERM", str(worker)], check=True)  # sent by another process
-        subprocess.run(["kill", "-INT", str(worker)], check=True)
+        for signum in (signal.SIGTERM, signal.SIGINT):  # sent by another process
+            send = f"import os; os.kill({worker}, {int(signum)})"
+            subprocess.run([sys.executable, "-c", send], check=True)
         assert pool.submit(os.getpid).result(timeout=60) == worker  # still there, still working
         os.kill(worker, signal.SIGTERM)  # sent by its parent
         wait_for(lambda: not alive(worker), timeout=30)
