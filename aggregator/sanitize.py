@@ -18,7 +18,14 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
-__all__ = ["clean_title", "escape_text_as_html", "sanitize_html"]
+__all__ = [
+    "MAX_TITLE_CHARS",
+    "cap_text",
+    "clean_title",
+    "escape_text_as_html",
+    "repair_text",
+    "sanitize_html",
+]
 
 ALLOWED_TAGS = frozenset(
     {
@@ -60,12 +67,28 @@ _BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _WHITESPACE = re.compile(r"\s+")
 # Characters XML 1.0 forbids (C0 controls other than tab, LF, CR) plus DEL.
 _INVALID_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Half of a UTF-16 pair with no other half (JSON's "\ud800"): not text, and UTF-8
+# (nh3, SQLite, every output) cannot encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# A whole tag, as left in a title whose markup was escaped once (&lt;img ...&gt;):
+# one with attributes, a comment, or a known HTML element. "<F-35>" stays text.
+_TAG = re.compile(
+    r"<(?:!--|/?[a-zA-Z][^\s/<>]*\s[^<>]*=|/?(?:a|abbr|audio|b|base|big|blink|body|br|button"
+    r"|code|div|em|embed|font|form|frame|h[1-6]|head|html|i|iframe|image|img|input|link"
+    r"|marquee|math|meta|noscript|object|p|picture|q|s|script|select|small|source|span"
+    r"|strong|style|sub|sup|svg|table|td|template|textarea|th|tr|u|video)\b[^<>]*>)",
+    re.IGNORECASE,
+)
+# Longest title kept (issue 19): a feed reader shows a line or two, not a megabyte.
+MAX_TITLE_CHARS = 300
+# A cut keeps at least this share of the limit, else it is made mid-word.
+_SHORTEST_CUT = 0.6
 
 
 def sanitize_html(html: str, base_url: str) -> str:
     """Return ``html`` reduced to the allow-list, with absolute http(s) URLs only."""
     cleaned = nh3.clean(
-        _INVALID_CONTROLS.sub("", html),
+        _INVALID_CONTROLS.sub("", repair_text(html)),
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(CLEAN_CONTENT_TAGS),
         attributes=ALLOWED_ATTRIBUTES,
@@ -86,10 +109,36 @@ def escape_text_as_html(text: str) -> str:
     return "".join(_paragraph(p) for p in paragraphs if p)
 
 
-def clean_title(title: str) -> str:
-    """Return ``title`` as one line of plain text: no markup, entities decoded once."""
-    text = unescape(nh3.clean(title, tags=set(), attributes={}))
-    return _WHITESPACE.sub(" ", _drop_controls(text)).strip()
+def repair_text(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (issue 19)."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def clean_title(title: str, limit: int = MAX_TITLE_CHARS) -> str:
+    """Return ``title`` as one line of plain text: no markup, entities decoded once,
+    at most ``limit`` characters (cut at a word, with an ellipsis).
+
+    Markup that was escaped once (``&lt;img src=x onerror=...&gt;``) is stripped too:
+    a title is text, and some readers show an RSS title as HTML."""
+    text = _plain_text(repair_text(title))
+    if _TAG.search(text):
+        text = _plain_text(text)
+    return cap_text(_WHITESPACE.sub(" ", _drop_controls(text)).strip(), limit)
+
+
+def cap_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, ending in "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    word_end = cut.rstrip().rfind(" ")
+    if word_end >= limit * _SHORTEST_CUT:
+        cut = cut[:word_end]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def _plain_text(html: str) -> str:
+    return unescape(nh3.clean(html, tags=set(), attributes={}))
 
 
 def _absolute_url(url: str, base_url: str) -> str | None:

@@ -2,11 +2,13 @@
 
 Lowercase scheme and host, drop the default port, the fragment and tracking
 parameters (utm_*, fbclid, gclid, ...), keep the remaining query in its order.
+:func:`web_url` decides which links may be published at all: http(s) only.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 TRACKING_PARAMS = frozenset(
     {
@@ -31,6 +33,11 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_", "pk_", "piwik_", "mtm_")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# What a browser strips from both ends of a URL (C0 controls and space) and removes
+# inside it (tab, LF, CR): ``" java\tscript:x"`` is ``javascript:x`` to a browser.
+_URL_EDGE = "".join(chr(code) for code in range(0x21))
+_URL_INVISIBLE = {ord("\t"): None, ord("\n"): None, ord("\r"): None}
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def is_tracking_param(name: str) -> bool:
@@ -56,3 +63,24 @@ def canonicalize_url(url: str) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
     kept = urlencode([(k, v) for k, v in query if not is_tracking_param(k)])
     return urlunsplit((scheme, netloc, parts.path or "/", kept, ""))
+
+
+def web_url(url: str, base: str = "") -> str | None:
+    """``url`` as a browser would read it (resolved against ``base`` when relative),
+    or None unless that is an http(s) URL with a host.
+
+    The one test of whether a link from a feed may be published or followed:
+    ``javascript:``, ``JaVaScRiPt:``, ``" javascript:"``, ``java<TAB>script:``,
+    ``data:``, ``vbscript:``, ``file:`` and anything malformed give None.
+    """
+    cleaned = url.strip(_URL_EDGE).translate(_URL_INVISIBLE)
+    if base and cleaned:
+        cleaned = urljoin(base, cleaned)
+    try:
+        parts = urlsplit(cleaned)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return None if _CONTROL.search(cleaned) else cleaned

@@ -12,13 +12,15 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 
 from aggregator.extract.extractor import DEFAULT_OPTIONS, ExtractOptions, extract_article
 from aggregator.models import Article
+from aggregator.processes import spawning, worker_initializer
 
 
 class ExtractionPool:
     """Runs ``extract_article`` on worker processes (one per core), or inline if workers=0.
 
     Workers are spawned, not forked: the daemon has threads (scheduler, server) and a
-    forked child could inherit a held lock.
+    forked child could inherit a held lock. They ignore Ctrl-C and exit when this
+    process dies (processes.py).
     """
 
     def __init__(self, workers: int) -> None:
@@ -26,7 +28,10 @@ class ExtractionPool:
         if workers > 0:
             context = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=_lower_priority
+                max_workers=workers,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
 
     def extract_many(
@@ -44,7 +49,8 @@ class ExtractionPool:
             )
         bodies = [page for page, _ in pages]
         urls = [url for _, url in pages]
-        return self._executor.map(_extract_in_worker, bodies, urls, per_page)
+        with spawning():  # map() starts the workers it needs
+            return self._executor.map(_extract_in_worker, bodies, urls, per_page)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -62,6 +68,11 @@ class ExtractionPool:
 # main process (storing, clustering, serving HTTP) is the pipeline's critical path; at
 # equal priority the two busy workers take two thirds of the CPU from it.
 WORKER_NICENESS = 5
+
+
+def _start_worker(parent_pid: int) -> None:
+    worker_initializer(parent_pid)
+    _lower_priority()
 
 
 def _lower_priority() -> None:

@@ -5,26 +5,37 @@ from __future__ import annotations
 import httpx
 
 from aggregator.config import Settings
-from aggregator.fetch.guard import GuardedTransport
+from aggregator.fetch.dns import Resolver
+from aggregator.fetch.guard import FeedRedirectGuard, GuardedTransport
 from aggregator.fetch.transport import ACCEPT_ENCODING, DeadlineTransport, SafeBodyTransport
 
 MAX_REDIRECTS = 5
 
 
 def make_client(
-    settings: Settings, *, guard: bool, transport: httpx.BaseTransport | None = None
+    settings: Settings,
+    *,
+    guard: bool,
+    transport: httpx.BaseTransport | None = None,
+    resolve: Resolver | None = None,
 ) -> httpx.Client:
     """An httpx client with our User-Agent, timeouts and redirect policy.
 
-    Feed clients (URLs the admin wrote) use ``guard=False``; article-page clients
-    (URLs strangers wrote) use ``guard=True``, which is a no-op when the settings
-    allow private addresses.
+    Feed clients (URLs the admin wrote) use ``guard=False``: the listed host is fetched
+    as given, any other host a feed leads to is guarded (``FeedRedirectGuard``).
+    Article-page clients (URLs strangers wrote) use ``guard=True``. Neither guards
+    when the settings allow private addresses. ``resolve`` replaces the system's name
+    lookups for the guard's checks (tests).
     """
     guarded = guard and not settings.allow_private_addresses
     inner = transport if transport is not None else _default_transport(guarded)
     wrapped: httpx.BaseTransport = SafeBodyTransport(inner)
     if guarded:
-        wrapped = GuardedTransport(wrapped)
+        wrapped = GuardedTransport(wrapped, resolve=resolve)
+    elif not settings.allow_private_addresses:
+        hops = transport if transport is not None else _default_transport(True)
+        guarded_hops = GuardedTransport(SafeBodyTransport(hops), resolve=resolve)
+        wrapped = FeedRedirectGuard(wrapped, guarded_hops, resolve=resolve)
     return httpx.Client(
         transport=wrapped,
         headers={"User-Agent": settings.effective_user_agent, "Accept-Encoding": ACCEPT_ENCODING},

@@ -19,7 +19,7 @@ from aggregator.errors import FetchError, HTTPStatusError, ResponseTooLarge
 from aggregator.fetch.client import MAX_REDIRECTS
 from aggregator.fetch.deadline import request_deadline
 from aggregator.fetch.dns import LookupTimeout
-from aggregator.fetch.guard import parse_http_url
+from aggregator.fetch.guard import LISTED_URL, parse_http_url
 from aggregator.fetch.transport import content_codings
 from aggregator.models import FetchResult
 
@@ -44,17 +44,21 @@ def fetch_feed(
     etag: str | None,
     last_modified: str | None,
     max_bytes: int,
+    listed_url: str | None = None,
 ) -> FetchResult:
     """GET a feed, conditionally when we hold its ETag or Last-Modified.
 
-    A 304 answer gives ``not_modified=True`` and no content.
+    A 304 answer gives ``not_modified=True`` and no content. ``listed_url`` is the
+    feed's URL in feeds.yaml when ``url`` is another (a recorded move): only the listed
+    host is fetched without the private-address guard (guard.FeedRedirectGuard).
     """
     headers = {"Accept": FEED_ACCEPT}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    return _fetch(client, url, headers=headers, max_bytes=max_bytes)
+    listed = {LISTED_URL: listed_url or url}
+    return _fetch(client, url, headers=headers, max_bytes=max_bytes, extensions=listed)
 
 
 def fetch_page(client: httpx.Client, url: str, *, max_bytes: int) -> FetchResult:
@@ -66,7 +70,12 @@ _CONDITIONAL_HEADERS = ("If-None-Match", "If-Modified-Since")
 
 
 def _fetch(
-    client: httpx.Client, url: str, *, headers: Mapping[str, str], max_bytes: int
+    client: httpx.Client,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    max_bytes: int,
+    extensions: Mapping[str, str] | None = None,
 ) -> FetchResult:
     timeout = client.timeout.read or 0.0
     total = timeout * DEADLINE_FACTOR
@@ -74,7 +83,9 @@ def _fetch(
     conditional = any(name in headers for name in _CONDITIONAL_HEADERS)
     with request_deadline(total) as deadline:
         try:
-            with client.stream("GET", parsed, headers=headers) as response:
+            with client.stream(
+                "GET", parsed, headers=headers, extensions=dict(extensions or {})
+            ) as response:
                 return _read_response(
                     response, url, conditional=conditional, max_bytes=max_bytes, deadline=deadline
                 )

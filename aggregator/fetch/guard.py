@@ -4,6 +4,11 @@ A client made with ``guard=True`` routes every request, each redirect hop includ
 through :class:`GuardedTransport`: it resolves the host once, refuses any address that
 is not globally routable, and connects to exactly the address it checked (no second
 DNS lookup an attacker could answer differently).
+
+Feed clients (``guard=False``) fetch the admin's URL as given, but a feed that sends
+them to another host is a stranger's choice too: :class:`FeedRedirectGuard` puts every
+request to a host other than the listed URL's through the same guard, unless the
+listed host is itself private (the admin chose an intranet).
 """
 
 from __future__ import annotations
@@ -67,6 +72,63 @@ class GuardedTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._transport.close()
+
+
+# The request extension that names the feed URL as written in feeds.yaml.
+LISTED_URL = "aggregator.listed_url"
+
+
+class FeedRedirectGuard(httpx.BaseTransport):
+    """Sends requests to the listed feed's own host straight to ``direct``, and those to
+    any other host (a redirect, a recorded move, an advertised feed) through ``hops``,
+    a :class:`GuardedTransport`, unless the listed host is private itself.
+
+    A refusal never connects and never names the address or the port, so a feed's
+    error on /healthz reads the same whatever is listening inside: no port probe.
+    """
+
+    def __init__(
+        self,
+        direct: httpx.BaseTransport,
+        hops: httpx.BaseTransport,
+        *,
+        resolve: Resolver | None = None,
+    ) -> None:
+        self._direct = direct
+        self._hops = hops
+        self._resolve = resolve or _resolve_host
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        listed = request.extensions.get(LISTED_URL)
+        if not listed or self._may_go_direct(request, httpx.URL(listed)):
+            return self._direct.handle_request(request)
+        try:
+            return self._hops.handle_request(request)
+        except BlockedURL as exc:
+            logger.warning("%s: refused to follow the feed to %s: %s", listed, request.url, exc)
+            message = (
+                f"refused to follow the feed to {request.url.host}: not a public address"
+                " (allowed when the feed's own host is private, or with allow_private_addresses)"
+            )
+            raise BlockedURL(message, url=listed) from None
+
+    def _may_go_direct(self, request: httpx.Request, listed: httpx.URL) -> bool:
+        if request.url.host == listed.host:
+            return True
+        timeout = request.extensions.get("timeout", {}).get("connect")
+        try:
+            _checked_addresses(
+                listed, lambda host, port: lookup(host, port, self._resolve, timeout)
+            )
+        except BlockedURL:
+            return True  # the admin listed a private host: an intranet, trusted whole
+        except FetchError:
+            return False  # cannot tell: guard
+        return False
+
+    def close(self) -> None:
+        self._direct.close()
+        self._hops.close()
 
 
 def _pinned(request: httpx.Request, address: str) -> httpx.Request:

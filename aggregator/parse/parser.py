@@ -3,6 +3,11 @@
 feedparser always gets bytes plus the response headers (never a URL: httpx does the
 fetching), so it sees the server's charset and base URL. A ``bozo`` feed that still
 yields entries is kept with a warning; one that yields none is a ParseError.
+
+One poisoned item never costs the feed (issue 19): character references to code
+points that cannot exist (``&#xD800;``, ``&#x110000;``, on which feedparser raises)
+and lone surrogates (a JSON ``"\ud800"``) are replaced with U+FFFD, and an item that
+still cannot be read is skipped; both are logged with the feed's URL.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,14 +26,23 @@ import feedparser
 
 from aggregator.errors import ParseError
 from aggregator.models import Entry, FetchResult, ParsedFeed
-from aggregator.sanitize import clean_title, escape_text_as_html
-from aggregator.urls import canonicalize_url
+from aggregator.sanitize import clean_title, escape_text_as_html, repair_text
+from aggregator.urls import canonicalize_url, web_url
 
 log = logging.getLogger(__name__)
 
 # A date more than this far ahead of now is a publisher's mistake, not a scheduled story.
 FUTURE_TOLERANCE = timedelta(hours=1)
 EARLIEST_DATE = datetime(1995, 1, 1, tzinfo=UTC)
+# A numeric character reference that may name an impossible code point (feedparser
+# raises on a surrogate or one past U+10FFFF): hex from D000 or with five digits or
+# more, decimal with five digits or more, leading zeros aside. The everyday ones
+# (&#8217;, &#x2014;) do not match, so they cost nothing.
+_SUSPECT_REF = re.compile(rb"&#(?:[xX]0*+([dD][0-9a-fA-F]{3}|[0-9a-fA-F]{5,})|0*+([0-9]{5,}));")
+_MOST_DIGITS = 8  # more is past U+10FFFF in either base
+_REPLACEMENT_REF = b"&#xFFFD;"
+# What an item may raise while it is read: a value of an unexpected type or text.
+_ITEM_ERRORS = (AttributeError, KeyError, TypeError, ValueError, UnicodeError)
 
 
 def parse_feed(result: FetchResult, *, now: datetime | None = None) -> ParsedFeed:
@@ -35,9 +50,11 @@ def parse_feed(result: FetchResult, *, now: datetime | None = None) -> ParsedFee
     now = now or datetime.now(UTC)
     if _looks_like_json(result.content):
         return _parse_json_feed(result, now)
-    parsed = feedparser.parse(io.BytesIO(result.content), response_headers=_headers_for(result))
-    entries = tuple(
-        entry for raw in parsed.entries if (entry := _entry_from_feedparser(raw, now)) is not None
+    content = _repair_char_refs(result.content, result.url)
+    parsed = feedparser.parse(io.BytesIO(content), response_headers=_headers_for(result))
+    base = result.final_url
+    entries = _readable_entries(
+        parsed.entries, lambda raw: _entry_from_feedparser(raw, now, base), result.url
     )
     warning = str(parsed.get("bozo_exception", "")) if parsed.get("bozo") else None
     if not entries and (warning or not parsed.get("version")):
@@ -52,6 +69,45 @@ def parse_feed(result: FetchResult, *, now: datetime | None = None) -> ParsedFee
     )
 
 
+def _repair_char_refs(content: bytes, url: str) -> bytes:
+    """``content`` with every reference to an impossible code point (a surrogate, or
+    past U+10FFFF) replaced by one to U+FFFD: feedparser raises on them, whole feed."""
+    repaired = 0
+
+    def repair(match: re.Match[bytes]) -> bytes:
+        nonlocal repaired
+        hex_digits, digits = match.groups()
+        text = hex_digits or digits
+        code = int(text, 16 if hex_digits else 10) if len(text) <= _MOST_DIGITS else -1
+        if code < 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+            repaired += 1
+            return _REPLACEMENT_REF
+        return match.group(0)
+
+    fixed = _SUSPECT_REF.sub(repair, content) if b"&#" in content else content
+    if repaired:
+        log.warning("%s: replaced %d references to invalid characters", url, repaired)
+    return fixed
+
+
+def _readable_entries(
+    items: Iterable[Any], read: Callable[[Any], Entry | None], url: str
+) -> tuple[Entry, ...]:
+    """Each item read by ``read``; one that cannot be read is logged and skipped."""
+    entries = []
+    for index, item in enumerate(items):
+        try:
+            entry = read(item)
+        except _ITEM_ERRORS as exc:
+            log.warning(
+                "%s: skipped item %d, unreadable: %s: %s", url, index + 1, type(exc).__name__, exc
+            )
+            continue
+        if entry is not None:
+            entries.append(entry)
+    return tuple(entries)
+
+
 def _headers_for(result: FetchResult) -> dict[str, str]:
     headers = dict(result.headers)
     # feedparser resolves relative links against content-location.
@@ -63,11 +119,12 @@ def _looks_like_json(content: bytes) -> bool:
     return content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
 
 
-def _entry_from_feedparser(raw: Mapping[str, Any], now: datetime) -> Entry | None:
+def _entry_from_feedparser(raw: Mapping[str, Any], now: datetime, base: str) -> Entry | None:
     content = raw.get("content") or []
     return _entry(
         guid=raw.get("id") or None,
         link=raw.get("link", "") or "",
+        base=base,
         raw_title=raw.get("title", "") or "",
         summary_html=raw.get("summary", "") or "",
         content_html=content[0].get("value", "") if content else "",
@@ -80,20 +137,42 @@ def _entry_from_feedparser(raw: Mapping[str, Any], now: datetime) -> Entry | Non
     )
 
 
-def _entry(*, guid: str | None, link: str, raw_title: str, **fields: Any) -> Entry | None:
-    """An Entry with its identity and canonical URL; None when it has neither a link
-    nor a guid (nothing to identify it by)."""
+def _entry(*, base: str, **raw: Any) -> Entry | None:
+    """An Entry with its identity and canonical URL from ``raw`` (``guid``, ``link``,
+    ``raw_title`` and Entry's other fields); None when it has neither a link nor a
+    guid (nothing to identify it by).
+
+    Only an http(s) link is kept (issue 19): an item linking ``javascript:``,
+    ``data:``, ``file:``... keeps that text as its identity but has no link, so it is
+    never fetched nor published with it. Lone surrogates are replaced, and logged."""
+    fields = {name: _repaired(value) for name, value in raw.items()}
+    if fields != raw:
+        log.warning("%s: item %.80r: replaced invalid characters", base, fields["raw_title"])
+    guid, link = fields.pop("guid"), fields.pop("link").strip()
     if not link and not guid:
         return None
-    title = clean_title(raw_title)
+    title = clean_title(fields.pop("raw_title"))
+    safe_link = web_url(link, base) or ""
+    if link and not safe_link:
+        log.debug("%s: item %r links %.80r, not http(s): kept without a link", base, title, link)
     return Entry(
-        key=entry_key(guid, link, title),
+        key=entry_key(guid, safe_link or link, title),
         guid=guid,
-        link=link,
-        canonical_url=canonicalize_url(link) if link else "",
+        link=safe_link,
+        canonical_url=canonicalize_url(safe_link) if safe_link else "",
         title=title or "(untitled)",
         **fields,
     )
+
+
+def _repaired(value: Any) -> Any:
+    """Strings (alone or in a tuple) with lone surrogates replaced: SQLite and the
+    sanitiser refuse them."""
+    if isinstance(value, str):
+        return repair_text(value)
+    if isinstance(value, tuple):
+        return tuple(_repaired(item) for item in value)
+    return value
 
 
 def _plain_get(raw: Mapping[str, Any], key: str) -> Any:
@@ -138,25 +217,28 @@ def _parse_json_feed(result: FetchResult, now: datetime) -> ParsedFeed:
     ):
         raise ParseError("JSON document is not a JSON Feed", url=result.url)
     items = document.get("items") or []
-    entries = tuple(
-        entry
-        for item in items
-        if isinstance(item, dict) and (entry := _entry_from_json(item, now)) is not None
+    if not isinstance(items, list):
+        raise ParseError("JSON Feed items is not a list", url=result.url)
+    entries = _readable_entries(
+        (item for item in items if isinstance(item, dict)),
+        lambda item: _entry_from_json(item, now, result.final_url),
+        result.url,
     )
     return ParsedFeed(
         url=result.url,
         title=clean_title(str(document.get("title", ""))),
-        site_url=str(document.get("home_page_url", "")),
+        site_url=repair_text(str(document.get("home_page_url", ""))),
         entries=entries,
     )
 
 
-def _entry_from_json(item: Mapping[str, Any], now: datetime) -> Entry | None:
+def _entry_from_json(item: Mapping[str, Any], now: datetime, base: str) -> Entry | None:
     authors = item.get("authors") or []
     text = str(item.get("content_text") or "")
     return _entry(
         guid=str(item["id"]) if item.get("id") is not None else None,
         link=str(item.get("url") or item.get("external_url") or ""),
+        base=base,
         raw_title=str(item.get("title") or ""),
         summary_html=str(item.get("summary") or ""),
         # content_text is plain text: escaped, never taken as markup.

@@ -9,12 +9,14 @@ started on the first big feed only, so a refresh of small feeds never pays for t
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
 from aggregator.models import FetchResult, ParsedFeed
 from aggregator.parse.parser import parse_feed
+from aggregator.processes import spawning, worker_initializer
 
 __all__ = ["BIG_FEED_BYTES", "ParsePool"]
 
@@ -35,14 +37,22 @@ class ParsePool:
         """Parse ``result`` (raises ParseError like parse_feed); safe from any thread."""
         if self._workers <= 0 or len(result.content) < self._big:
             return parse_feed(result, now=now)
-        return self._started().submit(parse_feed, result, now=now).result()
+        with spawning():  # submit() starts a worker when none is free
+            future = self._started().submit(parse_feed, result, now=now)
+        return future.result()
 
     def _started(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
                 # Spawned, not forked: the daemon has threads whose locks a fork would copy.
                 context = multiprocessing.get_context("spawn")
-                self._executor = ProcessPoolExecutor(self._workers, mp_context=context)
+                # Workers ignore Ctrl-C and exit when this process dies (processes.py).
+                self._executor = ProcessPoolExecutor(
+                    self._workers,
+                    mp_context=context,
+                    initializer=worker_initializer,
+                    initargs=(os.getpid(),),
+                )
             return self._executor
 
     def close(self) -> None:

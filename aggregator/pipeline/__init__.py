@@ -5,6 +5,7 @@
 | ``context`` | what a refresh needs, built once per process |
 | ``refresh`` | refreshing feeds: fetch, parse, pages, store, each feed on its own |
 | ``articles`` | a feed's new articles: pages downloaded and extracted, bodies, stories |
+| ``discover`` | a site's address pasted as a feed: the feed its page advertises |
 | ``entries`` | new and edited entries of a parsed feed |
 | ``fetch_state`` | each fetch's outcome recorded on the feed's row |
 | ``next_check`` | when to fetch a feed next (pure rules: interval, hints, backoff) |

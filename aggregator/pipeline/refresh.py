@@ -8,7 +8,8 @@ But a database that cannot be written (a full disk: DatabaseUnwritable) stops th
 refresh at once: every feed would fail the same way, not even its failure recorded.
 
 The steps it chains live beside it: articles.py (a feed's new articles: pages,
-bodies, storing each into its story), entries.py (new and edited entries),
+bodies, storing each into its story), discover.py (the feed a web page advertises,
+for a site's address pasted as a feed), entries.py (new and edited entries),
 fetch_state.py (recording each fetch on the feed's row), next_check.py (when to fetch
 next), stories.py (the grouping stage's edge) and publish.py (files, WebSub).
 """
@@ -37,6 +38,7 @@ from aggregator.models import BodyFacts, FeedState, FetchResult, ParsedFeed
 from aggregator.pipeline import articles as ingest
 from aggregator.pipeline.articles import Page, PagePlan
 from aggregator.pipeline.context import PipelineContext
+from aggregator.pipeline.discover import discover_feed, should_discover
 from aggregator.pipeline.entries import SortedEntries, apply_edits, sort_entries
 from aggregator.pipeline.fetch_state import RefreshOutcome, record_failure, record_success
 from aggregator.pipeline.next_check import rss_ttl
@@ -205,13 +207,21 @@ def _fetch_unless_unchanged(ctx: PipelineContext, source: FeedSource, state: Fee
             etag=state.etag,
             last_modified=state.last_modified,
             max_bytes=ctx.config.settings.max_feed_bytes,
+            listed_url=source.url,
         )
         if result.not_modified:
             return _Fetched(source, result=result)
         body = _body_facts(result.content)
         if body.content_hash == state.content_hash:  # same bytes, new ETag (or none)
             return _Fetched(source, result=result, body=body)
-        parsed = ctx.parser.parse(result, now=ctx.clock())
+        try:
+            parsed = ctx.parser.parse(result, now=ctx.clock())
+        except ParseError:
+            if not should_discover(state, result):
+                raise
+            # A site's address where its feed's belongs: use the feed it advertises.
+            result, parsed = discover_feed(ctx, source, result)
+            body = _body_facts(result.content)
         return _Fetched(source, result=result, parsed=parsed, body=body)
     except AggregatorError as exc:
         return _Fetched(source, error=exc)

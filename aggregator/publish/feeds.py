@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from html import escape
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from aggregator.models import FeedMeta, PublishedStory, StorySource
 from aggregator.sanitize import escape_text_as_html
+from aggregator.urls import web_url
 
 __all__ = [
     "CONTENT_TYPES",
@@ -146,8 +146,9 @@ def last_activity(story: PublishedStory) -> datetime:
 
 
 def _is_web_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    """Only http(s) links are published (issue 19); storage already drops the others,
+    this is the second line of defence."""
+    return web_url(url) == url
 
 
 def _page_url(meta: FeedMeta, path: str = "/") -> str:
@@ -267,7 +268,8 @@ def _rss_item(channel: ET.Element, story: PublishedStory, meta: FeedMeta) -> Non
     item = _sub(channel, "item")
     body = story_html(story)
     _sub(item, "title", display_title(story, meta))
-    _sub(item, "link", story.link)
+    if _is_web_url(story.link):
+        _sub(item, "link", story.link)
     _sub(item, "guid", item_id(story), isPermaLink="false")
     _sub(item, "pubDate", _rfc822(story.published))
     _sub(item, "description", body)
@@ -315,7 +317,8 @@ def _atom_entry(root: ET.Element, story: PublishedStory, meta: FeedMeta) -> None
     if author:
         _sub(_sub(entry, "author"), "name", author)
     _atom_source(entry, lead_source(story))
-    _sub(entry, "link", rel="alternate", type="text/html", href=story.link)
+    if _is_web_url(story.link):
+        _sub(entry, "link", rel="alternate", type="text/html", href=story.link)
     for source in story.sources:
         if _is_web_url(source.url):
             title = f"{source.feed_name}: {source.title}"
@@ -372,10 +375,12 @@ def _json_item(story: PublishedStory, meta: FeedMeta) -> dict[str, Any]:
         "date_modified": _rfc3339(last_activity(story)),
         "tags": list(story.tags),
     }
+    if not _is_web_url(story.link):
+        del item["url"]  # optional in JSON Feed: better none than javascript: or data:
     author = _story_author(story)
     if author:
         item["authors"] = [_json_author(author, lead_source(story))]
-    if story.image:
+    if story.image and _is_web_url(story.image):
         item["image"] = story.image
     item["_aggregator"] = {"sources": [_json_source(source) for source in story.sources]}
     return item

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from typing import Final
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
+from aggregator import urls
 from aggregator.models import PublishedStory, StoryFilter, StorySource
 from aggregator.publish.feeds import CONTENT_TYPES, FEED_PATHS, last_activity, outlet_count
 
@@ -165,8 +166,7 @@ def _href(path: str, query_string: str) -> str:
 
 def web_url(url: str | None) -> str | None:
     """``url`` when it is an http(s) URL; anything else is shown without a link."""
-    parts = urlsplit(url or "")
-    return url if parts.scheme in ("http", "https") and parts.netloc else None
+    return url if url and urls.web_url(url) == url else None
 
 
 def _alternate_links(view: PageView) -> list[str]:

@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aggregator.models import PageCursor, PublishedStory, StoryFilter, StorySource
+from aggregator.sanitize import MAX_TITLE_CHARS, cap_text
 from aggregator.storage.sql import SqlDoor, from_iso, iso
+from aggregator.urls import web_url
 
 # The link published for an article: its canonical URL (urls.py: no tracking
 # parameters, no fragment), as Miniflux's "remove tracking parameters" does.
@@ -22,10 +24,12 @@ _PUBLISHED_URL = "COALESCE(NULLIF(a.canonical_url, ''), a.url) AS url"
 # When a story last had news: its newest article's own date (set by refresh_story on
 # every change; the stories_open index serves this order).
 _ACTIVITY = "s.last_member_at"
-# A story with what publishing needs of its lead article (``s`` and ``a``).
+# A story with what publishing needs of its lead article (``s`` and ``a``), and the
+# lead feed's site link: the story's link when the article has no web link.
 _STORY_WITH_LEAD = f"""
     SELECT s.id, s.published_at, s.updated_at, s.last_member_at, s.lead_article_id,
-           a.title, {_PUBLISHED_URL}, a.text, a.html, a.summary, a.author, a.image
+           a.title, {_PUBLISHED_URL}, a.text, a.html, a.summary, a.author, a.image,
+           (SELECT f.site_url FROM feeds f WHERE f.id = a.feed_id) AS site_url
     FROM stories s JOIN articles a ON a.id = s.lead_article_id"""
 
 
@@ -118,8 +122,8 @@ class PublishingStorage(SqlDoor):
         sources = tuple(
             StorySource(
                 feed_name=member["feed_name"],
-                title=member["title"],
-                url=member["url"],
+                title=cap_text(member["title"], MAX_TITLE_CHARS),  # stored before the cap
+                url=web_url(member["url"]) or "",  # never javascript:, data:, file: ...
                 published=from_iso(member["published_at"]),
                 relation=relations[member["id"]],
                 score=_member_score(member, members, lead_id),
@@ -136,8 +140,8 @@ class PublishingStorage(SqlDoor):
         assert published is not None and updated is not None
         return PublishedStory(
             id=story["id"],
-            title=story["title"],
-            link=story["url"],
+            title=cap_text(story["title"], MAX_TITLE_CHARS),
+            link=_story_link(story),
             content_html=story["html"],
             content_text=story["text"],
             summary=_summary(story["text"]),
@@ -179,6 +183,12 @@ class PublishingStorage(SqlDoor):
         )
         assert row is not None
         return dict(row)
+
+
+def _story_link(story: Mapping[str, Any]) -> str:
+    """The lead's http(s) link, else its feed's site link, else none (issue 19): an
+    item that linked ``javascript:`` or ``data:`` is published without that link."""
+    return web_url(story["url"]) or web_url(story["site_url"] or "") or ""
 
 
 def _member_score(
