@@ -321,3 +321,19 @@ def test_the_text_s_origin_is_visible_per_article(tmp_path: Path) -> None:
         cli, ["--config", str(path), "articles", "--url", "http://x.test/"]
     )
     assert missing.exit_code == 1 and "no stored article" in missing.output
+
+
+# --- issue 16: never worse than plain trafilatura -------------------------------------
+
+
+def test_blocks_of_the_article_s_class_in_the_page_s_chrome_are_not_put_back() -> None:
+    # A page builder gives every text widget one class: the author's panel (an aside),
+    # a list of other stories (another kind of column) and a subscription notice share
+    # it with the article's two halves.
+    page_bytes = (PAGES_DIR / "split-chrome.html").read_bytes()
+    article = extract_article(page_bytes, f"{BASE}/army/depot-fire.html")
+    assert article is not None
+    assert article.text.endswith("tyres and fuel tanks rather than ammunition.")
+    assert "defence correspondent" not in article.text
+    assert "More from the army desk" not in article.text
+    assert "Subscribe to the Western Sentinel" not in article.text
