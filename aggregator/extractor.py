@@ -46,7 +46,6 @@ from lxml.cssselect import CSSSelector
 from trafilatura.htmlprocessing import convert_to_html
 from trafilatura.metadata import (
     examine_meta,
-    extract_author,
     extract_meta_json,
     extract_sitename,
     extract_title,
@@ -55,6 +54,7 @@ from trafilatura.settings import Document, set_date_params
 from trafilatura.utils import load_html
 
 from aggregator.errors import ExtractTimeout
+from aggregator.extract_author import find_author
 from aggregator.extract_markup import MAX_LINK_SHARE, restore_markup
 from aggregator.models import Article, Entry
 
@@ -212,7 +212,7 @@ def _page_metadata(tree: Any, url: str, options: ExtractOptions) -> Document:
         if not meta.title:
             meta.title = extract_title(tree)
         if options.want_author and not meta.author:
-            meta.author = extract_author(tree)
+            meta.author = find_author(tree)
         if options.want_date:
             meta.date = find_date(tree, url=meta.url or url, **set_date_params(True))
         if not meta.sitename:

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from trafilatura.metadata import extract_author
+from trafilatura.utils import load_html
 
 from aggregator import extractor
 from aggregator.cli import cli
 from aggregator.demo import SITE_DIR, DemoSite, demo_config_text
+from aggregator.extract_author import find_author
 from aggregator.extractor import (
     EXTRACTED,
     FAILED,
@@ -337,3 +340,26 @@ def test_blocks_of_the_article_s_class_in_the_page_s_chrome_are_not_put_back() -
     assert "defence correspondent" not in article.text
     assert "More from the army desk" not in article.text
     assert "Subscribe to the Western Sentinel" not in article.text
+
+
+BYLINE_PAGES = {
+    # the specific rules win over earlier generic ones; comments are skipped
+    "specific": (
+        '<div class="post-author">Desk</div><div id="comments"><a rel="author">Troll Nine</a>'
+        '</div><article><p>Text</p><span class="author-name">Ines Harrow</span></article>',
+        "Ines Harrow",
+    ),
+    # a date inside the byline is not part of the name
+    "dated": (
+        '<p class="byline">Mark Ostrand<time>4 Dec 2026</time></p><p>The corvette sailed.</p>',
+        "Mark Ostrand",
+    ),
+    "none": ("<p>No byline on this page at all.</p>", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BYLINE_PAGES))
+def test_the_byline_search_finds_what_trafilatura_s_own_finds(name: str) -> None:
+    html, expected = BYLINE_PAGES[name]
+    tree = load_html(f"<html><body>{html}</body></html>")
+    assert find_author(tree) == extract_author(tree) == expected
