@@ -14,7 +14,9 @@ The chain, each step recorded on the article (``Article.step``, then ``ChosenBod
    page, mostly link text, a paywall or cookie wall), a second pass favouring recall,
    kept if it is plausible or at least longer.
 3. ``feed-content`` / ``feed-summary`` (``choose_body``): the feed's own text, which is
-   the floor: an item is never published empty when the feed had text.
+   the floor: an item is never published empty when the feed had text. A kept text
+   that looks implausible (``_doubt``: mostly link text, a paywall or cookie wall, a
+   stub) gives way to it; one that only looks short for the page, to a longer one.
 
 Whatever step won, paragraphs of the same article that the page split into sibling
 blocks (ad breaks) are appended, and the article's inline images are put back into
@@ -91,6 +93,7 @@ _WALL_WORDS = re.compile(
 )
 _MIN_PLAUSIBLE_CHARS = 200  # below this, an extraction from a page is a stub
 _MIN_SHARE_OF_PAGE = 0.15  # ... or below this share of the page's paragraph text
+_SHORT_FOR_THE_PAGE = "too short for the page"
 # Above both, the fast pass (no fallbacks) is kept: see _is_substantial.
 _SUBSTANTIAL_CHARS = 500
 _SUBSTANTIAL_SHARE = 0.3
@@ -306,20 +309,27 @@ def _is_substantial(result: tuple[Document, str, Any] | None, page: _PageFacts) 
 
 
 def _doubt(result: tuple[Document, str, Any] | None, page: _PageFacts) -> str:
-    """Why an extraction does not look like the article (a stub, links, a wall), or ""."""
+    """Why an extraction does not look like the article (a stub, links, a wall), or "".
+    "too short for the page" (``looks_short``) still describes the article's own text."""
     if result is None:
         return "no main text found"
     text = result[1]
     if len(text) < _MIN_PLAUSIBLE_CHARS:
         return f"too short ({len(text)} chars)"
     if len(text) < _MIN_SHARE_OF_PAGE * page.paragraph_chars:
-        return f"too short for the page ({len(text)} of {page.paragraph_chars} chars)"
+        return f"{_SHORT_FOR_THE_PAGE} ({len(text)} of {page.paragraph_chars} chars)"
     lines = text.splitlines()
     if sum(len(line) for line in lines if line in page.anchor_texts) > MAX_LINK_SHARE * len(text):
         return "mostly link text"
     if len(text) < 1000 and len(_WALL_WORDS.findall(text)) >= 2:
         return "a paywall or cookie wall"
     return ""
+
+
+def looks_short(doubt: str) -> bool:
+    """Whether a doubt only says the text is short for the page: it is real text (over
+    ``_MIN_PLAUSIBLE_CHARS``), the article's or part of it, unlike a stub or a wall."""
+    return doubt.startswith(_SHORT_FOR_THE_PAGE)
 
 
 def _article(
@@ -494,18 +504,25 @@ class ChosenBody:
 def choose_body(
     article: Article | None, entry: Entry, *, min_chars: int, reason: str = ""
 ) -> ChosenBody:
-    """Prefer the extracted page; fall back to the feed's text when it is missing or short."""
+    """Prefer the extracted page; fall back to the feed's text when it is missing, short,
+    or the page's text is not the article (a wall, a list of links).
+
+    A page's text that only looks short for the page (``looks_short``) is still the
+    article's own text: it gives way only to a longer feed text, never to a teaser.
+    Whenever the text kept is shorter than another one at hand, the note says why.
+    """
     feed_html, feed_step = entry.content_html, STEP_FEED_CONTENT
     if not html_to_text(feed_html):
         feed_html, feed_step = entry.summary_html, STEP_FEED_SUMMARY
     feed_text = html_to_text(feed_html)
-    doubtful = article is not None and bool(article.doubt) and bool(feed_text)
-    if (
-        article is not None
-        and not doubtful
-        and (len(article.text) >= min_chars or len(article.text) > len(feed_text))
-    ):
-        return ChosenBody(article.text, article.html, EXTRACTED, step=article.step)
+    if article is not None and _keeps_page_text(article, feed_text, min_chars):
+        note = article.note
+        if article.doubt and feed_text:
+            note = (
+                f"the page's text looks {article.doubt}; kept it: the feed's text is "
+                f"shorter ({len(feed_text)} chars)"
+            )
+        return ChosenBody(article.text, article.html, EXTRACTED, note, step=article.step)
     if article is not None and article.doubt:
         reason = reason or f"the page's text looks wrong: {article.doubt}"
     elif article is not None:
@@ -513,8 +530,16 @@ def choose_body(
     reason = reason or "no main text found on the page"
     if feed_text:
         note = f"{reason}; used the feed's text"
+        if article is not None and len(feed_text) < len(article.text):
+            note += f" ({len(feed_text)} chars against the page's {len(article.text)})"
         return ChosenBody(feed_text, feed_html, FALLBACK, note, step=feed_step)
     return ChosenBody("", "", FAILED, f"{reason}; the feed has no text either")
+
+
+def _keeps_page_text(article: Article, feed_text: str, min_chars: int) -> bool:
+    if article.doubt and feed_text:
+        return looks_short(article.doubt) and len(article.text) >= len(feed_text)
+    return len(article.text) >= min_chars or len(article.text) > len(feed_text)
 
 
 def feed_body(entry: Entry, note: str) -> ChosenBody:

@@ -329,6 +329,31 @@ def test_the_text_s_origin_is_visible_per_article(tmp_path: Path) -> None:
 # --- issue 16: never worse than plain trafilatura -------------------------------------
 
 
+def test_a_text_that_only_looks_short_for_the_page_beats_a_shorter_feed_text() -> None:
+    # A long legal footer makes the article look short for the page; the feed item only
+    # has a one-word teaser. Before issue 16 the teaser was published.
+    body = golden_body("short-for-page")
+    assert body.status == EXTRACTED
+    assert "microwave link" in body.text and "drones crossing the coast" in body.text
+    assert "too short for the page" in body.note and "feed's text is shorter" in body.note
+
+
+def test_a_text_that_looks_short_gives_way_to_a_longer_feed_text() -> None:
+    doubted = Article(
+        text=LONG, html=f"<p>{LONG}</p>", doubt="too short for the page (680 of 9000 chars)"
+    )
+    chosen = choose_body(doubted, entry(content=f"<p>{LONG} {LONG}</p>"), min_chars=100)
+    assert (chosen.status, chosen.step) == (FALLBACK, STEP_FEED_CONTENT)
+    assert "too short for the page" in chosen.note
+
+
+def test_a_wall_gives_way_even_to_a_shorter_feed_text_and_says_so() -> None:
+    wall = Article(text=LONG, html=f"<p>{LONG}</p>", doubt="a paywall or cookie wall")
+    chosen = choose_body(wall, entry(summary="<p>Sea trials done.</p>"), min_chars=100)
+    assert (chosen.status, chosen.text) == (FALLBACK, "Sea trials done.")
+    assert chosen.note.endswith(f"(16 chars against the page's {len(LONG)})")
+
+
 def test_blocks_of_the_article_s_class_in_the_page_s_chrome_are_not_put_back() -> None:
     # A page builder gives every text widget one class: the author's panel (an aside),
     # a list of other stories (another kind of column) and a subscription notice share
