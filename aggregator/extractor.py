@@ -5,18 +5,24 @@ processes: trafilatura holds the GIL, threads would not use the second core.
 
 The chain, each step recorded on the article (``Article.step``, then ``ChosenBody.step``):
 
-1. ``precision``: trafilatura favouring precision. On news pages it keeps the same
-   article text as the default while leaving out more related-story boxes and
-   teasers (measured in ``bench/extract_eval.py``). trafilatura's own fallbacks
-   (readability, jusText) run inside this step, but only when the pass without them
-   found little next to the page's text (``_is_substantial``): they double its cost.
-2. ``recall``: when step 1 gives nothing or something implausible (too short for the
-   page, mostly link text, a paywall or cookie wall), a second pass favouring recall,
-   kept if it is plausible or at least longer.
-3. ``feed-content`` / ``feed-summary`` (``choose_body``): the feed's own text, which is
+1. ``precision``: trafilatura favouring precision, without its fallback extractors. On
+   news pages it keeps the same article text as the default while leaving out more
+   related-story boxes and teasers (measured in ``bench/extract_eval.py``).
+2. ``balanced``: when step 1 found little next to the page's text (``_is_substantial``)
+   or the page block holding its paragraphs has three times its text (``_left_behind``):
+   trafilatura's default balance with its fallbacks (readability, jusText), the same
+   extraction as plain ``trafilatura.extract``. Kept unless it is shorter. The
+   fallbacks double a pass's cost, hence not on every page.
+3. ``recall``: when the block holding the kept text's paragraphs still has much more
+   text (or no pass found any): a pass favouring recall, kept only when it adds enough
+   text that is not a gallery's repeated captions (``_prefer_recall``).
+4. ``feed-content`` / ``feed-summary`` (``choose_body``): the feed's own text, which is
    the floor: an item is never published empty when the feed had text. A kept text
    that looks implausible (``_doubt``: mostly link text, a paywall or cookie wall, a
    stub) gives way to it; one that only looks short for the page, to a longer one.
+
+Whenever the chain leaves out a longer candidate, the reason is recorded
+(``Article.note``, then the article's extraction note).
 
 Whatever step won, paragraphs of the same article that the page split into sibling
 blocks (ad breaks) are appended, and the article's inline images are put back into
@@ -32,6 +38,7 @@ import os
 import re
 import signal
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -57,7 +64,13 @@ from trafilatura.utils import load_html
 
 from aggregator.errors import ExtractTimeout
 from aggregator.extract_author import find_author
-from aggregator.extract_markup import MAX_LINK_SHARE, restore_markup
+from aggregator.extract_markup import (
+    MAX_LINK_SHARE,
+    PageParagraphs,
+    page_paragraphs,
+    region_chars,
+    restore_markup,
+)
 from aggregator.models import Article, Entry
 
 log = logging.getLogger(__name__)
@@ -70,6 +83,7 @@ FAILED = "failed"  # no page text and no feed text either
 
 # The step of the chain that produced the text (stored as ``extraction_step``).
 STEP_PRECISION = "precision"
+STEP_BALANCED = "balanced"  # trafilatura's defaults, fallbacks included (plain extract())
 STEP_RECALL = "recall"
 STEP_SELECTORS = "selectors"  # the feed's `keep` selectors chose the article's blocks
 STEP_FEED_CONTENT = "feed-content"
@@ -96,7 +110,15 @@ _MIN_SHARE_OF_PAGE = 0.15  # ... or below this share of the page's paragraph tex
 _SHORT_FOR_THE_PAGE = "too short for the page"
 # Above both, the fast pass (no fallbacks) is kept: see _is_substantial.
 _SUBSTANTIAL_CHARS = 500
-_SUBSTANTIAL_SHARE = 0.3
+_SUBSTANTIAL_SHARE = 0.2
+# How much more text than a pass extracted the page block holding its paragraphs may
+# have before another pass is tried: the balanced one after the precision pass, then
+# the recall one (fitted on the tune half of wcxb-dev, bench/extract_eval.py; lists,
+# tables and div-only paragraphs that a stricter pass drops are what it catches).
+_BALANCED_REGION_RATIO = 3.0
+_RECALL_REGION_RATIO = 1.5
+_RECALL_GAIN = 1.2  # the recall pass's text replaces a plausible one only this much longer
+_MAX_REPEATED_SHARE = 0.3  # ... and with less than this share of its extra text repeated
 
 
 @dataclass(frozen=True)
@@ -169,31 +191,113 @@ def _extract(page: bytes | str, url: str, options: ExtractOptions) -> Article | 
     base = _base_url(tree, url)
     meta = _page_metadata(tree, url, options)
     _drop_blocks(tree, options.drop)
-    source, first_step = _kept_blocks(tree, options.keep), STEP_PRECISION
-    if source is not tree:
-        first_step = STEP_SELECTORS
-    facts = _PageFacts(_paragraph_chars(tree), _anchor_texts(tree))
-    first = _run_trafilatura(source, url, options, favor="precision", fast=True)
-    if not _is_substantial(first, facts):
-        # trafilatura's fallbacks (readability, jusText) cost as much again as its own
-        # pass and change the result only when that pass found little next to the
-        # page's text (6 of the 181 Zyte pages, all below a quarter of it)
-        first = _run_trafilatura(source, url, options, favor="precision")
-    chosen, step = first, first_step
-    doubt = _doubt(first, facts)
-    if doubt:
-        second = _run_trafilatura(source, url, options, favor="recall")
-        second_doubt = _doubt(second, facts)
-        if second is not None and (
-            not second_doubt or first is None or len(second[1]) > len(first[1])
-        ):
-            chosen, step, doubt = second, STEP_RECALL, second_doubt
+    source = _kept_blocks(tree, options.keep)
+    paragraphs = page_paragraphs(tree)
+    facts = _PageFacts(
+        paragraphs,
+        paragraphs if source is tree else page_paragraphs(source),
+        _anchor_texts(tree),
+    )
+    first_step = STEP_PRECISION if source is tree else STEP_SELECTORS
+    choice = _run_chain(_Passes(source, url, options), facts, first_step)
+    chosen = choice.chosen
     if chosen is None:
         return None
-    _trim_trailing_links(chosen[2], facts.anchor_texts)
-    _trim_leading_title(chosen[2], meta.title)
-    article = _article(chosen, meta, tree, base, step, options)
-    return replace(article, doubt=doubt) if article.text else None
+    _trim_trailing_links(chosen.body, facts.anchor_texts)
+    _trim_leading_title(chosen.body, meta.title)
+    article = _article(chosen, meta, tree, base, options, paragraphs)
+    if not article.text:
+        return None
+    return replace(article, doubt=choice.doubt, note=choice.note)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One trafilatura pass's result: the chain step it stands for, its text and body."""
+
+    step: str
+    text: str  # plain text, never empty
+    body: Any  # the body as an lxml.html <div>
+
+
+@dataclass(frozen=True)
+class _Choice:
+    chosen: _Pass | None
+    doubt: str = ""  # why the chosen text does not look like the article, or ""
+    note: str = ""  # why a longer candidate was left out, or ""
+
+
+@dataclass(frozen=True)
+class _Passes:
+    """Runs trafilatura on one page (the whole page or the blocks the selectors kept)."""
+
+    source: Any
+    url: str
+    options: ExtractOptions
+
+    def run(self, step: str, *, favor: str, fast: bool = False) -> _Pass | None:
+        return _run_trafilatura(self.source, self.url, self.options, step, favor, fast)
+
+
+def _run_chain(passes: _Passes, facts: _PageFacts, first_step: str) -> _Choice:
+    """Steps 1 to 3 of the chain (see the module's docstring)."""
+    first = passes.run(first_step, favor="precision", fast=True)
+    chosen, left_behind = first, -1.0  # not measured yet
+    if not _is_substantial(first, facts) or (
+        (left_behind := _left_behind(first, facts)) >= _BALANCED_REGION_RATIO
+    ):
+        # trafilatura's fallbacks cost as much again as its own pass: they run only
+        # when the pass without them found little, or left much of its block behind
+        chosen = _longer(first, passes.run(STEP_BALANCED, favor="balanced"))
+    if chosen is None:  # nothing anywhere so far: the recall pass is the last try
+        chosen = passes.run(STEP_RECALL, favor="recall")
+        return _Choice(chosen, _doubt(chosen, facts))
+    if chosen is not first or left_behind < 0:
+        left_behind = _left_behind(chosen, facts)
+    choice = _Choice(chosen)
+    if left_behind >= _RECALL_REGION_RATIO:
+        choice = _prefer_recall(chosen, passes.run(STEP_RECALL, favor="recall"))
+    return replace(choice, doubt=_doubt(choice.chosen, facts))
+
+
+def _longer(first: _Pass | None, second: _Pass | None) -> _Pass | None:
+    """The second pass, unless it found nothing or less than the first."""
+    if second is None or (first is not None and len(second.text) < len(first.text)):
+        return first
+    return second
+
+
+def _left_behind(result: _Pass | None, facts: _PageFacts) -> float:
+    """How many times the pass's text the page block holding its paragraphs has (0 when
+    none of them is found): far above 1, a stricter pass dropped lists, tables or
+    paragraphs that are not <p> elements."""
+    if result is None:
+        return 0.0
+    return region_chars(result.body, facts.source_paragraphs) / len(result.text)
+
+
+def _prefer_recall(chosen: _Pass, recall: _Pass | None) -> _Choice:
+    """The recall pass when it adds enough text that is not repeated lines, else the
+    chosen pass, with the reason when the recall pass's text was longer."""
+    if recall is None or len(recall.text) <= len(chosen.text):
+        return _Choice(chosen)
+    found = f"a recall pass found {len(recall.text)} chars against {len(chosen.text)}"
+    if len(recall.text) < _RECALL_GAIN * len(chosen.text):
+        return _Choice(chosen, note=f"{found}: too little more to prefer it")
+    if _repeated_share(chosen.text, recall.text) >= _MAX_REPEATED_SHARE:
+        return _Choice(chosen, note=f"{found}, mostly repeated lines (captions): not kept")
+    return _Choice(recall)
+
+
+def _repeated_share(kept: str, longer: str) -> float:
+    """The share of what ``longer`` adds to ``kept`` that is lines it repeats: a photo
+    gallery's captions and carousels, not an article's paragraphs."""
+    kept_lines = set(kept.splitlines())
+    lines = longer.splitlines()
+    counts = Counter(lines)
+    added = [line for line in lines if line not in kept_lines]
+    repeated = sum(len(line) for line in added if counts[line] > 1)
+    return repeated / max(1, sum(len(line) for line in added))
 
 
 def _page_metadata(tree: Any, url: str, options: ExtractOptions) -> Document:
@@ -236,15 +340,20 @@ def _joined(base: str, link: str) -> str | None:
 
 @dataclass(frozen=True)
 class _PageFacts:
-    paragraph_chars: int  # paragraph text on the whole page: what an article could be
+    paragraphs: PageParagraphs  # the page's <p> by text: what an article could be
+    source_paragraphs: PageParagraphs  # the same for what the passes read (selectors)
     anchor_texts: frozenset[str]  # the page's link texts, to spot lists of links
+
+    @property
+    def paragraph_chars(self) -> int:
+        return self.paragraphs.chars
 
 
 def _run_trafilatura(
-    tree: Any, url: str, options: ExtractOptions, *, favor: str, fast: bool = False
-) -> tuple[Document, str, Any] | None:
-    """One trafilatura pass: (document, plain text, body as an HTML tree), or None.
-    ``fast``: without trafilatura's fallback extractors."""
+    tree: Any, url: str, options: ExtractOptions, step: str, favor: str, fast: bool
+) -> _Pass | None:
+    """One trafilatura pass, or None when it finds no text. ``fast``: without
+    trafilatura's fallback extractors."""
     document = trafilatura.bare_extraction(
         tree,
         url=url,
@@ -259,7 +368,7 @@ def _run_trafilatura(
         return None
     body = _body_tree(document.body)
     text = html_to_text(_inner_html(body))
-    return (document, text, body) if text else None
+    return _Pass(step, text, body) if text else None
 
 
 def _trim_trailing_links(body: Any, anchor_texts: frozenset[str]) -> None:
@@ -278,42 +387,56 @@ def _trim_trailing_links(body: Any, anchor_texts: frozenset[str]) -> None:
 
 
 def _trim_leading_title(body: Any, title: str | None) -> None:
-    """Drop the page's headline when the body starts with it: the feed item has it."""
+    """Drop the page's headline when the body starts with it: the feed item has it.
+    trafilatura's fallbacks return the page's own blocks, so the headline may sit
+    inside a wrapper: blocks far longer than a headline are looked into, not counted."""
     title = " ".join((title or "").split()).casefold()
     if not title:
         return
-    for block in list(body)[:3]:
+    looked_at = 0
+    for block in body.iter(*_HEADLINE_BLOCKS):
+        if block is body:
+            continue
         text = " ".join(block.text_content().split()).casefold()
-        if text and _is_headline(text, title):
+        if not text or len(text) > len(title) + _HEADLINE_SLACK:
+            continue  # empty, or a wrapper: the headline may be inside
+        if _is_headline(text, title):
             block.drop_tree()  # keeps its tail text, unlike remove()
             return
+        looked_at += 1
+        if looked_at == 3:
+            return
+
+
+_HEADLINE_SLACK = 40  # a headline block may carry this much more than the title (a section)
+_HEADLINE_BLOCKS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "div", "header", "section")
 
 
 def _is_headline(text: str, title: str) -> bool:
     """The page's title, whole, cut short, or with the site's name or a section around it."""
     if text == title or (len(text) > 20 and title.startswith(text)):
         return True
-    if len(text) > len(title) + 40:
+    if len(text) > len(title) + _HEADLINE_SLACK:
         return False
     words, title_words = set(re.findall(r"\w+", text)), set(re.findall(r"\w+", title))
     shared = len(words & title_words)
     return len(title_words) >= 4 and shared >= 0.8 * max(len(words), len(title_words))
 
 
-def _is_substantial(result: tuple[Document, str, Any] | None, page: _PageFacts) -> bool:
+def _is_substantial(result: _Pass | None, page: _PageFacts) -> bool:
     """Whether a pass found enough text that trafilatura's fallbacks would not change it."""
     if result is None:
         return False
-    chars = len(result[1])
+    chars = len(result.text)
     return chars >= _SUBSTANTIAL_CHARS and chars >= _SUBSTANTIAL_SHARE * page.paragraph_chars
 
 
-def _doubt(result: tuple[Document, str, Any] | None, page: _PageFacts) -> str:
+def _doubt(result: _Pass | None, page: _PageFacts) -> str:
     """Why an extraction does not look like the article (a stub, links, a wall), or "".
     "too short for the page" (``looks_short``) still describes the article's own text."""
     if result is None:
         return "no main text found"
-    text = result[1]
+    text = result.text
     if len(text) < _MIN_PLAUSIBLE_CHARS:
         return f"too short ({len(text)} chars)"
     if len(text) < _MIN_SHARE_OF_PAGE * page.paragraph_chars:
@@ -333,15 +456,15 @@ def looks_short(doubt: str) -> bool:
 
 
 def _article(
-    chosen: tuple[Document, str, Any],
+    chosen: _Pass,
     meta: Document,
     tree: Any,
     base: str,
-    step: str,
     options: ExtractOptions,
+    paragraphs: PageParagraphs,
 ) -> Article:
-    _, _, body = chosen
-    restore_markup(body, tree)
+    body = chosen.body
+    restore_markup(body, tree, paragraphs)
     _resolve_links(body, base)
     html = _inner_html(body)
     text = html_to_text(html)
@@ -355,7 +478,7 @@ def _article(
         sitename=meta.sitename or None,
         description=meta.description or None,
         language=_language(tree, text, options),
-        step=step,
+        step=chosen.step,
     )
 
 
@@ -391,11 +514,6 @@ def _document_order(tree: Any) -> Any:
 
 
 # --- measuring an extraction ------------------------------------------------------------
-
-
-def _paragraph_chars(tree: Any) -> int:
-    """Characters of paragraph text on the whole page: what an article could be."""
-    return sum(len(" ".join(p.text_content().split())) for p in tree.iter("p"))
 
 
 def _anchor_texts(tree: Any) -> frozenset[str]:
