@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urljoin
@@ -190,6 +191,7 @@ def _extract(page: bytes | str, url: str, options: ExtractOptions) -> Article | 
         return None
     base = _base_url(tree, url)
     meta = _page_metadata(tree, url, options)
+    _drop_invisible(tree)
     _drop_blocks(tree, options.drop)
     source = _kept_blocks(tree, options.keep)
     paragraphs = page_paragraphs(tree)
@@ -361,13 +363,15 @@ def _run_trafilatura(
         favor_recall=favor == "recall",
         fast=fast,
         with_metadata=False,  # _page_metadata, once per page
+        # "xml": the body stays a tree, without the plain-text rendering we never read
+        output_format="xml",
         target_language=options.language,
         **_TRAFILATURA_OPTIONS,
     )
     if not isinstance(document, Document) or document.body is None:
         return None
     body = _body_tree(document.body)
-    text = html_to_text(_inner_html(body))
+    text = _text_of(body)
     return _Pass(step, text, body) if text else None
 
 
@@ -467,7 +471,7 @@ def _article(
     restore_markup(body, tree, paragraphs)
     _resolve_links(body, base)
     html = _inner_html(body)
-    text = html_to_text(html)
+    text = _text_of(body)
     return Article(
         text=text,
         html=html,
@@ -480,6 +484,18 @@ def _article(
         language=_language(tree, text, options),
         step=chosen.step,
     )
+
+
+# Scripts (but the JSON-LD that trafilatura's baseline reads), styles and vector
+# drawings: trafilatura cuts them from its own copies of the page on every pass, and
+# every pass copies the page first; cut once here, after the metadata has been read.
+_INVISIBLE = lxml.etree.XPath("//script[not(@type='application/ld+json')] | //style | //svg")
+
+
+def _drop_invisible(tree: Any) -> None:
+    for element in _INVISIBLE(tree):
+        if element.getparent() is not None:
+            element.drop_tree()
 
 
 # --- per-feed selectors ----------------------------------------------------------------
@@ -554,8 +570,11 @@ def _body_tree(body: Any) -> Any:
     """trafilatura's body as an lxml.html <div> (its own tree is plain lxml.etree)."""
     tree = convert_to_html(body)
     inner = tree.find("body") if tree.tag == "html" else tree
-    html = _inner_html(inner if inner is not None else tree)
-    return lxml.html.fragment_fromstring(html, create_parent="div")
+    inner = tree if inner is None else inner
+    inner.tag, inner.text = "div", None  # its leading text is not the article's
+    inner.attrib.clear()
+    html = lxml.etree.tostring(inner, encoding="unicode", method="html", with_tail=False)
+    return lxml.html.fragment_fromstring(html)
 
 
 def _inner_html(body: Any) -> str:
@@ -575,12 +594,24 @@ def html_to_text(html: str) -> str:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
     except (lxml.etree.ParserError, ValueError):
         return html.strip()
+    return _lines_of(root)
+
+
+def _lines_of(root: Any) -> str:
+    """The text of ``root`` (changed in place), one paragraph or table row per line."""
     for block in root.iter(*_BLOCKS):
         block.tail = "\n" + (block.tail or "")
     for cell in root.iter("td", "th"):
         cell.tail = " " + (cell.tail or "")
     lines = (" ".join(line.split()) for line in root.text_content().splitlines())
     return "\n".join(line for line in lines if line)
+
+
+def _text_of(body: Any) -> str:
+    """``html_to_text(_inner_html(body))`` without writing and parsing the HTML again."""
+    root = deepcopy(body)
+    root.text = None  # not part of the inner HTML either
+    return _lines_of(root)
 
 
 # --- the time limit -----------------------------------------------------------------------
