@@ -84,6 +84,7 @@ class Article:
     language: str | None = None  # ISO 639-1: the feed's setting, the page's, or detected
     step: str = "precision"  # the extraction step that produced the text
     doubt: str = ""  # why the text does not look like the article ("" when it does)
+    note: str = ""  # why the extraction chain left out a longer text ("" when it did not)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 import trafilatura
 from click.testing import CliRunner
+from trafilatura.metadata import extract_author
+from trafilatura.utils import load_html
 
 from aggregator.cli import cli
 from aggregator.demo import SITE_DIR, DemoSite, demo_config_text
+from aggregator.extract import extractor
+from aggregator.extract.author import find_author
 from aggregator.extract.body import (
     EXTRACTED,
     FAILED,
@@ -23,12 +27,13 @@ from aggregator.extract.body import (
     choose_body,
 )
 from aggregator.extract.extractor import (
+    STEP_BALANCED,
     STEP_PRECISION,
     STEP_RECALL,
     STEP_SELECTORS,
-    ExtractOptions,
     extract_article,
 )
+from aggregator.extract.options import ExtractOptions
 from aggregator.extract.pool import ExtractionPool
 from aggregator.extract.text import detect_language, html_to_text
 from aggregator.models import Article, Entry
@@ -185,8 +190,10 @@ def test_a_cookie_wall_gives_way_to_the_feed_text() -> None:
 
 
 def test_a_page_of_links_is_doubted_after_the_recall_pass() -> None:
+    # The precision pass finds nothing, the balanced one the links; the recall pass,
+    # tried because of the doubt, finds nothing better (issue 16 added the balanced step).
     article = extract_article((PAGES_DIR / "link-list.html").read_bytes(), f"{BASE}/l.html")
-    assert article is not None and article.step == STEP_RECALL
+    assert article is not None and article.step == STEP_BALANCED
     assert article.doubt == "mostly link text"
     assert golden_body("link-list").step == STEP_FEED_CONTENT
 
@@ -329,3 +336,134 @@ def test_the_text_s_origin_is_visible_per_article(tmp_path: Path) -> None:
         cli, ["--config", str(path), "articles", "--url", "http://x.test/"]
     )
     assert missing.exit_code == 1 and "no stored article" in missing.output
+
+
+# --- issue 16: never worse than plain trafilatura -------------------------------------
+
+
+def test_a_text_that_only_looks_short_for_the_page_beats_a_shorter_feed_text() -> None:
+    # A long legal footer makes the article look short for the page; the feed item only
+    # has a one-word teaser. Before issue 16 the teaser was published.
+    body = golden_body("short-for-page")
+    assert body.status == EXTRACTED
+    assert "microwave link" in body.text and "drones crossing the coast" in body.text
+    assert "too short for the page" in body.note and "feed's text is shorter" in body.note
+
+
+def test_a_text_that_looks_short_gives_way_to_a_longer_feed_text() -> None:
+    doubted = Article(
+        text=LONG, html=f"<p>{LONG}</p>", doubt="too short for the page (680 of 9000 chars)"
+    )
+    chosen = choose_body(doubted, entry(content=f"<p>{LONG} {LONG}</p>"), min_chars=100)
+    assert (chosen.status, chosen.step) == (FALLBACK, STEP_FEED_CONTENT)
+    assert "too short for the page" in chosen.note
+
+
+def test_a_wall_gives_way_even_to_a_shorter_feed_text_and_says_so() -> None:
+    wall = Article(text=LONG, html=f"<p>{LONG}</p>", doubt="a paywall or cookie wall")
+    chosen = choose_body(wall, entry(summary="<p>Sea trials done.</p>"), min_chars=100)
+    assert (chosen.status, chosen.text) == (FALLBACK, "Sea trials done.")
+    assert chosen.note.endswith(f"(16 chars against the page's {len(LONG)})")
+
+
+def test_a_listicle_that_the_precision_and_recall_passes_cut_short_is_read_whole() -> None:
+    # Numbered sections between ad breaks: trafilatura's own extractor stops after the
+    # introduction in every mode; its fallbacks (the balanced pass) read them all.
+    article = extract_article((PAGES_DIR / "listicle.html").read_bytes(), f"{BASE}/list.html")
+    assert article is not None and article.step == STEP_BALANCED
+    assert article.text.startswith("Air defence has moved from the bottom")
+    assert "target-recovery jetty will be decided in the autumn" in article.text
+
+
+def test_paragraphs_the_precision_pass_left_in_its_block_are_read() -> None:
+    # The lead is in <p>, the rest of the explainer in <div>s of the same block: the
+    # block holds three times what the precision pass found, so the balanced pass runs.
+    url = f"{BASE}/explainers/reserve-law.html"
+    article = extract_article((PAGES_DIR / "div-paragraphs.html").read_bytes(), url)
+    assert article is not None and article.step == STEP_BALANCED
+    assert "Parliament passed the reserve forces bill" in article.text
+    assert "budget for the next five years" in article.text
+    assert "Most read" not in article.text and "every Friday" not in article.text
+
+
+def test_blocks_of_the_article_s_class_in_the_page_s_chrome_are_not_put_back() -> None:
+    # A page builder gives every text widget one class: the author's panel (an aside),
+    # a list of other stories (another kind of column) and a subscription notice share
+    # it with the article's two halves.
+    page_bytes = (PAGES_DIR / "split-chrome.html").read_bytes()
+    article = extract_article(page_bytes, f"{BASE}/army/depot-fire.html")
+    assert article is not None
+    assert article.text.endswith("tyres and fuel tanks rather than ammunition.")
+    assert "defence correspondent" not in article.text
+    assert "More from the army desk" not in article.text
+    assert "Subscribe to the Western Sentinel" not in article.text
+
+
+def _pass(text: str, step: str = STEP_PRECISION) -> extractor._Pass:
+    return extractor._Pass(step, text, None)
+
+
+def test_a_recall_pass_is_kept_only_when_it_adds_enough_that_is_not_repeated() -> None:
+    kept = _pass("Para one of the report.\nPara two of the report.")
+    longer = _pass(kept.text + "\nA third paragraph the precision pass dropped.", STEP_RECALL)
+    assert extractor._prefer_recall(kept, longer).chosen is longer
+    slightly = _pass(kept.text + "\nMore.", STEP_RECALL)
+    choice = extractor._prefer_recall(kept, slightly)
+    assert choice.chosen is kept and "too little more" in choice.note
+    caption = "The minister, left, and the admiral on the quay at Saltmere on Monday."
+    gallery = _pass("\n".join([kept.text, caption, "Photo: navy", caption, caption]), STEP_RECALL)
+    choice = extractor._prefer_recall(kept, gallery)
+    assert choice.chosen is kept and "repeated lines" in choice.note
+
+
+def test_the_reason_a_longer_text_was_left_out_is_shown_per_article(tmp_path: Path) -> None:
+    """End to end over loopback: the feed item's teaser is shorter than the page's text,
+    which looks short for the page; the page's text is stored, and why (issue 16)."""
+    with DemoSite() as site:
+        story = f"{site.base_url}/northern/radar-station.html"
+        site.overrides["/northern/radar-station.html"] = (
+            PAGES_DIR / "short-for-page.html"
+        ).read_bytes()
+        site.overrides["/northern/feed.xml"] = (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>Northern Watch</title>'
+            f"<link>{site.base_url}/northern/</link><description>News</description>"
+            "<item><title>Coastal radar chain gets its fourth station</title>"
+            f"<link>{story}</link><guid>radar-4</guid><description>Radar</description>"
+            "<pubDate>Thu, 03 Dec 2026 09:00:00 GMT</pubDate></item></channel></rss>"
+        ).encode()
+        path = tmp_path / "feeds.yaml"
+        text = demo_config_text(site, listen="127.0.0.1:1", database=tmp_path / "d.db")
+        path.write_text(
+            text + f'  - name: Northern Watch\n    url: "{site.base_url}/northern/feed.xml"\n'
+        )
+        runner = CliRunner()
+        refreshed = runner.invoke(cli, ["--config", str(path), "refresh", "--workers", "0"])
+        assert refreshed.exit_code == 0, refreshed.output
+        shown = runner.invoke(cli, ["--config", str(path), "articles", "--url", story])
+    assert shown.exit_code == 0, shown.output
+    assert "status:    extracted" in shown.output and "step:      balanced" in shown.output
+    assert "too short for the page" in shown.output
+    assert "kept it: the feed's text is shorter (5 chars)" in shown.output
+
+
+BYLINE_PAGES = {
+    # the specific rules win over earlier generic ones; comments are skipped
+    "specific": (
+        '<div class="post-author">Desk</div><div id="comments"><a rel="author">Troll Nine</a>'
+        '</div><article><p>Text</p><span class="author-name">Ines Harrow</span></article>',
+        "Ines Harrow",
+    ),
+    # a date inside the byline is not part of the name
+    "dated": (
+        '<p class="byline">Mark Ostrand<time>4 Dec 2026</time></p><p>The corvette sailed.</p>',
+        "Mark Ostrand",
+    ),
+    "none": ("<p>No byline on this page at all.</p>", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BYLINE_PAGES))
+def test_the_byline_search_finds_what_trafilatura_s_own_finds(name: str) -> None:
+    html, expected = BYLINE_PAGES[name]
+    tree = load_html(f"<html><body>{html}</body></html>")
+    assert find_author(tree) == extract_author(tree) == expected

@@ -21,7 +21,8 @@ import pytest
 
 from aggregator.config import load_config
 from aggregator.errors import BlockedURL, ParseError
-from aggregator.extract.extractor import ExtractOptions, extract_article
+from aggregator.extract.extractor import extract_article
+from aggregator.extract.options import ExtractOptions
 from aggregator.fetch import check_url_allowed
 from aggregator.models import FetchResult, ParsedFeed
 from aggregator.parse.parser import parse_feed

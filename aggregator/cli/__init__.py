@@ -218,7 +218,8 @@ def feeds(ctx: click.Context, reset: str | None, reset_all: bool) -> None:
 @click.pass_context
 def articles(ctx: click.Context, url: str) -> None:
     """Show how each stored article at URL got its text: the extraction status and
-    step (precision, recall, selectors, feed-content, feed-summary), why, and language."""
+    step (precision, selectors, balanced, recall, feed-content, feed-summary), why, and
+    language."""
     from aggregator.urls import canonicalize_url
 
     with open_storage(ctx) as (_, storage):

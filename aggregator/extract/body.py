@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aggregator.extract.extractor import looks_short
 from aggregator.extract.text import html_to_text
 from aggregator.models import Article, Entry
 from aggregator.sanitize import sanitize_html
@@ -68,17 +69,22 @@ def choose_body(
 
 
 def _chosen(article: Article | None, entry: Entry, min_chars: int, reason: str) -> ChosenBody:
+    """The page's text unless it is missing, short, or not the article (a wall, a list of
+    links). A page's text that only looks short for the page (``looks_short``) is still
+    the article's own: it gives way only to a longer feed text, never to a teaser.
+    Whenever the text kept is shorter than another one at hand, the note says why."""
     feed_html, feed_step = entry.content_html, STEP_FEED_CONTENT
     if not html_to_text(feed_html):
         feed_html, feed_step = entry.summary_html, STEP_FEED_SUMMARY
     feed_text = html_to_text(feed_html)
-    doubtful = article is not None and bool(article.doubt) and bool(feed_text)
-    if (
-        article is not None
-        and not doubtful
-        and (len(article.text) >= min_chars or len(article.text) > len(feed_text))
-    ):
-        return ChosenBody(article.text, article.html, EXTRACTED, step=article.step)
+    if article is not None and _keeps_page_text(article, feed_text, min_chars):
+        note = article.note
+        if article.doubt and feed_text:
+            note = (
+                f"the page's text looks {article.doubt}; kept it: the feed's text is "
+                f"shorter ({len(feed_text)} chars)"
+            )
+        return ChosenBody(article.text, article.html, EXTRACTED, note, step=article.step)
     if article is not None and article.doubt:
         reason = reason or f"the page's text looks wrong: {article.doubt}"
     elif article is not None:
@@ -86,5 +92,13 @@ def _chosen(article: Article | None, entry: Entry, min_chars: int, reason: str) 
     reason = reason or "no main text found on the page"
     if feed_text:
         note = f"{reason}; used the feed's text"
+        if article is not None and len(feed_text) < len(article.text):
+            note += f" ({len(feed_text)} chars against the page's {len(article.text)})"
         return ChosenBody(feed_text, feed_html, FALLBACK, note, step=feed_step)
     return ChosenBody("", "", FAILED, f"{reason}; the feed has no text either")
+
+
+def _keeps_page_text(article: Article, feed_text: str, min_chars: int) -> bool:
+    if article.doubt and feed_text:
+        return looks_short(article.doubt) and len(article.text) >= len(feed_text)
+    return len(article.text) >= min_chars or len(article.text) > len(feed_text)

@@ -3,14 +3,19 @@ inline markup (links, emphasis), paragraphs of the same article that the page sp
 into sibling blocks (around ads or promos), and the article's own images.
 
 trafilatura runs without links and images (see extractor._TRAFILATURA_OPTIONS); each
-extracted paragraph is found again in the page by its text, and the page's element
-lends it what the text pass dropped. Pure functions over lxml trees, no IO.
+extracted paragraph is found again in the page by its text (``PageParagraphs``, built
+once per page), and the page's element lends it what the text pass dropped. The same
+lookup tells the extractor how much text the page block holding the extracted
+paragraphs has (``region_chars``): far more than was extracted means a pass left part
+of the article behind. Pure functions over lxml trees, no IO.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from copy import deepcopy
+from dataclasses import dataclass
 from typing import Any
 
 import lxml.etree
@@ -20,38 +25,78 @@ MAX_LINK_SHARE = 0.5  # more link text than this is a list of links, not an arti
 _MIN_CHUNK_CHARS = 150  # a split-off block must carry this much paragraph text
 
 
-def restore_markup(body: Any, page: Any) -> None:
+@dataclass(frozen=True)
+class PageParagraphs:
+    """A page's <p> elements by paragraph key (the first of each, with its whole text),
+    and the size of their text."""
+
+    by_key: dict[str, tuple[Any, str]]
+    chars: int  # paragraph text on the whole page: what an article could be
+
+
+def page_paragraphs(page: Any) -> PageParagraphs:
+    by_key: dict[str, tuple[Any, str]] = {}
+    chars = 0
+    for element in page.iter("p"):
+        text = " ".join(element.text_content().split())
+        chars += len(text)
+        by_key.setdefault(text[:_KEY_CHARS], (element, text))
+    by_key.pop("", None)
+    return PageParagraphs(by_key, chars)
+
+
+def restore_markup(body: Any, page: Any, paragraphs: PageParagraphs | None = None) -> None:
     """Give ``body`` (an extracted article) the ``page``'s links, emphasis, split-off
     paragraphs and images, in place."""
-    located = _locate_paragraphs(body, page)
-    _restore_inline_markup(body, located)
+    paragraphs = paragraphs or page_paragraphs(page)
+    located = _locate_paragraphs(body, paragraphs)
+    _restore_inline_markup(body, paragraphs)
     _append_split_blocks(body, located)
     _place_images(body, located)
 
 
+def region_chars(body: Any, paragraphs: PageParagraphs) -> int:
+    """Characters of text in the smallest page block holding all of ``body``'s paragraphs
+    (0 when none is found in the page): what the article's own block has to offer."""
+    located = _locate_paragraphs(body, paragraphs)
+    if not located:
+        return 0
+    region = _common_ancestor(list(located.values()))
+    if region is None:
+        return 0
+    hidden = sum(int(_TEXT_CHARS(element)) for element in region.iter(*_HIDDEN_TEXT))
+    return int(_TEXT_CHARS(region)) - hidden
+
+
+# What a reader does not see in a block: scripts, styles and no-script fallbacks.
+_HIDDEN_TEXT = ("script", "style", "noscript")
+_TEXT_CHARS = lxml.etree.XPath("string-length(normalize-space(.))")
+
+
 # --- the article split into sibling blocks ---------------------------------------------
+
+_KEY_CHARS = 80
 
 
 def _key(text: str) -> str:
-    return " ".join(text.split())[:80]
+    return " ".join(text.split())[:_KEY_CHARS]
 
 
-def _locate_paragraphs(body: Any, tree: Any) -> dict[str, Any]:
+def _locate_paragraphs(body: Any, paragraphs: PageParagraphs) -> dict[str, Any]:
     """The page's <p> elements whose text is an extracted paragraph, by paragraph key."""
-    wanted = {_key(p.text_content()) for p in body.iter("p")}
-    wanted.discard("")
-    found: dict[str, Any] = {}
-    for element in tree.iter("p"):
-        key = _key(element.text_content())
-        if key in wanted and key not in found:
-            found[key] = element
-    return found
+    located: dict[str, Any] = {}
+    for paragraph in body.iter("p"):
+        key = _key(paragraph.text_content())
+        found = paragraphs.by_key.get(key)
+        if found is not None:
+            located[key] = found[0]
+    return located
 
 
 _INLINE = frozenset({"a", "b", "strong", "i", "em", "code", "sub", "sup", "br", "span", "abbr"})
 
 
-def _restore_inline_markup(body: Any, located: dict[str, Any]) -> None:
+def _restore_inline_markup(body: Any, paragraphs: PageParagraphs) -> None:
     """Give extracted paragraphs back the page's links and emphasis.
 
     The text pass runs without links (see _TRAFILATURA_OPTIONS); a paragraph whose
@@ -60,21 +105,17 @@ def _restore_inline_markup(body: Any, located: dict[str, Any]) -> None:
     copy is removed here and by the sanitiser before publishing.
     """
     for paragraph in body.iter("p"):
-        source = located.get(_key(paragraph.text_content()))
-        if source is None or not _same_text(paragraph, source):
+        text = " ".join(paragraph.text_content().split())
+        source, source_text = paragraphs.by_key.get(text[:_KEY_CHARS], (None, ""))
+        if source is None or source_text != text:
             continue
         if any(child.tag not in _INLINE for child in source.iter() if child is not source):
             continue
-        markup = lxml.html.tostring(source, encoding="unicode", with_tail=False)
-        copy = lxml.html.fragment_fromstring(markup)
+        copy = deepcopy(source)  # a copy also copies its tail: dropped below
         tail = paragraph.tail
         paragraph.clear()  # also clears the tail, which is not the paragraph's
         paragraph.text, paragraph.tail = copy.text, tail
         paragraph.extend(copy)
-
-
-def _same_text(a: Any, b: Any) -> bool:
-    return " ".join(a.text_content().split()) == " ".join(b.text_content().split())
 
 
 def _append_split_blocks(body: Any, located: dict[str, Any]) -> None:
@@ -83,7 +124,10 @@ def _append_split_blocks(body: Any, located: dict[str, Any]) -> None:
     Pages break a long article into several sibling blocks (around ads or promos)
     sharing one class; extractors tend to keep only the first. Only later blocks
     of the same tag and class as the one holding most extracted paragraphs count,
-    and only when they carry real paragraph text rather than links.
+    and only when they carry real paragraph text rather than links. Page builders
+    give the same class to every widget, so a block in another kind of wrapper
+    (``_wrapper``), in the page's chrome (``_in_chrome``) or a short notice
+    (``_is_notice``) is not the article's.
     """
     if len(located) < 2:
         return
@@ -93,24 +137,83 @@ def _append_split_blocks(body: Any, located: dict[str, Any]) -> None:
     if not css_class:
         return
     seen = set(located)
-    after = False
-    for element in container.getroottree().iter(container.tag):
-        if element is container:
-            after = True
-        elif after and element.get("class") == css_class and _is_outside(element, container):
+    # what is known of each element between a block and the container's ancestors:
+    # whether it or one of those above it is chrome (the container's are not)
+    chrome: dict[Any, bool] = dict.fromkeys(container.iterancestors(), False)
+    wrapper = _wrapper(container)
+    for element in _LATER_OF_A_KIND(container, tag=container.tag, css=css_class):
+        other = _wrapper(element)
+        if wrapper and other and other != wrapper:
+            continue  # a widget of another type: an author box, a list of posts
+        if not _in_chrome(element, chrome):
             _append_block(body, element, seen)
 
 
-def _is_outside(element: Any, container: Any) -> bool:
-    return container not in element.iterancestors() and element not in container.iterancestors()
+# The elements after one in the page (outside it), with its tag and class.
+_LATER_OF_A_KIND = lxml.etree.XPath("following::*[name() = $tag and @class = $css]")
+
+
+_NUMBERED = re.compile(r"\d")
+
+
+def _wrapper(block: Any) -> tuple[str, frozenset[str]] | None:
+    """What kind of element wraps ``block``: its tag and classes, less the numbered
+    ones a page builder gives each instance; None when it has no other class."""
+    parent = block.getparent()
+    if parent is None:
+        return None
+    names = frozenset(n for n in (parent.get("class") or "").split() if not _NUMBERED.search(n))
+    return (parent.tag, names) if names else None
+
+
+# Where a page keeps what is not the article: footers, side columns, comment threads,
+# author boxes, related stories, sign-up and sharing widgets.
+_CHROME_TAGS = frozenset({"footer", "aside", "nav", "form", "header"})
+_CHROME_NAMES = re.compile(  # on lower-cased names
+    r"comment|footer|sidebar|related|author|\bbio|share|newsletter|subscri|cookie|consent|"
+    r"promo|recommend|disqus|respond|reply|sign-?up|popular|trending|read-?more|more-?stories"
+)
+
+
+def _in_chrome(block: Any, known: dict[Any, bool]) -> bool:
+    """Whether ``block`` sits in the page's chrome: whether it or an element above it
+    (up to one already in ``known``, which this fills in) is a chrome element."""
+    path: list[Any] = []
+    verdict = False
+    for element in (block, *block.iterancestors()):
+        if element in known:
+            verdict = known[element]
+            break
+        path.append(element)
+    for element in reversed(path):  # from the top down: a chrome parent makes it chrome
+        names = f"{element.get('class', '')} {element.get('id', '')}".lower()
+        verdict = verdict or element.tag in _CHROME_TAGS or bool(_CHROME_NAMES.search(names))
+        known[element] = verdict
+    return verdict
+
+
+# A short block naming these is a site notice (cookies, ad blockers, sign-up, copyright).
+_NOTICE_WORDS = re.compile(
+    r"\b(subscribe|subscription|sign in|log in|cookies?|consent|enable javascript|"
+    r"ad ?blocker|already a subscriber|create an account|register|newsletter|copyright|"
+    r"all rights reserved)\b|©",
+    re.IGNORECASE,
+)
+_MAX_NOTICE_CHARS = 600
+
+
+def _is_notice(text: str) -> bool:
+    return len(text) < _MAX_NOTICE_CHARS and _NOTICE_WORDS.search(text) is not None
 
 
 def _append_block(body: Any, block: Any, seen: set[str]) -> None:
     paragraphs = [" ".join(p.text_content().split()) for p in block.iter("p")]
     fresh = [text for text in paragraphs if text and _key(text) not in seen]
     total = sum(len(text) for text in fresh)
+    if total < _MIN_CHUNK_CHARS:
+        return
     links = sum(len(" ".join(a.text_content().split())) for a in block.iter("a"))
-    if total < _MIN_CHUNK_CHARS or links > MAX_LINK_SHARE * total:
+    if links > MAX_LINK_SHARE * total or _is_notice(" ".join(block.text_content().split())):
         return
     for text in fresh:
         seen.add(_key(text))
@@ -142,13 +245,14 @@ def _place_images(body: Any, located: dict[str, Any]) -> None:
     if region is None:
         return
     targets = {id(p): key for key, p in located.items()}
-    pending: list[Any] = []
+    pending: list[Any] = []  # the page's <img> since the last extracted paragraph
     placed: dict[str, list[Any]] = {}
-    for element in region.iter():
+    for element in region.iter("img", "p"):
         if element.tag == "img":
-            pending.extend(_figure(element))
+            pending.append(element)
         elif id(element) in targets and pending:
-            placed[targets[id(element)]] = pending[:_MAX_IMAGES]
+            figures = [figure for img in pending for figure in _figure(img)]
+            placed[targets[id(element)]] = figures[:_MAX_IMAGES]
             pending = []
     for paragraph in list(body.iter("p")):
         figures = placed.pop(_key(paragraph.text_content()), [])

@@ -10,7 +10,8 @@ import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 
-from aggregator.extract.extractor import DEFAULT_OPTIONS, ExtractOptions, extract_article
+from aggregator.extract.extractor import extract_article
+from aggregator.extract.options import DEFAULT_OPTIONS, ExtractOptions
 from aggregator.models import Article
 from aggregator.processes import spawning, worker_initializer
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lxml.etree
 import lxml.html
 import py3langid
@@ -26,6 +28,11 @@ def html_to_text(html: str) -> str:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
     except (lxml.etree.ParserError, ValueError):
         return html.strip()
+    return lines_of(root)
+
+
+def lines_of(root: Any) -> str:
+    """The text of ``root`` (changed in place), one paragraph or table row per line."""
     for block in root.iter(*_BLOCKS):
         block.tail = "\n" + (block.tail or "")
     for cell in root.iter("td", "th"):

@@ -20,7 +20,7 @@ from aggregator.cluster.duplicates import Fingerprint, new_story_id
 from aggregator.config import FeedSource
 from aggregator.errors import BlockedURL, FetchError
 from aggregator.extract.body import EXTRACTED, ChosenBody, choose_body
-from aggregator.extract.extractor import ExtractOptions
+from aggregator.extract.options import ExtractOptions
 from aggregator.extract.text import detect_language
 from aggregator.fetch import fetch_page
 from aggregator.models import Article, Entry, FeedState, NewArticle, StoredPage
