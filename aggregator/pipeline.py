@@ -65,6 +65,7 @@ from aggregator.storage import (
     Storage,
     entry_digest,
 )
+from aggregator.stories_refine import refine_open_stories
 
 if TYPE_CHECKING:
     import httpx
@@ -200,9 +201,23 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
                 in_flight.append((begun, stage.submit(ingest.run_pages, ctx, begun.plan)))
             outcomes += _finish_ready(ctx, in_flight, wait=len(in_flight) > FEEDS_IN_FLIGHT)
         outcomes += _finish_ready(ctx, in_flight, wait=True, drain=True)
+    if any(outcome.new_articles for outcome in outcomes) and not ctx.stop.is_set():
+        refine_window(ctx)
     # Stored as they arrived; reported in the order asked for, as before.
     order = {source.url: index for index, source in enumerate(sources)}
     return sorted(outcomes, key=lambda outcome: order[outcome.url])
+
+
+def refine_window(ctx: PipelineContext) -> None:
+    """Cluster the open stories' reports again now that the refresh's articles are in
+    (stories_refine.py): one transaction, after the feeds' own."""
+    started = time.perf_counter()
+    with ctx.storage.transaction():
+        plan = refine_open_stories(ctx.storage, ctx.clock(), ctx.config.settings)
+    log.info(
+        "refined the open stories in %.2f s: %d reports moved, %d stories merged, %d new",
+        time.perf_counter() - started, len(plan.moves), len(plan.aliases), len(plan.created),
+    )  # fmt: skip
 
 
 def _finish_ready(
