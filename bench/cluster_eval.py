@@ -10,7 +10,7 @@ clustering code (``aggregator.stories.add_article_to_story`` on a real database)
 article at a time in a shuffled order, with timestamps spread evenly over one 36-hour
 window, so that text, not time, has to separate the events. Articles arrive in
 refreshes of ``--refresh`` minutes (one transaction each), after which the open window
-is refined when a refiner is given (none yet). B-cubed
+is refined (``aggregator.stories.refine_open_stories``) unless ``--no-refine``. B-cubed
 precision, recall and F1 against the gold events are averaged over ``--orders``
 shuffled orders (min and max of F1 beside); "mixed" is the largest number of distinct
 gold events in one story, over all orders. Beside each set, in the same run, the batch
@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aggregator import clusterer
+from aggregator import cluster_refine, clusterer, stories_refine
 from aggregator.config import FeedSource, Settings
 from aggregator.storage import NewArticle, Storage
 from aggregator.stories import add_article_to_story
@@ -342,15 +342,81 @@ def measure_scale(sizes: Sequence[int], probes: int) -> list[dict[str, Any]]:
     return results
 
 
+def measure_refinement(sizes: Sequence[int], fresh: int) -> list[dict[str, Any]]:
+    """The refinement's cost with N synthetic articles in the open window: once over a
+    window that was never refined (catch-up), then after one more refresh of ``fresh``
+    articles (steady state); and the pure steps of the latter (term vectors from the
+    stored text, similarity edges, average link) timed on their own."""
+    news = SyntheticNews(seed=11)
+    settings = Settings.model_validate({"clustering": {"window": "3650d"}})
+    results = []
+    with tempfile.TemporaryDirectory() as directory:
+        storage = open_storage(directory)
+        loaded = 0
+
+        def load(count: int) -> datetime:
+            nonlocal loaded
+            moment = START
+            with storage.transaction():
+                for _ in range(count):
+                    title, text = news.article()
+                    moment = START + timedelta(seconds=loaded)
+                    article = make_article(storage, f"r{loaded}", title, text, moment)
+                    add_article_to_story(storage, article, settings, new_story_id=f"r{loaded}")
+                    loaded += 1
+            return moment
+
+        for size in sizes:
+            while loaded < size:
+                now = load(min(1000, size - loaded))
+            catch_up = _timed_refinement(storage, now, settings)
+            now = load(fresh)
+            steady = _timed_refinement(storage, now, settings)
+            steps = _refinement_steps(storage, now, settings)
+            results.append({"window": loaded, "catch_up_s": catch_up[0], "catch_up_moves":
+                            catch_up[1], "steady_s": steady[0], "steady_moves": steady[1],
+                            **steps})  # fmt: skip
+            print(f"  {loaded:>7} articles: refinement {steady[0]:.2f} s", flush=True)
+        storage.close()
+    return results
+
+
+def _timed_refinement(storage: Storage, now: datetime, settings: Settings) -> tuple[float, int]:
+    started = time.perf_counter()
+    with storage.transaction():
+        plan = stories_refine.refine_open_stories(storage, now, settings)
+    return time.perf_counter() - started, len(plan.moves)
+
+
+def _refinement_steps(storage: Storage, now: datetime, settings: Settings) -> dict[str, float]:
+    """The refinement's pure steps, each timed (the same calls refine_open_stories makes)."""
+    window = settings.clustering
+    clock = time.perf_counter()
+    rows = storage.open_story_reports(since=now - window.window, first_since=now - window.max_age)
+    terms = [clusterer.event_terms(row["title"], row["text"]) for row in rows]
+    documents, df = storage.corpus_frequencies({term for vector in terms for term in vector})
+    vectors = cluster_refine.unit_vectors(terms, df, documents)
+    read_s, clock = time.perf_counter() - clock, time.perf_counter()
+    edges = cluster_refine.similarity_edges(vectors)
+    edges_s, clock = time.perf_counter() - clock, time.perf_counter()
+    groups = cluster_refine.average_link(len(vectors), edges, window.join_threshold)
+    link_s = time.perf_counter() - clock
+    return {"read_s": read_s, "edges_s": edges_s, "link_s": link_s, "edges": len(edges),
+            "groups": len(groups)}  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sets", default=",".join(SETS), help=f"of {', '.join(SETS)}")
     parser.add_argument("--orders", "--seeds", type=int, default=10, help="shuffled orders")
     parser.add_argument("--refresh", type=int, default=30, help="minutes per refresh")
+    parser.add_argument("--no-refine", action="store_true", help="online placement only")
     parser.add_argument("--per-topic", action="store_true", help="ECB+ B-cubed per topic")
     parser.add_argument("--mixed", action="store_true", help="list stories mixing events")
     parser.add_argument("--scale", default="1000,10000,100000", help="window sizes; '' to skip")
     parser.add_argument("--probes", type=int, default=200, help="articles timed per size")
+    parser.add_argument("--refine-scale", default="5000,50000", help="windows; '' to skip")
+    parser.add_argument("--fresh", type=int, default=100, help="articles in one more refresh")
     parser.add_argument("--no-baseline", action="store_true", help="(kept; baseline is cheap)")
     parser.add_argument("--no-quality", action="store_true")
     parser.add_argument(
@@ -359,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )  # fmt: skip
     args = parser.parse_args(argv)
     if not args.no_quality:
-        refine = None  # the refinement of the open window comes with issue 15's fix
+        refine = None if args.no_refine else stories_refine.refine_open_stories
         print_quality(
             [name for name in args.sets.split(",") if name], args.orders, refine,
             timedelta(minutes=args.refresh), per_topic=args.per_topic, show_mixed=args.mixed,
@@ -374,6 +440,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"  window {row['window']:>7}: {row['ms_median']:.2f} ms median,"
                 f" {row['ms_p90']:.2f} ms p90 per article; db {row['db_mb']:.0f} MB,"
                 f" {row['index_rows']} index rows; peak RSS {row['peak_rss_mb']:.0f} MB"
+            )
+
+    if args.refine_scale:
+        print("refinement (synthetic articles in one open window, one transaction each):")
+        sizes = [int(size) for size in args.refine_scale.split(",")]
+        for row in measure_refinement(sizes, args.fresh):
+            print(
+                f"  window {row['window']:>7}: {row['steady_s']:.2f} s after a refresh of"
+                f" {args.fresh} ({row['steady_moves']} moves); {row['catch_up_s']:.2f} s"
+                f" catching up ({row['catch_up_moves']} moves); steps: read and weigh"
+                f" {row['read_s']:.2f} s, {row['edges']} edges {row['edges_s']:.2f} s,"
+                f" average link {row['link_s']:.2f} s -> {row['groups']} stories"
             )
 
 
