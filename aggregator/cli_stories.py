@@ -75,6 +75,8 @@ _METHODS = {
     "near-duplicate": "near-duplicate body of article #{matched} (similarity {score})",
     "related": "related coverage of the same event (similarity {score} to the story)",
     "manual": "split out by an admin",
+    "refined": "moved here by the refinement after a refresh (average similarity {score}"
+    " to the story's other reports)",
 }
 
 

@@ -105,6 +105,19 @@ def _kept_apart(storage: Storage, reports: Sequence[Report]) -> list[tuple[int, 
     ]
 
 
+def _fit(unit: int, group: Sequence[int], vectors: Sequence[dict[str, float]]) -> float | None:
+    """A report's average similarity to the other reports of its group (None: alone)."""
+    others = [other for other in group if other != unit]
+    if not others:
+        return None
+    mine = vectors[unit]
+    total = sum(
+        sum(weight * vectors[other].get(term, 0.0) for term, weight in mine.items())
+        for other in others
+    )
+    return round(total / len(others), 3)
+
+
 def _apply(
     storage: Storage,
     plan: Plan,
@@ -115,10 +128,11 @@ def _apply(
 ) -> None:
     for story_id in plan.created:
         storage.create_refined_story(story_id, now)
+    group_of = {unit: group for group in groups for unit in group}
     for move in plan.moves:
         report = reports[move.unit]
         storage.move_articles(report.articles, move.to_story)
-        storage.mark_refined(report.article_id, None)
+        storage.mark_refined(report.article_id, _fit(move.unit, group_of[move.unit], vectors))
         log.info("refined: article %s moved from %s to %s", report.article_id,
                  move.from_story, move.to_story)  # fmt: skip
     for absorbed, survivor in plan.aliases.items():

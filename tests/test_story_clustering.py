@@ -215,6 +215,11 @@ def test_a_single_early_report_joins_the_story_that_grew_up_around_it(
     assert plan.aliases == {wire.story_id: early.story_id}
     assert storage.resolve_story_id(wire.story_id) == early.story_id
     assert story_of(storage, frigate["stormcrest-harbour"]) == early.story_id
+    # --explain tells the moved reports apart, with their fit to the story
+    members = {member["title"]: member for member in storage.story_members(early.story_id)}
+    assert members[flash["title"]]["method"] == "new"
+    moved = [member for member in members.values() if member["method"] == "refined"]
+    assert len(moved) == 2 and all(0 < member["score"] <= 1 for member in moved)
 
 
 def test_stories_merge_on_all_their_reports_not_on_one_article(storage: Storage) -> None:
