@@ -9,6 +9,7 @@ with pydantic; any error is raised as :class:`ConfigError` naming file, line and
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from datetime import timedelta
@@ -22,6 +23,8 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from aggregator import __version__
 from aggregator.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path("config/feeds.yaml")
 CONFIG_ENV_VAR = "AGGREGATOR_CONFIG"
@@ -66,6 +69,15 @@ class ClusteringSettings(_Frozen):
     @classmethod
     def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("lead_threshold")
+    @classmethod
+    def _unused(cls, value: float) -> float:
+        log.warning(
+            "settings.clustering.lead_threshold is no longer used (issue 15: the refinement"
+            " after each refresh weighs all of a story's reports); it can be removed"
+        )
+        return value
 
 
 class Settings(_Frozen):

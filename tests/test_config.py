@@ -14,6 +14,7 @@ from aggregator.config import (
     DEFAULT_CONFIG_PATH,
     LISTEN_ENV_VAR,
     Config,
+    Settings,
     load_config,
     resolve_config_path,
 )
@@ -237,3 +238,12 @@ def test_resolve_config_path_then_the_environment(monkeypatch: pytest.MonkeyPatc
 
 def test_resolve_config_path_then_the_default() -> None:
     assert resolve_config_path(None) == DEFAULT_CONFIG_PATH == Path("config/feeds.yaml")
+
+
+def test_a_retired_clustering_key_still_loads_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # issue 15: lead_threshold no longer does anything; configs that set it must load
+    settings = Settings.model_validate({"clustering": {"lead_threshold": 0.3}})
+    assert settings.clustering.lead_threshold == 0.3
+    assert "lead_threshold is no longer used" in caplog.text
