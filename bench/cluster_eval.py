@@ -29,7 +29,6 @@ measured, with the database size and the index rows.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import resource
 import statistics
@@ -47,7 +46,6 @@ from aggregator.config import FeedSource, Settings
 from aggregator.storage import NewArticle, Storage
 from aggregator.stories import add_article_to_story
 from bench.cluster_sets import (
-    ECB,
     SETS,
     Doc,
     baseline_labels,
@@ -62,12 +60,7 @@ FEED = "https://bench.test/feed"
 WINDOW = timedelta(hours=36)  # every set's articles are dated inside one such window
 Refiner = Callable[[Storage, datetime, Settings], object]
 
-__all__ = ["FEED", "START", "bcubed", "load_docs", "make_article", "open_storage"]
-
-
-def load_docs() -> list[dict[str, Any]]:
-    """ECB+ as raw rows (bench/cluster_fit.py and cluster_signals.py read them)."""
-    return [json.loads(line) for line in ECB.read_text().splitlines() if line.strip()]
+__all__ = ["FEED", "START", "bcubed", "make_article", "open_storage"]
 
 
 def open_storage(directory: str) -> Storage:
@@ -155,15 +148,6 @@ def storage_stories(storage: Storage, placed: dict[str, str]) -> dict[str, str]:
 def _story_of_articles(storage: Storage) -> dict[str, str]:
     rows = storage.db.execute("SELECT canonical_url, story_id FROM articles").fetchall()
     return {url.rsplit("/", 1)[1]: story for url, story in rows}
-
-
-def cluster_online(
-    docs: Sequence[dict[str, Any]], settings: Settings
-) -> tuple[dict[str, str], list[float]]:
-    """ECB+ rows one at a time, without refinement (kept for bench/cluster_fit.py's kin)."""
-    stream = [Doc(d["doc_id"], d["subtopic"], d["title"], d["text"]) for d in docs]
-    run = cluster_stream(stream, settings)
-    return run.predicted, run.placement_s
 
 
 @dataclass(frozen=True)
