@@ -71,11 +71,11 @@ class _Frozen(BaseModel):
 class ClusteringSettings(_Frozen):
     """``settings.clustering``: how different outlets' reports of one event are grouped.
 
-    Defaults were chosen on the ECB+ train topics with bench/cluster_eval.py.
+    Defaults were fitted on the ECB+ and GVC train sets (bench/cluster_fit.py).
     """
 
-    join_threshold: float = Field(default=0.31, gt=0.0, le=1.0)
-    merge_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    join_threshold: float = Field(default=0.16, gt=0.0, le=1.0)
+    merge_threshold: float = Field(default=0.16, gt=0.0, le=1.0)
     lead_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
     window: timedelta = timedelta(hours=72)
     max_age: timedelta = timedelta(days=7)

@@ -57,13 +57,13 @@ SETTINGS_HELP: dict[str, str] = {
 }
 
 CLUSTERING_HELP: dict[str, str] = {
-    "join_threshold": "Similarity (cosine of weighted terms, adjusted by shared figures) "
-    "at which an article joins an open story as related coverage.",
-    "merge_threshold": "Similarity at which an article that joins one story also shows "
-    "another open story to be the same event, so the two are merged.",
-    "lead_threshold": "Similarity that the article's own title and lead (first 60 words) "
-    "must also reach with a story to join it: a report that opens with another event and "
-    "only recalls this one further down starts its own story. 0 turns the test off.",
+    "join_threshold": "Average similarity (cosine of weighted terms) to an open story's "
+    "reports at which a new article joins that story as related coverage when it arrives.",
+    "merge_threshold": "Average similarity between two groups of reports at which the "
+    "refinement after each refresh keeps them in one story (it merges, splits and moves "
+    "on this; a single article never merges stories).",
+    "lead_threshold": "Deprecated, no longer used (the refinement weighs all of a story's "
+    "reports instead); accepted so that existing configurations still load.",
     "window": "A story stays open to new members this long after its last member.",
     "max_age": "A story takes related coverage for at most this long after its first "
     "report, however steadily it grows; later reports start a new story (copies of its "

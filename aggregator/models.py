@@ -267,11 +267,9 @@ class Assignment:
 
 @dataclass(frozen=True)
 class StoryProfile:
-    """What placing an article needs of one candidate story: the centroid weights of
-    the article's own terms (the others add nothing to a dot product), the norm of
-    the whole IDF-weighted centroid, kept up to date whenever the story grows, and the
-    centroid weights of all the story's figures (few; their own cosine needs them all)."""
+    """What placing an article needs of one candidate story: the story's summed report
+    vectors at the article's own terms (the others add nothing to a dot product) and
+    how many independent reports that sum holds."""
 
     shared: Mapping[str, float]
-    norm: float
-    figures: Mapping[str, float] = field(default_factory=dict)
+    reports: int

@@ -1,20 +1,25 @@
-"""Story clustering quality on ECB+ and cost per article as the window grows.
+"""Story clustering quality on labelled news sets, and cost per article as the window grows.
 
 Run by hand (not a test):
-``python -m bench.cluster_eval [--seeds 10] [--per-topic] [--scale 1000,10000]``.
+``python -m bench.cluster_eval [--sets ecb-dev,gvc-dev] [--orders 10] [--per-topic]
+[--scale 1000,10000,100000]``.
 
-Quality: the ECB+ documents in ../shared/eval/ecbplus-dev (772 news articles with human
-event labels; each topic holds two different events of the same kind) are fed through
-the real clustering code (``aggregator.stories.add_article_to_story`` on a real
-database) one by one, in a shuffled order (the corpus has no dates) with timestamps a
-minute apart inside one window, so that text alone has to separate the events.
-B-cubed precision, recall and F1 against the ``subtopic`` labels are reported for the
-train topics (which the defaults were chosen on) and the dev topics (never tuned on),
-averaged over several orders (one order is noisy: on dev, F1 ranged from 0.87 to 0.92
-over ten). ``--per-topic`` adds each topic's B-cubed scores, worst first: a topic whose
-precision is near 0.5 had its two events merged, one with low recall was fragmented.
-The baseline in the same run: batch TF-IDF cosine with average-link agglomerative
-clustering, its threshold tuned on train.
+Quality (issue 15's protocol): each set of bench/cluster_sets.py (ECB+ train and dev,
+GVC train, dev and test, NewsWCL50) is fed as its own stream through the real
+clustering code (``aggregator.stories.add_article_to_story`` on a real database), one
+article at a time in a shuffled order, with timestamps spread evenly over one 36-hour
+window, so that text, not time, has to separate the events. Articles arrive in
+refreshes of ``--refresh`` minutes (one transaction each), after which the open window
+is refined (``aggregator.stories.refine_open_stories``) unless ``--no-refine``. B-cubed
+precision, recall and F1 against the gold events are averaged over ``--orders``
+shuffled orders (min and max of F1 beside); "mixed" is the largest number of distinct
+gold events in one story, over all orders. Beside each set, in the same run, the batch
+baseline: TF-IDF (sublinear tf, English stop words, title + text) over the whole set at
+once, average link, cut at cosine distance 0.8. Fit parameters on the train sets only;
+NewsWCL50 is for seeing failure, never for tuning.
+
+``--per-topic`` adds ECB+'s per-topic B-cubed scores, worst first; ``--mixed`` lists
+the stories that mix events in the first order, with their gold events' sizes.
 
 Scale: synthetic articles (random names and numbers over a Zipf vocabulary) are loaded
 until the window holds N articles; then the time to place each further article is
@@ -24,46 +29,42 @@ measured, with the database size and the index rows.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import resource
 import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aggregator.cluster import duplicates
+from aggregator.cluster import events as clusterer
+from aggregator.cluster import refine as cluster_refine
 from aggregator.config import FeedSource, Settings
 from aggregator.models import NewArticle
+from aggregator.pipeline import refine as stories_refine
 from aggregator.pipeline.stories import add_article_to_story
 from aggregator.storage import Storage
+from bench.cluster_sets import (
+    SETS,
+    Doc,
+    baseline_labels,
+    bcubed,
+    load_set,
+    mixed_stories,
+    most_mixed,
+)
 
-ECB = Path(__file__).resolve().parents[2] / "shared" / "eval" / "ecbplus-dev" / "docs.jsonl"
 START = datetime(2026, 1, 1, tzinfo=UTC)
 FEED = "https://bench.test/feed"
+WINDOW = timedelta(hours=36)  # every set's articles are dated inside one such window
+Refiner = Callable[[Storage, datetime, Settings], object]
 
-
-def load_docs() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in ECB.read_text().splitlines() if line.strip()]
-
-
-def bcubed(predicted: dict[str, str], gold: dict[str, str]) -> tuple[float, float, float]:
-    clusters: dict[str, set[str]] = defaultdict(set)
-    classes: dict[str, set[str]] = defaultdict(set)
-    for item in gold:
-        clusters[predicted[item]].add(item)
-        classes[gold[item]].add(item)
-    precision = recall = 0.0
-    for item in gold:
-        shared = len(clusters[predicted[item]] & classes[gold[item]])
-        precision += shared / len(clusters[predicted[item]])
-        recall += shared / len(classes[gold[item]])
-    precision, recall = precision / len(gold), recall / len(gold)
-    return precision, recall, 2 * precision * recall / (precision + recall)
+__all__ = ["FEED", "START", "bcubed", "make_article", "open_storage"]
 
 
 def open_storage(directory: str) -> Storage:
@@ -85,99 +86,169 @@ def make_article(storage: Storage, key: str, title: str, text: str, moment: date
     )  # fmt: skip
 
 
-def cluster_online(
-    docs: Sequence[dict[str, Any]], settings: Settings
-) -> tuple[dict[str, str], list[float]]:
-    """Our clustering, one article at a time; returns story per doc and seconds per doc."""
-    predicted: dict[str, str] = {}
-    timings: list[float] = []
+@dataclass
+class StreamRun:
+    """One order of one set: the story of each article at the end, and the costs."""
+
+    predicted: dict[str, str]
+    placement_s: list[float] = field(default_factory=list)
+    refine_s: list[float] = field(default_factory=list)
+    fixed: int = 0  # articles the refinement moved in the refresh that brought them
+    churn: int = 0  # articles it moved later: a reader saw them in another story
+
+
+def cluster_stream(
+    docs: Sequence[Doc],
+    settings: Settings,
+    *,
+    refresh: timedelta = timedelta(minutes=30),
+    refine: Refiner | None = None,
+) -> StreamRun:
+    """Feed ``docs`` in the given order, dated evenly over WINDOW, one refresh (one
+    transaction, then a refinement if ``refine``) per ``refresh`` of that time."""
+    run = StreamRun({})
+    placed: dict[str, str] = {}
+    step = WINDOW / max(len(docs), 1)
     with tempfile.TemporaryDirectory() as directory:
         storage = open_storage(directory)
+        batches: dict[int, list[tuple[int, Doc]]] = defaultdict(list)
         for index, doc in enumerate(docs):
-            moment = START + timedelta(minutes=index)
-            article = make_article(storage, doc["doc_id"], doc["title"], doc["text"], moment)
-            started = time.perf_counter()
+            batches[int(step * index / refresh)].append((index, doc))
+        for batch in batches.values():
             with storage.transaction():
-                placed = add_article_to_story(
-                    storage,
-                    article,
-                    settings,
-                    new_story_id=duplicates.new_story_id(FEED, doc["doc_id"]),
-                )
-            timings.append(time.perf_counter() - started)
-            predicted[doc["doc_id"]] = placed.story_id
-        final = {
-            doc_id: storage.resolve_story_id(story) or story for doc_id, story in predicted.items()
-        }
+                for index, doc in batch:
+                    moment = START + step * index
+                    article = make_article(storage, doc.doc_id, doc.title, doc.text, moment)
+                    started = time.perf_counter()
+                    assignment = add_article_to_story(
+                        storage, article, settings,
+                        new_story_id=duplicates.new_story_id(FEED, doc.doc_id),
+                    )  # fmt: skip
+                    run.placement_s.append(time.perf_counter() - started)
+                    placed[doc.doc_id] = assignment.story_id
+            if refine is not None:
+                now = START + step * batch[-1][0]
+                before = _story_of_articles(storage)
+                started = time.perf_counter()
+                with storage.transaction():
+                    refine(storage, now, settings)
+                run.refine_s.append(time.perf_counter() - started)
+                fresh = {doc.doc_id for _, doc in batch}
+                for doc_id, story in _story_of_articles(storage).items():
+                    if story != before[doc_id]:
+                        run.fixed += doc_id in fresh
+                        run.churn += doc_id not in fresh
+        run.predicted = storage_stories(storage, placed)
         storage.close()
-    return final, timings
+    return run
 
 
-def baseline_labels(docs: Sequence[dict[str, Any]], threshold: float) -> dict[str, str]:
-    """Batch TF-IDF (title + text) cosine, average-link agglomerative clustering."""
-    from sklearn.cluster import AgglomerativeClustering
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    texts = [f"{doc['title']}\n{doc['text']}" for doc in docs]
-    matrix = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit_transform(texts)
-    model = AgglomerativeClustering(
-        n_clusters=None, metric="cosine", linkage="average", distance_threshold=1 - threshold
-    )
-    labels = model.fit_predict(matrix.toarray())
-    return {doc["doc_id"]: str(label) for doc, label in zip(docs, labels, strict=True)}
+def storage_stories(storage: Storage, placed: dict[str, str]) -> dict[str, str]:
+    """Each article's story now (merges and refinement may have moved it)."""
+    story_of = _story_of_articles(storage)
+    return {doc_id: story_of.get(doc_id, story) for doc_id, story in placed.items()}
 
 
-def evaluate_split(
-    docs: list[dict[str, Any]], split: str, seeds: int, settings: Settings
-) -> dict[str, Any]:
-    subset = [doc for doc in docs if doc["split"] == split]
-    gold = {doc["doc_id"]: doc["subtopic"] for doc in subset}
-    topics: dict[str, list[str]] = defaultdict(list)
-    for doc in subset:
-        topics[str(doc["topic"])].append(doc["doc_id"])
-    scores, timings = [], []
-    per_topic: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    for seed in range(seeds):
-        order = subset[:]
+def _story_of_articles(storage: Storage) -> dict[str, str]:
+    rows = storage.db.execute("SELECT canonical_url, story_id FROM articles").fetchall()
+    return {url.rsplit("/", 1)[1]: story for url, story in rows}
+
+
+@dataclass(frozen=True)
+class SetResult:
+    name: str
+    docs: int
+    events: int
+    scores: list[tuple[float, float, float]]
+    mixed: int
+    placement_ms: float
+    refine_ms: float
+    baseline: tuple[float, float, float]
+    baseline_mixed: int
+    topics: list[tuple[str, int, float, float, float]]
+    mixed_first: list[tuple[str, dict[str, int]]]
+    fixed: float  # per order: articles moved in the refresh that brought them
+    churn: float  # per order: articles moved after a reader saw them in a story
+
+
+def evaluate_set(
+    name: str, orders: int, settings: Settings, refine: Refiner | None, refresh: timedelta
+) -> SetResult:
+    docs = load_set(name)
+    gold = {doc.doc_id: doc.gold for doc in docs}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for doc in docs:
+        if doc.group:
+            groups[doc.group].append(doc.doc_id)
+    scores, mixed, placement, refining = [], 0, [], []
+    per_group: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    mixed_first: list[tuple[str, dict[str, int]]] = []
+    fixed = churn = 0
+    for seed in range(orders):
+        order = docs[:]
         random.Random(seed).shuffle(order)
-        predicted, seconds = cluster_online(order, settings)
-        scores.append(bcubed(predicted, gold))
-        timings += seconds
-        for topic, ids in topics.items():
-            per_topic[topic].append(
-                bcubed({i: predicted[i] for i in ids}, {i: gold[i] for i in ids})
-            )
-    mean = [statistics.fmean(score[i] for score in scores) for i in range(3)]
-    topic_rows = sorted(
-        (
-            (topic, len(topics[topic]), *(statistics.fmean(s[i] for s in rows) for i in range(3)))
-            for topic, rows in per_topic.items()
-        ),
+        run = cluster_stream(order, settings, refresh=refresh, refine=refine)
+        scores.append(bcubed(run.predicted, gold))
+        mixed = max(mixed, most_mixed(run.predicted, gold))
+        if seed == 0:
+            mixed_first = mixed_stories(run.predicted, gold)
+        placement += run.placement_s
+        refining += run.refine_s
+        fixed, churn = fixed + run.fixed, churn + run.churn
+        for group, ids in groups.items():
+            per_group[group].append(bcubed({i: run.predicted[i] for i in ids},
+                                           {i: gold[i] for i in ids}))  # fmt: skip
+    base = baseline_labels(docs)
+    topics = sorted(
+        ((group, len(groups[group]), *(statistics.fmean(s[i] for s in rows) for i in range(3)))
+         for group, rows in per_group.items()),
         key=lambda row: (row[4], row[0]),
-    )
-    return {"split": split, "docs": len(subset), "p": mean[0], "r": mean[1], "f1": mean[2],
-            "f1_min": min(s[2] for s in scores), "f1_max": max(s[2] for s in scores),
-            "ms_median": statistics.median(timings) * 1000,
-            "ms_p90": statistics.quantiles(timings, n=10)[-1] * 1000,
-            "topics": topic_rows}  # fmt: skip
+    )  # fmt: skip
+    return SetResult(
+        name, len(docs), len(set(gold.values())), scores, mixed,
+        statistics.median(placement) * 1000,
+        statistics.median(refining) * 1000 if refining else 0.0,
+        bcubed(base, gold), most_mixed(base, gold), topics, mixed_first,
+        fixed / orders, churn / orders,
+    )  # fmt: skip
 
 
-def evaluate_baseline(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    train = [doc for doc in docs if doc["split"] == "train"]
-    dev = [doc for doc in docs if doc["split"] == "dev"]
-    gold = {doc["doc_id"]: doc["subtopic"] for doc in docs}
-    tuned = max(
-        (bcubed(baseline_labels(train, t), {d["doc_id"]: gold[d["doc_id"]] for d in train})[2], t)
-        for t in [i / 100 for i in range(5, 60, 2)]
-    )
-    threshold = tuned[1]
-    started = time.perf_counter()
-    dev_scores = bcubed(
-        baseline_labels(dev, threshold), {d["doc_id"]: gold[d["doc_id"]] for d in dev}
-    )
-    elapsed = time.perf_counter() - started
-    return {"threshold": threshold, "train_f1": tuned[0], "p": dev_scores[0], "r": dev_scores[1],
-            "f1": dev_scores[2], "ms_per_doc": elapsed / len(dev) * 1000}  # fmt: skip
+def print_quality(
+    names: Sequence[str], orders: int, refine: Refiner | None, refresh: timedelta,
+    *, per_topic: bool, show_mixed: bool, settings: Settings | None = None,
+) -> None:  # fmt: skip
+    settings = settings or Settings()
+    what = "with refinement" if refine else "online only"
+    print(f"our clustering ({what}), {orders} orders, refreshes of {refresh}; batch beside it:")
+    header = ("set", "docs", "evts", "P", "R", "F1", "min", "max", "mixed",
+              "bP", "bR", "bF1", "bmix", "F1-bF1", "ms/art", "ms/ref", "fixed",
+              "churn")  # fmt: skip
+    line = "{:<10} {:>4} {:>4} {:>6} {:>6} {:>6} {:>6} {:>6} {:>5}  {:>6} {:>6} {:>6} {:>4} {:>7}"
+    line += " {:>6} {:>7} {:>5} {:>5}"
+    print(line.format(*header))
+    results = []
+    for name in names:
+        row = evaluate_set(name, orders, settings, refine, refresh)
+        results.append(row)
+        p, r, f1 = (statistics.fmean(score[i] for score in row.scores) for i in range(3))
+        f1s = [score[2] for score in row.scores]
+        bp, br, bf1 = row.baseline
+        print(
+            f"{name:<10} {row.docs:>4} {row.events:>4} {p:>6.3f} {r:>6.3f} {f1:>6.3f}"
+            f" {min(f1s):>6.3f} {max(f1s):>6.3f} {row.mixed:>5}  {bp:>6.3f} {br:>6.3f}"
+            f" {bf1:>6.3f} {row.baseline_mixed:>4} {f1 - bf1:>+7.3f}"
+            f" {row.placement_ms:>6.2f} {row.refine_ms:>7.1f} {row.fixed:>5.0f} {row.churn:>5.0f}",
+            flush=True,
+        )
+    for row in results:
+        if per_topic and row.topics:
+            print(f"{row.name} topics, worst first (B-cubed within the topic, mean of orders):")
+            for topic, size, p, r, f1 in row.topics:
+                print(f"  topic {topic:>3}  {size:>3} docs  P {p:.2f}  R {r:.2f}  F1 {f1:.2f}")
+        if show_mixed and row.mixed_first:
+            print(f"{row.name}: stories mixing events (first order), event -> articles:")
+            for story, events in row.mixed_first:
+                print(f"  {story}: {dict(sorted(events.items(), key=lambda e: -e[1]))}")
 
 
 # -- scale ------------------------------------------------------------------------------
@@ -259,45 +330,97 @@ def measure_scale(sizes: Sequence[int], probes: int) -> list[dict[str, Any]]:
     return results
 
 
-def print_quality(docs: list[dict[str, Any]], seeds: int, baseline: bool, per_topic: bool) -> None:
-    print(f"ECB+ ({len(docs)} docs), our online clustering, {seeds} orders each:")
-    header = ("split", "docs", "P", "R", "F1", "F1 min", "F1 max", "ms/doc", "p90")
-    print("{:<6} {:>5} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>6}".format(*header))
-    rows = [evaluate_split(docs, split, seeds, Settings()) for split in ("train", "dev")]
-    for row in rows:
-        print(
-            f"{row['split']:<6} {row['docs']:>5} {row['p']:>6.3f} {row['r']:>6.3f}"
-            f" {row['f1']:>6.3f} {row['f1_min']:>7.3f} {row['f1_max']:>7.3f}"
-            f" {row['ms_median']:>7.2f} {row['ms_p90']:>6.2f}"
-        )
-    if per_topic:
-        for row in rows:
-            print(f"{row['split']} topics, worst first (B-cubed within the topic, mean of orders):")
-            for topic, size, p, r, f1 in row["topics"]:
-                print(f"  topic {topic:>3}  {size:>3} docs  P {p:.2f}  R {r:.2f}  F1 {f1:.2f}")
-    if baseline:
-        base = evaluate_baseline(docs)
-        print(
-            f"baseline (batch TF-IDF, average link, threshold {base['threshold']:.2f}"
-            f" tuned on train, train F1 {base['train_f1']:.3f}):"
-        )
-        print(
-            f"dev    P {base['p']:.3f}  R {base['r']:.3f}  F1 {base['f1']:.3f}"
-            f"  ({base['ms_per_doc']:.2f} ms/doc, batch)"
-        )
+def measure_refinement(sizes: Sequence[int], fresh: int) -> list[dict[str, Any]]:
+    """The refinement's cost with N synthetic articles in the open window: once over a
+    window that was never refined (catch-up), then after one more refresh of ``fresh``
+    articles (steady state); and the pure steps of the latter (term vectors from the
+    stored text, similarity edges, average link) timed on their own."""
+    news = SyntheticNews(seed=11)
+    settings = Settings.model_validate({"clustering": {"window": "3650d"}})
+    results = []
+    with tempfile.TemporaryDirectory() as directory:
+        storage = open_storage(directory)
+        loaded = 0
+
+        def load(count: int) -> datetime:
+            nonlocal loaded
+            moment = START
+            with storage.transaction():
+                for _ in range(count):
+                    title, text = news.article()
+                    moment = START + timedelta(seconds=loaded)
+                    article = make_article(storage, f"r{loaded}", title, text, moment)
+                    add_article_to_story(storage, article, settings, new_story_id=f"r{loaded}")
+                    loaded += 1
+            return moment
+
+        for size in sizes:
+            while loaded < size:
+                now = load(min(1000, size - loaded))
+            catch_up = _timed_refinement(storage, now, settings)
+            now = load(fresh)
+            steady = _timed_refinement(storage, now, settings)
+            steps = _refinement_steps(storage, now, settings)
+            results.append({"window": loaded, "catch_up_s": catch_up[0], "catch_up_moves":
+                            catch_up[1], "steady_s": steady[0], "steady_moves": steady[1],
+                            **steps})  # fmt: skip
+            print(f"  {loaded:>7} articles: refinement {steady[0]:.2f} s", flush=True)
+        storage.close()
+    return results
+
+
+def _timed_refinement(storage: Storage, now: datetime, settings: Settings) -> tuple[float, int]:
+    started = time.perf_counter()
+    with storage.transaction():
+        plan = stories_refine.refine_open_stories(storage, now, settings)
+    return time.perf_counter() - started, len(plan.moves)
+
+
+def _refinement_steps(storage: Storage, now: datetime, settings: Settings) -> dict[str, float]:
+    """The refinement's pure steps, each timed (the same calls refine_open_stories makes)."""
+    window = settings.clustering
+    clock = time.perf_counter()
+    rows = storage.open_story_reports(since=now - window.window, first_since=now - window.max_age)
+    terms = [clusterer.event_terms(row["title"], row["text"]) for row in rows]
+    documents, df = storage.corpus_frequencies({term for vector in terms for term in vector})
+    vectors = cluster_refine.unit_vectors(terms, df, documents)
+    read_s, clock = time.perf_counter() - clock, time.perf_counter()
+    edges = cluster_refine.similarity_edges(vectors)
+    edges_s, clock = time.perf_counter() - clock, time.perf_counter()
+    groups = cluster_refine.average_link(len(vectors), edges, window.join_threshold)
+    link_s = time.perf_counter() - clock
+    return {"read_s": read_s, "edges_s": edges_s, "link_s": link_s, "edges": len(edges),
+            "groups": len(groups)}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=10, help="shuffled orders per split")
-    parser.add_argument("--per-topic", action="store_true", help="B-cubed of each topic too")
+    parser.add_argument("--sets", default=",".join(SETS), help=f"of {', '.join(SETS)}")
+    parser.add_argument("--orders", "--seeds", type=int, default=10, help="shuffled orders")
+    parser.add_argument("--refresh", type=int, default=30, help="minutes per refresh")
+    parser.add_argument("--no-refine", action="store_true", help="online placement only")
+    parser.add_argument("--per-topic", action="store_true", help="ECB+ B-cubed per topic")
+    parser.add_argument("--mixed", action="store_true", help="list stories mixing events")
     parser.add_argument("--scale", default="1000,10000,100000", help="window sizes; '' to skip")
     parser.add_argument("--probes", type=int, default=200, help="articles timed per size")
-    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--refine-scale", default="5000,50000", help="windows; '' to skip")
+    parser.add_argument("--fresh", type=int, default=100, help="articles in one more refresh")
+    parser.add_argument("--no-baseline", action="store_true", help="(kept; baseline is cheap)")
     parser.add_argument("--no-quality", action="store_true")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a clustering setting for this run, e.g. join_threshold=0.25 (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not args.no_quality:
-        print_quality(load_docs(), args.seeds, not args.no_baseline, args.per_topic)
+        refine = None if args.no_refine else stories_refine.refine_open_stories
+        print_quality(
+            [name for name in args.sets.split(",") if name], args.orders, refine,
+            timedelta(minutes=args.refresh), per_topic=args.per_topic, show_mixed=args.mixed,
+            settings=Settings.model_validate(
+                {"clustering": dict(item.split("=", 1) for item in args.set)}
+            ),
+        )  # fmt: skip
     if args.scale:
         print("scale (synthetic articles in one open window, timed inside a transaction):")
         for row in measure_scale([int(size) for size in args.scale.split(",")], args.probes):
@@ -305,6 +428,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"  window {row['window']:>7}: {row['ms_median']:.2f} ms median,"
                 f" {row['ms_p90']:.2f} ms p90 per article; db {row['db_mb']:.0f} MB,"
                 f" {row['index_rows']} index rows; peak RSS {row['peak_rss_mb']:.0f} MB"
+            )
+
+    if args.refine_scale:
+        print("refinement (synthetic articles in one open window, one transaction each):")
+        sizes = [int(size) for size in args.refine_scale.split(",")]
+        for row in measure_refinement(sizes, args.fresh):
+            print(
+                f"  window {row['window']:>7}: {row['steady_s']:.2f} s after a refresh of"
+                f" {args.fresh} ({row['steady_moves']} moves); {row['catch_up_s']:.2f} s"
+                f" catching up ({row['catch_up_moves']} moves); steps: read and weigh"
+                f" {row['read_s']:.2f} s, {row['edges']} edges {row['edges_s']:.2f} s,"
+                f" average link {row['link_s']:.2f} s -> {row['groups']} stories"
             )
 
 

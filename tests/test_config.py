@@ -369,3 +369,17 @@ def test_resolve_config_path_then_the_environment(monkeypatch: pytest.MonkeyPatc
 
 def test_resolve_config_path_then_the_default() -> None:
     assert resolve_config_path(None) == DEFAULT_CONFIG_PATH == Path("config/feeds.yaml")
+
+
+def test_a_retired_clustering_key_still_loads_with_a_warning(tmp_path: Path) -> None:
+    # issue 15: lead_threshold no longer does anything; configs that set it must load,
+    # and check-config (like run and refresh) says it can go
+    from aggregator.cli.common import config_warnings
+
+    path = tmp_path / "feeds.yaml"
+    path.write_text("settings:\n  clustering:\n    lead_threshold: 0.3\nfeeds: []\n")
+    config = load_config(path)
+    assert config.settings.clustering.lead_threshold == 0.3
+    assert any("clustering.lead_threshold: no longer used" in w for w in config_warnings(config))
+    path.write_text("feeds: []\n")
+    assert not any("lead_threshold" in w for w in config_warnings(load_config(path)))

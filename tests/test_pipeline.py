@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,6 +101,28 @@ def test_refreshing_twice_stores_nothing_twice(site: DemoSite, tmp_path: Path, r
     assert [outcome.status for outcome in second] == ["not-modified"] * 4
     assert storage.counts() == counts
     assert not any(path.endswith(".html") for path in site.hits)  # no page fetched again
+
+
+def test_a_refresh_that_brings_articles_ends_with_a_refinement(
+    site: DemoSite, tmp_path: Path, refresh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue 15: the open stories are clustered again once the refresh's articles are in
+    from aggregator.pipeline import refine as pipeline
+
+    calls: list[int] = []
+
+    def counting(storage: Storage, now: datetime, settings: Any) -> object:
+        plan = real(storage, now, settings)
+        calls.append(storage.counts()["articles"])
+        return plan
+
+    real = pipeline.refine_open_stories
+    monkeypatch.setattr(pipeline, "refine_open_stories", counting)
+    config = make_config(site, tmp_path)
+    refresh(config)
+    assert calls == [19]  # once, after all four feeds were stored
+    refresh(config)  # nothing new: nothing to refine
+    assert calls == [19]
 
 
 def test_a_changed_feed_body_only_adds_the_new_entries(

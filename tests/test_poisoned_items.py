@@ -127,7 +127,11 @@ def test_end_to_end_one_poisoned_item_does_not_cost_the_feed(
     json_body = _json_feed(
         [
             {"id": "j1", "title": "Bad \ud800", "content_text": "Drone \ud800 trial flown."},
-            {"id": "j2", "title": "Patrol boat ordered", "content_text": "Four boats ordered."},
+            {
+                "id": "j2",
+                "title": "Patrol boat commissioned",
+                "content_text": "Four hulls entered service.",
+            },
         ]
     )
     with Site() as site:
@@ -143,6 +147,8 @@ def test_end_to_end_one_poisoned_item_does_not_cost_the_feed(
     assert [outcome.status for outcome in refreshed.outcomes] == ["ok", "ok"]
     assert len(refreshed.articles) == 5
     titles = {item["title"] for item in json.loads(refreshed.rendered["json"])["items"]}
-    assert {"Frigate sails", "Tanker delivered", "Patrol boat ordered"} <= titles
+    # (no word in common with the radar item: two one-line items sharing "ordered" are
+    # near enough, in a five-article database, for the refinement to group them)
+    assert {"Frigate sails", "Tanker delivered", "Patrol boat commissioned"} <= titles
     assert {"Radar \ufffd\ufffd ordered", "Bad \ufffd"} <= titles
     assert f"{site.base_url}/rss.xml: replaced 4 references" in caplog.text

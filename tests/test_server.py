@@ -369,7 +369,8 @@ def test_story_reading_view_beside_its_json(client) -> None:
         "id", "story_id", "title", "url", "date_published", "date_modified", "aliases", "sources"
     ]  # fmt: skip
     # A merged id answers 301 to the survivor's view; an unknown id 404, as HTML.
-    survivor = merge_by_admin(storage, "story-a", "story-c", NOW)
+    with storage.transaction():
+        survivor = merge_by_admin(storage, "story-a", "story-c", NOW)
     gone = "story-c" if survivor == "story-a" else "story-a"
     moved = test_client.get(f"/stories/{gone}.html", follow_redirects=False)
     assert moved.status_code == 301 and moved.headers["location"] == f"/stories/{survivor}.html"

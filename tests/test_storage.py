@@ -445,8 +445,40 @@ def test_migration_8_stems_an_existing_search_index(tmp_path: Path) -> None:
             return int(older.db.execute(sql, [f'"{word}"']).fetchone()[0])
 
         assert (matches("frigates"), matches("frigate")) == (1, 0)
-        assert older.migrate() == ["m008_stemmed_search"]
+        assert older.migrate()[0] == "m008_stemmed_search"
         assert (matches("frigates"), matches("frigate"), matches("launch")) == (1, 1, 1)
         older.db.execute("INSERT INTO article_search (article_search) VALUES ('integrity-check')")
+    finally:
+        older.close()
+
+
+def test_migration_9_unties_related_reports_and_drops_the_old_centroids(tmp_path: Path) -> None:
+    # Issue 15: m004 marked related coverage as a copy of what it matched, which would
+    # tie those reports together in every refinement; old centroids meant something else.
+    older = Storage.open(tmp_path / "old.db", migrate=False)
+    try:
+        from aggregator.storage.migrations import migrations
+
+        migrations.apply(older.db, stop_before="m009_refinement")
+        older.sync_feeds([WIRE], NOW)
+        older.db.execute(
+            "INSERT INTO stories (id, created_at, published_at, updated_at, centroid_norm)"
+            " VALUES ('s1', ?, ?, ?, 2.5)",
+            [NOW.isoformat()] * 3,
+        )
+        older.db.execute("INSERT INTO story_terms VALUES ('s1', 'frigate', 1.0)")
+        for key, method, copy_of in (("a", "new", None), ("b", "related", 1), ("c", "url", 1)):
+            older.db.execute(
+                "INSERT INTO articles (feed_id, entry_key, url, canonical_url, title, text,"
+                " fetched_at, extraction_status, story_id, method, copy_of)"
+                " VALUES (1, ?, ?, ?, 't', 'x', ?, 'extracted', 's1', ?, ?)",
+                [key, f"https://w.test/{key}", f"https://w.test/{key}", NOW.isoformat(),
+                 method, copy_of],
+            )  # fmt: skip
+        assert older.migrate() == ["m009_refinement"]
+        copies = dict(older.db.execute("SELECT entry_key, copy_of FROM articles").fetchall())
+        assert copies == {"a": None, "b": None, "c": 1}
+        assert older.db.execute("SELECT count(*) FROM story_terms").fetchone()[0] == 0
+        assert older.db.execute("SELECT centroid_norm FROM stories").fetchone()[0] == 0
     finally:
         older.close()

@@ -47,6 +47,11 @@ def config_warnings(config: Config) -> list[str]:
             f" in the User-Agent ({settings.effective_user_agent}); set it to your site or a"
             " mailto: address"
         )
+    if "lead_threshold" in settings.clustering.model_fields_set:
+        warnings.append(
+            f"{config.path}: settings.clustering.lead_threshold: no longer used (the"
+            " refinement after each refresh weighs all of a story's reports); remove it"
+        )
     if not settings.public_url and (settings.output_dir or settings.websub_hub):
         warnings.append(
             f"{config.path}: settings.public_url: not set: the files in output_dir and WebSub"

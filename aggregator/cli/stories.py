@@ -61,8 +61,10 @@ def explain_story(storage: Storage, story_id: str) -> str:
     aliases = storage.story_aliases(live)
     if aliases:
         lines.append(f"  aliases: {', '.join(aliases)}")
+    moves = storage.article_moves([member["id"] for member in members])
     for member in members:
         lines.append(_explain_member(member, relations[member["id"]]))
+        lines += [_explain_move(move) for move in moves.get(member["id"], [])]
     return "\n".join(lines)
 
 
@@ -73,7 +75,20 @@ _METHODS = {
     "near-duplicate": "near-duplicate body of article #{matched} (similarity {score})",
     "related": "related coverage of the same event (similarity {score} to the story)",
     "manual": "split out by an admin",
+    "refined": "moved here by the refinement after a refresh (average similarity {score}"
+    " to the story's other reports)",
 }
+_MOVES = {
+    "refined": "by the refinement (average similarity {score} to its new story's reports)",
+    "split": "split out by an admin",
+    "merge": "its story was merged by an admin",
+}
+
+
+def _explain_move(move: dict[str, Any]) -> str:
+    why = _MOVES.get(move["kind"], move["kind"]).format(score=move["score"])
+    source = move["from_story"] or "?"
+    return f"      moved {move['moved_at']}: {source} -> {move['to_story']}, {why}"
 
 
 def _explain_member(member: dict[str, Any], relation: str) -> str:

@@ -1,15 +1,18 @@
 """Related coverage: different outlets' own reports of one event. Pure functions, no IO.
 
 An article is a bag of weighted terms from its title, lead and body. Capitalised words
-(actors, places, ships, systems) and the title count for more, because they are what
-tells one event from another of the same kind. Terms are weighted by IDF, mixing the
-document frequencies kept in the database with a background prior from general
-English (wordfreq), so a young database does not treat "navy" as rare. A new article
-is compared (cosine) with the centroid of each candidate story found through the
-inverted index; the defaults were chosen on the ECB+ train topics (bench/cluster_eval.py).
-Figures (numbers: tolls, ages, sums, scores, years) then adjust the score: two reports
-of one event quote the same ones, two events of the same kind (two earthquakes, two
-coaches fired) the same names but different ones.
+(actors, places, ships, systems) and figures (tolls, ages, sums, hull numbers) count
+for more, because they are what tells one event from another of the same kind. Terms
+are weighted by how distinctive they are in this stream (``idf_table``): a name in
+every second article ("Trump", "Pentagon") says little, whatever its rarity in
+general English. Each article is a unit vector; a story keeps the sum of its reports'
+vectors, and an article fits a story by its *average* similarity to the story's
+reports (the sum's dot product over the number of reports), so a story that grew
+loose does not attract more, and one member alone cannot pull an article in. Copies
+add nothing (one report, republished). Online placement only joins or starts a story;
+stories merge and split in the refinement after each refresh (refine.py, reconcile.py),
+on the evidence of all their reports. The defaults were fitted on the ECB+ and GVC
+train sets (bench/cluster_fit.py; bench/cluster_eval.py reports every set).
 """
 
 from __future__ import annotations
@@ -29,26 +32,20 @@ RELATED = "related"
 
 TITLE_WEIGHT = 2.0
 LEAD_WEIGHT = 1.5
-BODY_WEIGHT = 0.5
+BODY_WEIGHT = 1.0
 LEAD_WORDS = 60
 CAPITALISED_BOOST = 3.0
-PRIOR_SHARE = 0.5  # weight of the background prior in the IDF mix
+FIGURE_BOOST = 3.0  # numbers count like names: both are an event's specifics
+# Term weights come from the stream's own document frequencies; general English's word
+# frequencies (wordfreq) stand in for PRIOR_DOCUMENTS documents, for a young database.
+PRIOR_DOCUMENTS = 20
+BACKGROUND_WORDS = 300  # a typical article's length, to turn word into document shares
 QUERY_TERMS = 15  # distinctive terms of a new article used to look up candidates
 MIN_LOOKUP_DF = 50  # terms in at most this many documents are always looked up ...
 MAX_LOOKUP_DF_SHARE = 0.002  # ... and, in a big corpus, those in at most this share
 STORY_KEY_TERMS = 40  # distinctive terms of a story kept in the inverted index
 SCORED_TERMS = 100  # an article's heaviest terms scored against each candidate story
-STORY_PROFILE_TERMS = 200  # terms kept per story centroid
-# Figures: the score gains FIGURE_WEIGHT x the cosine of the article's figures with the
-# story's, less FIGURE_CONFLICT, when both quote any. A logistic regression over (text
-# cosine, figures cosine, both quote figures) fitted on the ECB+ train topics gave these
-# in cosine units (``python -m bench.cluster_fit`` refits and prints them).
-FIGURE_WEIGHT = 0.47
-FIGURE_CONFLICT = 0.11
-FIGURE_FLOOR = 0.15  # figures only adjust a text similarity at least this high
-# When an article joins a story, single-report stories at least this related to the
-# article are checked again: the grown story may now fit them (pipeline/stories.py).
-NEARBY_FLOOR = 0.15
+STORY_PROFILE_TERMS = 200  # terms kept per story (of the sum of its reports' vectors)
 
 _TERM = re.compile(r"[^\W\d_][\w'’-]*|\d+(?:[.,]\d+)*", re.UNICODE)
 _STOPWORDS = frozenset(
@@ -68,20 +65,12 @@ class Placement:
     """Where a new article's related coverage puts it."""
 
     story_id: str | None  # None: no open story is about the same event
-    score: float
-    also: tuple[tuple[str, float], ...] = ()  # other stories above the merge threshold
-    nearby: tuple[str, ...] = ()  # the other stories at least NEARBY_FLOOR related
+    score: float  # the article's average similarity to the best story's reports
 
 
 def event_terms(title: str, text: str) -> dict[str, float]:
     """Field-weighted, sublinear term frequencies of an article (no IDF yet)."""
     return _weighted_terms(_fields(title, text))
-
-
-def lead_terms(title: str, text: str) -> dict[str, float]:
-    """The same, over the title and lead only: what the report opens with, i.e. what it
-    is about. A subset of ``event_terms``' terms."""
-    return _weighted_terms(_fields(title, text)[:2])
 
 
 def _fields(title: str, text: str) -> list[tuple[str, float]]:
@@ -99,9 +88,14 @@ def _weighted_terms(fields: list[tuple[str, float]]) -> dict[str, float]:
     counts: dict[str, float] = {}
     for part, weight in fields:
         for term, capitalised in _terms(part):
-            boost = CAPITALISED_BOOST if capitalised else 1.0
-            counts[term] = counts.get(term, 0.0) + weight * boost
+            counts[term] = counts.get(term, 0.0) + weight * _boost(term, capitalised)
     return {term: 1.0 + math.log(value) if value > 1 else value for term, value in counts.items()}
+
+
+def _boost(term: str, capitalised: bool) -> float:
+    if is_figure(term):
+        return FIGURE_BOOST
+    return CAPITALISED_BOOST if capitalised else 1.0
 
 
 def _terms(text: str) -> list[tuple[str, bool]]:
@@ -113,50 +107,52 @@ def _terms(text: str) -> list[tuple[str, bool]]:
     return found
 
 
+def is_figure(term: str) -> bool:
+    """A number term: the only terms that start with a digit (see ``_TERM``)."""
+    return "0" <= term[:1] <= "9"
+
+
 @functools.lru_cache(maxsize=200_000)
-def background_idf(term: str) -> float:
-    """How rare a word is in general English: 7.5 minus its Zipf frequency (0 for a
-    word wordfreq never saw: names, places), floored at 0.5 for the commonest words."""
-    return max(0.5, 7.5 - zipf_frequency(term, "en"))
+def background_share(term: str) -> float:
+    """The share of general-English articles of BACKGROUND_WORDS words that would hold
+    ``term``, from its word frequency (wordfreq's Zipf value: log10 of uses per
+    billion words); about 0 for a word wordfreq never saw (most names)."""
+    per_word = 10 ** (zipf_frequency(term, "en") - 9)
+    return 1.0 - math.exp(-per_word * BACKGROUND_WORDS)
 
 
 def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> dict[str, float]:
-    """The IDF of each term: a mix of the corpus IDF (smoothed) and the term's
-    general-English rarity, computed once per article (hot loops only look it up)."""
-    corpus_share = 1.0 - PRIOR_SHARE
-    base = math.log(documents + 1) + 1.0
+    """How distinctive each term is in this stream: log(N / df) over the documents
+    counted so far, where general English's rarity enters only as PRIOR_DOCUMENTS
+    imagined documents (so a young database does not treat "navy" as rare, and a big
+    one weighs "Trump" by how often *its* articles name him, not English at large). A
+    term in every document weighs about 0: it tells no story from another. Computed
+    once per article (hot loops only look it up)."""
+    total = documents + PRIOR_DOCUMENTS + 1.0
     return {
-        term: PRIOR_SHARE * background_idf(term)
-        + corpus_share * (base - math.log(df.get(term, 0) + 1))
+        term: math.log(total / (df.get(term, 0) + PRIOR_DOCUMENTS * background_share(term) + 0.5))
         for term in terms
     }
 
 
 @dataclass(frozen=True)
 class TermStats:
-    """An article's TF-IDF vector with the corpus statistics it was weighed by: what
-    placing the article needs, carried as one value."""
+    """An article's weighted terms with the corpus statistics they were weighed by:
+    what placing the article needs, carried as one value."""
 
     vector: dict[str, float]  # unit length
-    idf_of: dict[str, float]  # the IDF of each of its terms
-    df: dict[str, int]  # their document frequencies
+    df: dict[str, int]  # the document frequencies of its terms
     documents: int  # documents counted so far
 
 
 def term_stats(terms: Mapping[str, float], df: dict[str, int], documents: int) -> TermStats:
-    """Weigh an article's ``event_terms`` by the corpus frequencies of its terms."""
-    idf_of = idf_table(terms, df, documents)
-    return TermStats(weigh(terms, idf_of), idf_of, df, documents)
+    """Weigh an article's ``event_terms`` by the stream's frequencies of its terms."""
+    return TermStats(weigh(terms, idf_table(terms, df, documents)), df, documents)
 
 
 def weigh(terms: Mapping[str, float], idf_of: Mapping[str, float]) -> dict[str, float]:
     """TF-IDF vector of ``terms``, scaled to unit length."""
     return _unit({term: value * idf_of[term] for term, value in terms.items()})
-
-
-def normalized(terms: Mapping[str, float]) -> dict[str, float]:
-    """Term frequencies scaled to unit length: what one article adds to a story centroid."""
-    return _unit(dict(terms))
 
 
 def _unit(vector: dict[str, float]) -> dict[str, float]:
@@ -184,135 +180,44 @@ def _heaviest_first(item: tuple[str, float]) -> tuple[float, str]:
     return -item[1], item[0]
 
 
-def is_figure(term: str) -> bool:
-    """A number term: the only terms that start with a digit (see ``_TERM``)."""
-    return "0" <= term[:1] <= "9"
-
-
-def centroid_norm(centroid: Mapping[str, float], idf_of: Mapping[str, float]) -> float:
-    """Length of a centroid once weighted by IDF (stored with the story)."""
-    return math.sqrt(sum((weight * idf_of[term]) ** 2 for term, weight in centroid.items()))
-
-
-def story_similarity(
-    article: Mapping[str, float], profile: StoryProfile, idf_of: Mapping[str, float]
-) -> float:
-    """Cosine between an article's TF-IDF vector and a story's IDF-weighted centroid."""
-    if profile.norm <= 0:
+def story_fit(article: Mapping[str, float], profile: StoryProfile) -> float:
+    """The article's average cosine with the story's reports (all unit vectors): the
+    dot product with their sum, over their number."""
+    if profile.reports <= 0:
         return 0.0
-    # ``shared`` (from storage) holds only the article's terms that the centroid has,
-    # fewer than the article's: the dot product's non-zero part
-    dot = sum(
-        value * weight * idf_of[term]
-        for term, weight in profile.shared.items()
-        if (value := article.get(term))
-    )
-    return dot / profile.norm
-
-
-def article_figures(article: Mapping[str, float]) -> dict[str, float]:
-    """The article's figures (its number terms) scaled to unit length."""
-    return _unit({term: value for term, value in article.items() if is_figure(term)})
-
-
-def figures_similarity(
-    figures: Mapping[str, float], profile: StoryProfile, idf_of: Mapping[str, float]
-) -> float | None:
-    """Cosine between an article's figures and the story's (IDF-weighted); None when
-    either quotes none. ``idf_of`` must cover the story's figures too."""
-    theirs = {term: weight * idf_of[term] for term, weight in profile.figures.items()}
-    norm = math.sqrt(sum(value * value for value in theirs.values()))
-    if not figures or not norm:
-        return None
-    return sum(value * theirs.get(term, 0.0) for term, value in figures.items()) / norm
-
-
-def relatedness_features(
-    article: Mapping[str, float],
-    figures: Mapping[str, float],
-    profile: StoryProfile,
-    idf_of: Mapping[str, float],
-) -> tuple[float, float, float]:
-    """(text cosine, figures cosine or 0, 1 if both quote figures else 0): what the
-    score combines, and what bench/cluster_fit.py fits the weights on."""
-    shared = figures_similarity(figures, profile, idf_of)
-    text = story_similarity(article, profile, idf_of)
-    return text, shared or 0.0, 0.0 if shared is None else 1.0
-
-
-def relatedness(
-    article: Mapping[str, float],
-    figures: Mapping[str, float],
-    profile: StoryProfile,
-    idf_of: Mapping[str, float],
-) -> float:
-    """How surely the article reports the story's event: the text cosine, adjusted by
-    the figures both quote. They move it at most halfway to 1, so that a threshold
-    near 1 still asks for near-identical text."""
-    text, shared, both = relatedness_features(article, figures, profile, idf_of)
-    if text < FIGURE_FLOOR or not both:
-        return text
-    return min((1.0 + text) / 2, text + FIGURE_WEIGHT * shared - FIGURE_CONFLICT)
+    dot = sum(value * article.get(term, 0.0) for term, value in profile.shared.items())
+    return dot / profile.reports
 
 
 def place_article(
-    article: Mapping[str, float],
-    profiles: Mapping[str, StoryProfile],
-    idf_of: Mapping[str, float],
-    *,
-    join_threshold: float,
-    merge_threshold: float,
-    lead: Mapping[str, float] | None = None,
-    lead_threshold: float = 0.0,
+    article: Mapping[str, float], profiles: Mapping[str, StoryProfile], *, join_threshold: float
 ) -> Placement:
-    """Pick the open story most similar to the article, if similar enough.
-
-    With ``lead`` (the TF-IDF vector of the article's title and lead), a story must
-    also be ``lead_threshold`` similar to that alone: a report that opens with another
-    event and only recalls this one further down ("the second officer relieved this
-    week, after ...") shares the story's names without being about it. Other stories
-    that pass ``merge_threshold`` (and the lead's test) are reported in ``also``: the
-    article shows they are the same event, and the caller merges them.
-    """
-    figures = article_figures(article)
-    lead_figures = article_figures(lead) if lead is not None else {}
-
-    def about_it(profile: StoryProfile) -> bool:
-        if lead is None or lead_threshold <= 0:
-            return True
-        return relatedness(lead, lead_figures, profile, idf_of) >= lead_threshold
-
+    """The open story the article fits best on average, if at least ``join_threshold``
+    (the same level at which the refinement keeps two groups of reports together)."""
     scored = sorted(
-        ((relatedness(article, figures, profile, idf_of), story_id)
-         for story_id, profile in profiles.items()),
+        ((story_fit(article, profile), story_id) for story_id, profile in profiles.items()),
         key=lambda pair: (-pair[0], pair[1]),
-    )  # fmt: skip
-    related = [story for score, story in scored if score >= NEARBY_FLOOR]
-    scored = [
-        (score, story)
-        for score, story in scored
-        if score < join_threshold or about_it(profiles[story])
-    ]
+    )
     if not scored or scored[0][0] < join_threshold:
-        best = scored[0][0] if scored else 0.0
-        return Placement(None, round(best, 3))
-    (best_score, best_story), rest = scored[0], scored[1:]
-    also = tuple((story, round(score, 3)) for score, story in rest if score >= merge_threshold)
-    merging = {story for story, _ in also}
-    nearby = tuple(story for story in related if story != best_story and story not in merging)
-    return Placement(best_story, round(best_score, 3), also, nearby)
+        return Placement(None, round(scored[0][0], 3) if scored else 0.0)
+    return Placement(scored[0][1], round(scored[0][0], 3))
 
 
 def grown_centroid(centroid: Mapping[str, float], added: Mapping[str, float]) -> dict[str, float]:
-    """A story centroid with one more member's unit vector (or another centroid) added,
-    pruned to its heaviest terms."""
+    """A story's summed report vectors with one more report's unit vector (or another
+    story's sum) added, pruned to its heaviest terms."""
     grown = dict(centroid)
     for term, weight in added.items():
         grown[term] = grown.get(term, 0.0) + weight
     return dict(heapq.nsmallest(STORY_PROFILE_TERMS, grown.items(), key=_heaviest_first))
 
 
-def index_keys(centroid: Mapping[str, float], idf_of: Mapping[str, float]) -> list[str]:
-    """A story's most distinctive terms: its entries in the inverted index."""
-    weighted = {term: weight * idf_of[term] for term, weight in centroid.items()}
-    return top_terms(weighted, STORY_KEY_TERMS)
+def index_keys(centroid: Mapping[str, float]) -> list[str]:
+    """A story's most distinctive terms (its summed vectors are weighted already): its
+    entries in the inverted index."""
+    return top_terms(centroid, STORY_KEY_TERMS)
+
+
+def centroid_norm(centroid: Mapping[str, float]) -> float:
+    """Length of a story's summed report vectors (stored with the story)."""
+    return math.sqrt(sum(weight * weight for weight in centroid.values()))

@@ -42,6 +42,7 @@ from aggregator.pipeline.discover import discover_feed, should_discover
 from aggregator.pipeline.entries import SortedEntries, apply_edits, sort_entries
 from aggregator.pipeline.fetch_state import RefreshOutcome, record_failure, record_success
 from aggregator.pipeline.next_check import rss_ttl
+from aggregator.pipeline.refine import refine_window
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
         except DatabaseUnwritable:
             stage.shutdown(wait=False, cancel_futures=True)  # feeds not begun stay unfetched
             raise
+    if any(outcome.new_articles for outcome in outcomes) and not ctx.stop.is_set():
+        refine_window(ctx)  # the open stories again, on all their reports (issue 15)
     # Stored as they arrived; reported in the order asked for, as before.
     order = {source.url: index for index, source in enumerate(sources)}
     return sorted(outcomes, key=lambda outcome: order[outcome.url])

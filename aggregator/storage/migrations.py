@@ -255,3 +255,37 @@ def m008_stemmed_search(db: Database) -> None:
     assert plain in _ARTICLE_SEARCH[0]
     for statement in _ARTICLE_SEARCH:  # create, three triggers, rebuild from articles
         db.execute(statement.replace(plain, f"tokenize='{_STEMMED_TOKENIZER}'"))
+
+
+@migrations()
+def m009_refinement(db: Database) -> None:
+    """Story clustering by the refinement (issue 15).
+
+    * ``story_moves``: every move of an article between stories (the refinement, an
+      admin's split or merge), for ``stories --explain``.
+    * A story's stored terms are now the sum of its reports' weighted unit vectors, not
+      a centroid of plain term frequencies: the old ones are dropped (and their index
+      keys, so no new article is placed against them) and ``centroid_norm`` set to 0,
+      which tells the next refinement to rebuild the open stories' sums.
+    * m004 marked related coverage as copies (``copy_of``) in databases it upgraded:
+      only copies keep it, or the refinement would tie those reports together for ever.
+    """
+    _run(
+        db,
+        """
+        CREATE TABLE story_moves (
+            id INTEGER PRIMARY KEY,
+            article_id INTEGER NOT NULL,
+            from_story TEXT,
+            to_story TEXT NOT NULL,
+            kind TEXT NOT NULL,                   -- refined | split | merge
+            score REAL,                           -- refined: average similarity to the story
+            moved_at TEXT NOT NULL
+        );
+        CREATE INDEX story_moves_article ON story_moves (article_id);
+        DELETE FROM story_terms;
+        DELETE FROM story_keys;
+        UPDATE stories SET centroid_norm = 0;
+        UPDATE articles SET copy_of = NULL WHERE method = 'related';
+        """,
+    )

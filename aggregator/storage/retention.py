@@ -46,8 +46,8 @@ class RetentionStorage(SqlDoor):
         return [row["id"] for row in rows]
 
     def delete_stories(self, story_ids: Sequence[str]) -> int:
-        """Delete these stories, their articles (full text, LSH bands, the FTS rows via
-        its trigger), their centroids and index keys, the aliases that redirect to
+        """Delete these stories, their articles (full text, LSH bands, moves, the FTS rows
+        via its trigger), their centroids and index keys, the aliases that redirect to
         them and the admin overrides naming them. Returns the articles deleted.
         Call inside ``transaction()``."""
         if not story_ids:
@@ -61,11 +61,12 @@ class RetentionStorage(SqlDoor):
         ]
         every = [*ids, *aliases]
         marks = placeholders(every)
-        self.db.execute(
-            f"DELETE FROM article_bands WHERE article_id IN"
-            f" (SELECT id FROM articles WHERE story_id IN ({marks}))",
-            every,
-        )
+        for table in ("article_bands", "story_moves"):
+            self.db.execute(
+                f"DELETE FROM {table} WHERE article_id IN"
+                f" (SELECT id FROM articles WHERE story_id IN ({marks}))",
+                every,
+            )
         deleted = self.db.execute(f"DELETE FROM articles WHERE story_id IN ({marks})", every)
         for table in ("story_terms", "story_keys"):
             self.db.execute(f"DELETE FROM {table} WHERE story_id IN ({marks})", every)

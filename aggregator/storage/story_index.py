@@ -96,25 +96,19 @@ class StoryIndexStorage(SqlDoor):
     def story_profiles(
         self, story_ids: Sequence[str], terms: Sequence[str]
     ) -> dict[str, StoryProfile]:
-        """For each story: its centroid weights of ``terms``, its stored norm and the
-        weights of all its figures (number terms)."""
+        """For each story: its summed report vectors at ``terms`` and how many
+        independent reports (not copies) it holds."""
         if not story_ids:
             return {}
         rows = self._rows(
-            f"SELECT id, centroid_norm FROM stories WHERE id IN ({placeholders(story_ids)})",
+            f"""
+            SELECT s.id, (SELECT COUNT(*) FROM articles a
+                          WHERE a.story_id = s.id AND a.copy_of IS NULL) AS reports
+            FROM stories s WHERE s.id IN ({placeholders(story_ids)})
+            """,
             list(story_ids),
         )
         shared: dict[str, dict[str, float]] = {row["id"]: {} for row in rows}
-        figures: dict[str, dict[str, float]] = {row["id"]: {} for row in rows}
-        # A range on the primary key's second column: terms starting with a digit.
-        cursor = self.db.conn.execute(
-            f"SELECT story_id, term, weight FROM story_terms"
-            f" WHERE story_id IN ({placeholders(story_ids)}) AND term >= '0' AND term < ':'",
-            list(story_ids),
-        )
-        for story_id, term, weight in cursor:
-            if story_id in figures:
-                figures[story_id][term] = weight
         for start in range(0, len(terms), 500):
             chunk = list(terms[start : start + 500])
             cursor = self.db.conn.execute(
@@ -125,10 +119,7 @@ class StoryIndexStorage(SqlDoor):
             )
             for story_id, term, weight in cursor:
                 shared[story_id][term] = weight
-        return {
-            row["id"]: StoryProfile(shared[row["id"]], row["centroid_norm"], figures[row["id"]])
-            for row in rows
-        }
+        return {row["id"]: StoryProfile(shared[row["id"]], row["reports"]) for row in rows}
 
     def story_centroid(self, story_id: str) -> tuple[dict[str, float], dict[str, int]]:
         """A story's whole centroid, with the document frequency of each of its terms."""
@@ -159,6 +150,97 @@ class StoryIndexStorage(SqlDoor):
             [(term, story_id) for term in keys],
         )
         self.db.execute("UPDATE stories SET centroid_norm = ? WHERE id = ?", [norm, story_id])
+
+    # -- refinement of the open window -----------------------------------------------
+
+    def open_story_reports(self, *, since: datetime, first_since: datetime) -> list[dict[str, Any]]:
+        """Every article of the open stories (as ``open_story_candidates`` defines them),
+        in arrival order, with its copy group (``unit``: the group's first article), its
+        story's creation time and whether the story's summed vectors are stored
+        (``centroid_norm`` 0: not yet, or dropped by a migration)."""
+        return self._rows(
+            """
+            SELECT a.id, a.story_id, COALESCE(a.copy_of, a.id) AS unit, a.title, a.text,
+                   a.canonical_url, s.created_at, s.centroid_norm
+            FROM articles a JOIN stories s ON s.id = a.story_id
+            WHERE s.merged_into IS NULL AND s.last_member_at >= ? AND s.published_at >= ?
+            ORDER BY a.id
+            """,
+            [iso(since), iso(first_since)],
+        )
+
+    def split_overrides(self) -> list[tuple[str, str]]:
+        """(canonical URL, live story it was split out of) for every admin split."""
+        rows = self._rows(
+            "SELECT o.article_url, COALESCE(s.merged_into, s.id) AS story_id"
+            " FROM story_overrides o JOIN stories s ON s.id = o.story_id WHERE o.action = 'split'"
+        )
+        return [(row["article_url"], row["story_id"]) for row in rows]
+
+    def admin_merged_stories(self) -> set[str]:
+        """Live stories that an admin merged something into."""
+        rows = self._rows(
+            "SELECT COALESCE(s.merged_into, s.id) AS story_id FROM story_overrides o"
+            " JOIN stories s ON s.id = o.target_story_id WHERE o.action = 'merge'"
+        )
+        return {row["story_id"] for row in rows}
+
+    def create_refined_story(self, story_id: str, now: datetime) -> None:
+        """An empty story for a group the refinement found; ``refresh_story`` dates it
+        once its articles have moved in."""
+        self.db.execute(
+            "INSERT INTO stories (id, created_at, published_at, updated_at) VALUES (?, ?, ?, ?)",
+            [story_id, iso(now), iso(now), iso(now)],
+        )
+
+    def move_articles(self, article_ids: Sequence[int], story_id: str) -> None:
+        """Put articles into another story (the refinement moved their report)."""
+        for start in range(0, len(article_ids), 500):
+            chunk = list(article_ids[start : start + 500])
+            self.db.execute(
+                f"UPDATE articles SET story_id = ? WHERE id IN ({placeholders(chunk)})",
+                [story_id, *chunk],
+            )
+
+    def mark_refined(self, article_id: int, score: float | None) -> None:
+        """Record that the refinement moved an independent report (for --explain)."""
+        self.db.execute(
+            "UPDATE articles SET method = 'refined', score = ? WHERE id = ?", [score, article_id]
+        )
+
+    def record_moves(
+        self,
+        article_ids: Sequence[int],
+        from_story: str | None,
+        to_story: str,
+        kind: str,
+        now: datetime,
+        score: float | None = None,
+    ) -> None:
+        """Log that these articles moved between stories (``kind``: refined, split or
+        merge), for ``stories --explain``."""
+        self.db.conn.executemany(
+            "INSERT INTO story_moves (article_id, from_story, to_story, kind, score, moved_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(article, from_story, to_story, kind, score, iso(now)) for article in article_ids],
+        )
+
+    def article_moves(self, article_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """Each article's moves between stories, oldest first."""
+        moves: dict[int, list[dict[str, Any]]] = {}
+        for start in range(0, len(article_ids), 500):
+            chunk = list(article_ids[start : start + 500])
+            for row in self._rows(
+                f"SELECT article_id, from_story, to_story, kind, score, moved_at"
+                f" FROM story_moves WHERE article_id IN ({placeholders(chunk)}) ORDER BY id",
+                chunk,
+            ):
+                moves.setdefault(row["article_id"], []).append(row)
+        return moves
+
+    def story_article_ids(self, story_id: str) -> list[int]:
+        rows = self._rows("SELECT id FROM articles WHERE story_id = ? ORDER BY id", [story_id])
+        return [row["id"] for row in rows]
 
     # -- merges, aliases, overrides ----------------------------------------------------
 
@@ -300,19 +382,16 @@ class StoryIndexStorage(SqlDoor):
         )
         return rows[0]["story_id"] if rows else None
 
-    def single_report_stories(self, story_ids: Sequence[str]) -> list[str]:
-        """Those of ``story_ids`` that hold exactly one article."""
-        if not story_ids:
-            return []
-        rows = self._rows(
-            f"SELECT story_id FROM articles WHERE story_id IN ({placeholders(story_ids)})"
-            " GROUP BY story_id HAVING COUNT(*) = 1 ORDER BY story_id",
-            list(story_ids),
-        )
-        return [row["story_id"] for row in rows]
-
     def story_member_texts(self, story_id: str) -> list[tuple[str, str]]:
         rows = self._rows("SELECT title, text FROM articles WHERE story_id = ?", [story_id])
+        return [(row["title"], row["text"]) for row in rows]
+
+    def story_report_texts(self, story_id: str) -> list[tuple[str, str]]:
+        """Title and text of a story's independent reports (copies left out)."""
+        rows = self._rows(
+            "SELECT title, text FROM articles WHERE story_id = ? AND copy_of IS NULL ORDER BY id",
+            [story_id],
+        )
         return [(row["title"], row["text"]) for row in rows]
 
     def story_urls(self, story_id: str) -> set[str]:

@@ -1,0 +1,215 @@
+"""Refinement of the open window: batch average link over the stream's own weights.
+
+Online placement decides for one article at a time and can never take a decision back;
+after each refresh, the reports of the open stories are clustered again all at once:
+
+1. every report is a unit vector of its terms weighted by the stream's document
+   frequencies (``events.idf_table``); copies of one article (same URL, guid or
+   near-duplicate body) are one unit, and so is what an admin merged;
+2. ``similarity_edges``: the cosine of every pair of reports that share one of their
+   distinctive terms (an inverted index, as for online candidates; pairs sharing none
+   count as 0), kept when at least ``floor``;
+3. ``average_link``: agglomerative clustering that merges the two groups whose reports
+   are most similar on average, while that average is at least the threshold. A group
+   joins another only on the evidence of all their pairs, so no single article can
+   chain two events together (single link's failure), and a report that fits a story
+   only through one member stays out. Pairs an admin split apart never merge.
+
+Reconciling the result with the stories as they stand (ids, aliases, moves) is
+``reconcile.py``. Pure functions over plain data, no I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from aggregator.cluster import events as clusterer
+
+# Terms of a report used to find the reports it is compared with: its heaviest terms
+# found in at most max(KEY_MIN_DF, KEY_DF_SHARE x reports) reports (the rest are
+# compared only through them: a pair sharing no distinctive term scores 0).
+KEY_TERMS = 20
+KEY_MIN_DF = 50
+KEY_DF_SHARE = 0.01
+EDGE_FLOOR = 0.05  # pair similarities below this count as 0 (they barely move an average)
+CANDIDATE_FLOOR = 0.02  # a pair whose distinctive terms give less is not worth a cosine
+
+
+def similarity_edges(
+    vectors: Sequence[Mapping[str, float]], *, floor: float = EDGE_FLOOR
+) -> list[tuple[int, int, float]]:
+    """(i, j, cosine) for i < j, every pair of ``vectors`` (unit length) whose cosine is
+    at least ``floor`` and whose distinctive terms already show it likely
+    (``_candidate_pairs``); the cosine itself is exact."""
+    vocabulary: dict[str, int] = {}
+    rows = [_row(vector, vocabulary) for vector in vectors]
+    later_of = _candidate_pairs(rows, _postings(rows, len(vocabulary)), len(vectors))
+    scratch = np.zeros(len(vocabulary))
+    edges: list[tuple[int, int, float]] = []
+    for i, later in later_of.items():
+        terms, weights = rows[i]
+        scratch[terms] = weights
+        lengths = np.array([len(rows[j][0]) for j in later])
+        gathered = np.concatenate([scratch[rows[j][0]] * rows[j][1] for j in later])
+        sims = np.add.reduceat(gathered, np.concatenate(([0], np.cumsum(lengths)[:-1])))
+        scratch[terms] = 0.0
+        keep = sims >= floor
+        edges += zip([i] * int(keep.sum()), later[keep].tolist(), sims[keep].tolist(), strict=True)
+    return edges
+
+
+Postings = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _candidate_pairs(
+    rows: Sequence[tuple[np.ndarray, np.ndarray]], postings: Postings, count: int
+) -> dict[int, np.ndarray]:
+    """For each row i, the rows j > i worth an exact cosine: those whose dot product
+    with row i over row i's distinctive terms (its KEY_TERMS heaviest found in at most
+    max(KEY_MIN_DF, KEY_DF_SHARE x rows) rows), or row i's with theirs, reaches
+    CANDIDATE_FLOOR. Found from both sides, so the result does not depend on the order
+    of rows; a cosine is computed only where a distinctive term makes it likely."""
+    most = max(KEY_MIN_DF, int(count * KEY_DF_SHARE))
+    df = np.array([len(holders) for holders, _ in postings], dtype=np.int64)
+    codes = []
+    for i, (terms, weights) in enumerate(rows):
+        order = np.argsort(-weights, kind="stable")
+        ranked, ranked_weights = terms[order], weights[order]
+        rare = df[ranked] <= most
+        keys, key_weights = ranked[rare][:KEY_TERMS].tolist(), ranked_weights[rare][:KEY_TERMS]
+        if not keys:
+            continue
+        holders = np.concatenate([postings[t][0] for t in keys])
+        products = np.concatenate(
+            [postings[t][1] * weight for t, weight in zip(keys, key_weights.tolist(), strict=True)]
+        )
+        partners, slot = np.unique(holders, return_inverse=True)
+        partial = np.bincount(slot, weights=products)
+        chosen = partners[(partial >= CANDIDATE_FLOOR) & (partners != i)]
+        codes.append(np.minimum(chosen, i) * count + np.maximum(chosen, i))
+    unique = np.unique(np.concatenate(codes)) if codes else np.empty(0, dtype=np.int64)
+    if not len(unique):
+        return {}
+    firsts, seconds = unique // count, unique % count
+    bounds = np.flatnonzero(np.diff(firsts)) + 1
+    return {
+        int(first[0]): second
+        for first, second in zip(np.split(firsts, bounds), np.split(seconds, bounds), strict=True)
+    }
+
+
+def _row(vector: Mapping[str, float], vocabulary: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    terms = np.fromiter(
+        (vocabulary.setdefault(term, len(vocabulary)) for term in vector), dtype=np.int64
+    )
+    return terms, np.fromiter(vector.values(), dtype=float, count=len(vector))
+
+
+def _postings(rows: Sequence[tuple[np.ndarray, np.ndarray]], size: int) -> Postings:
+    """For each term id, the rows holding it (ascending) and its weight in each."""
+    if not rows:
+        return []
+    terms = np.concatenate([terms for terms, _ in rows])
+    weights = np.concatenate([weights for _, weights in rows])
+    owners = np.concatenate([np.full(len(t), i) for i, (t, _) in enumerate(rows)])
+    order = np.argsort(terms, kind="stable")
+    bounds = np.searchsorted(terms[order], np.arange(size + 1))
+    owners, weights = owners[order], weights[order]
+    return [
+        (owners[bounds[t] : bounds[t + 1]], weights[bounds[t] : bounds[t + 1]]) for t in range(size)
+    ]
+
+
+def average_link(
+    count: int,
+    edges: Iterable[tuple[int, int, float]],
+    threshold: float,
+    *,
+    together: Iterable[Sequence[int]] = (),
+    cannot_link: Iterable[tuple[int, int]] = (),
+) -> list[list[int]]:
+    """Average-link agglomerative clustering of ``count`` items over sparse similarities
+    (a missing pair counts as 0), stopped when no two groups average ``threshold``.
+    Each of ``together`` starts as one group (an admin merged them); groups holding
+    the two ends of a ``cannot_link`` pair never merge. Returns the groups, each
+    sorted, ordered by their first item."""
+    sums: list[dict[int, float]] = [{} for _ in range(count)]
+    for i, j, sim in edges:
+        if i != j:
+            sums[i][j] = sums[i].get(j, 0.0) + sim
+            sums[j][i] = sums[i][j]
+    size = [1] * count
+    members = [[i] for i in range(count)]
+    version = [0] * count
+    apart = _apart_sets(count, cannot_link)
+    for items in together:  # disjoint sets of items
+        for item in items[1:]:
+            _merge(items[0], item, sums, size, members, apart)
+    heap = [
+        (-total / (size[i] * size[j]), i, j, 0, 0)
+        for i in range(count)
+        for j, total in sums[i].items()
+        if i < j
+    ]
+    heapq.heapify(heap)
+    while heap:
+        negative, a, b, seen_a, seen_b = heapq.heappop(heap)
+        if -negative < threshold:
+            break
+        if version[a] != seen_a or version[b] != seen_b or not size[a] or not size[b]:
+            continue  # stale: a or b has merged since
+        if apart[a] & set(members[b]):
+            continue
+        a, b = (a, b) if len(sums[a]) >= len(sums[b]) else (b, a)
+        _merge(a, b, sums, size, members, apart)
+        version[a] += 1
+        for c, total in sums[a].items():
+            low, high = min(a, c), max(a, c)
+            heapq.heappush(
+                heap, (-total / (size[a] * size[c]), low, high, version[low], version[high])
+            )
+    return sorted((sorted(group) for group in members if group), key=lambda group: group[0])
+
+
+def _apart_sets(count: int, pairs: Iterable[tuple[int, int]]) -> list[set[int]]:
+    apart: list[set[int]] = [set() for _ in range(count)]
+    for i, j in pairs:
+        apart[i].add(j)
+        apart[j].add(i)
+    return apart
+
+
+def _merge(
+    a: int,
+    b: int,
+    sums: list[dict[int, float]],
+    size: list[int],
+    members: list[list[int]],
+    apart: list[set[int]],
+) -> None:
+    """Fold group b into group a: the sums of similarities to every other group add up."""
+    for c, total in sums[b].items():
+        del sums[c][b]
+        if c != a:
+            sums[a][c] = sums[a].get(c, 0.0) + total
+            sums[c][a] = sums[a][c]
+    sums[a].pop(b, None)
+    sums[b] = {}
+    size[a] += size[b]
+    size[b] = 0
+    members[a] += members[b]
+    members[b] = []
+    apart[a] |= apart[b]
+    apart[b] = set()
+
+
+def unit_vectors(
+    term_vectors: Sequence[Mapping[str, float]], df: Mapping[str, int], documents: int
+) -> list[dict[str, float]]:
+    """Each report's terms weighted by the stream's document frequencies, unit length."""
+    terms = {term for vector in term_vectors for term in vector}
+    idf_of = clusterer.idf_table(terms, df, documents)
+    return [clusterer.weigh(vector, idf_of) for vector in term_vectors]

@@ -1,0 +1,183 @@
+"""Refine the open window after a refresh: the refinement's edge between Storage and
+the pure cluster/refine.py and cluster/reconcile.py.
+
+The reports of every open story are clustered again all at once (average link over
+the stream's own term weights, cut at ``clustering.merge_threshold``), and the result
+reconciled with the stories as they stand: ids stay with most of their reports,
+split-off parts get new ids, absorbed ids become aliases. Admin decisions hold: an
+article split out of a story never goes back into it, and a story an admin merged
+stays whole. Call inside a transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aggregator.cluster import duplicates
+from aggregator.cluster import events as clusterer
+from aggregator.cluster import reconcile as cluster_reconcile
+from aggregator.cluster import refine as cluster_refine
+from aggregator.cluster.reconcile import Plan
+from aggregator.config import Settings
+from aggregator.errors import DatabaseUnwritable
+from aggregator.pipeline.context import PipelineContext
+from aggregator.pipeline.stories import save_profile
+from aggregator.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+def refine_window(ctx: PipelineContext) -> Plan | None:
+    """Cluster the open stories' reports again now that a refresh's articles are in:
+    one transaction, after the feeds' own. A failure leaves the stories as placed (and
+    the refresh stored): logged, never raised, but for an unwritable database."""
+    started = time.perf_counter()
+    try:
+        with ctx.storage.transaction():
+            plan = refine_open_stories(ctx.storage, ctx.clock(), ctx.config.settings)
+    except DatabaseUnwritable:
+        raise
+    except Exception:
+        log.exception("refining the open stories failed; they stay as placed until the next")
+        return None
+    log.info(
+        "refined the open stories in %.2f s: %d reports moved, %d stories merged, %d new",
+        time.perf_counter() - started, len(plan.moves), len(plan.aliases), len(plan.created),
+    )  # fmt: skip
+    return plan
+
+
+@dataclass(frozen=True)
+class Report:
+    """One independent report of an open story, with its copies (``articles``)."""
+
+    article_id: int  # the report itself (its copy group's first article)
+    story_id: str
+    title: str
+    text: str
+    canonical_url: str
+    articles: tuple[int, ...]
+
+
+def refine_open_stories(storage: Storage, now: datetime, settings: Settings) -> Plan:
+    """Cluster the open stories' reports again and move what fits elsewhere."""
+    window = settings.clustering
+    rows = storage.open_story_reports(since=now - window.window, first_since=now - window.max_age)
+    reports = _reports(rows)
+    terms = [clusterer.event_terms(report.title, report.text) for report in reports]
+    documents, df = storage.corpus_frequencies({term for vector in terms for term in vector})
+    vectors = cluster_refine.unit_vectors(terms, df, documents)
+    groups = cluster_refine.average_link(
+        len(reports),
+        cluster_refine.similarity_edges(vectors),
+        window.merge_threshold,
+        together=_kept_whole(storage, reports),
+        cannot_link=_kept_apart(storage, reports),
+    )
+    created = {row["story_id"]: row["created_at"] for row in rows}
+    plan = cluster_reconcile.reconcile(
+        [report.story_id for report in reports],
+        [len(report.articles) for report in reports],
+        groups,
+        created,
+        lambda group: duplicates.new_story_id("refined", f"{reports[group[0]].article_id}:{now}"),
+    )
+    unbuilt = {row["story_id"] for row in rows if not row["centroid_norm"]}
+    _apply(storage, plan, reports, vectors, groups, now, unbuilt)
+    return plan
+
+
+def _reports(rows: Sequence[dict[str, Any]]) -> list[Report]:
+    """Copies fold into the report they copy (rows come in arrival order)."""
+    articles: dict[int, list[int]] = defaultdict(list)
+    first: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        articles[row["unit"]].append(row["id"])
+        first.setdefault(row["unit"], row)
+    return [
+        Report(row["id"], row["story_id"], row["title"], row["text"], row["canonical_url"],
+               tuple(articles[unit]))
+        for unit, row in first.items()
+    ]  # fmt: skip
+
+
+def _kept_whole(storage: Storage, reports: Sequence[Report]) -> list[list[int]]:
+    """The reports of each story an admin merged: they stay one group."""
+    merged = storage.admin_merged_stories()
+    whole: dict[str, list[int]] = defaultdict(list)
+    for index, report in enumerate(reports):
+        if report.story_id in merged:
+            whole[report.story_id].append(index)
+    return [indices for indices in whole.values() if len(indices) > 1]
+
+
+def _kept_apart(storage: Storage, reports: Sequence[Report]) -> list[tuple[int, int]]:
+    """(an article an admin split out of a story, each report of that story)."""
+    index_of = {report.canonical_url: index for index, report in enumerate(reports)}
+    members: dict[str, list[int]] = defaultdict(list)
+    for index, report in enumerate(reports):
+        members[report.story_id].append(index)
+    return [
+        (index_of[url], other)
+        for url, story in storage.split_overrides()
+        if url in index_of
+        for other in members.get(story, [])
+        if other != index_of[url]
+    ]
+
+
+def _fit(unit: int, group: Sequence[int], vectors: Sequence[dict[str, float]]) -> float | None:
+    """A report's average similarity to the other reports of its group (None: alone)."""
+    others = [other for other in group if other != unit]
+    if not others:
+        return None
+    mine = vectors[unit]
+    total = sum(
+        sum(weight * vectors[other].get(term, 0.0) for term, weight in mine.items())
+        for other in others
+    )
+    return round(total / len(others), 3)
+
+
+def _apply(
+    storage: Storage,
+    plan: Plan,
+    reports: Sequence[Report],
+    vectors: Sequence[dict[str, float]],
+    groups: Sequence[Sequence[int]],
+    now: datetime,
+    unbuilt: set[str],
+) -> None:
+    for story_id in plan.created:
+        storage.create_refined_story(story_id, now)
+    group_of = {unit: group for group in groups for unit in group}
+    for move in plan.moves:
+        report = reports[move.unit]
+        fit = _fit(move.unit, group_of[move.unit], vectors)
+        storage.move_articles(report.articles, move.to_story)
+        storage.mark_refined(report.article_id, fit)
+        storage.record_moves(
+            report.articles, move.from_story, move.to_story, "refined", now, score=fit
+        )
+        log.info("refined: article %s moved from %s to %s", report.article_id,
+                 move.from_story, move.to_story)  # fmt: skip
+    for absorbed, survivor in plan.aliases.items():
+        storage.move_story_members(absorbed, survivor)
+    touched = {move.to_story for move in plan.moves} | {move.from_story for move in plan.moves}
+    for group in groups:
+        story_id = plan.story_of[group[0]]
+        # A story with no stored sum yet (a migration dropped the old centroids) gets
+        # one too, without its date moving: its members did not change.
+        if story_id in touched or story_id in unbuilt:
+            centroid: dict[str, float] = {}
+            for unit in group:
+                centroid = clusterer.grown_centroid(centroid, vectors[unit])
+            save_profile(storage, story_id, centroid)
+        if story_id in touched:
+            storage.refresh_story(story_id, now)
