@@ -224,3 +224,27 @@ def test_a_worker_heeds_sigterm_from_its_parent_only() -> None:
         wait_for(lambda: not alive(worker), timeout=30)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def test_workers_outlive_the_thread_that_started_them() -> None:
+    """The daemon starts its extraction workers from a refresh's page thread, which
+    ends with the refresh. The kernel's parent-death signal fires when that *thread*
+    ends; it must not kill the workers (it did whenever a library had started a
+    thread in the worker before its initializer ran: numpy's BLAS threads), or every
+    later refresh finds the pool broken and fails its feeds."""
+    from aggregator.extract.pool import ExtractionPool
+
+    results: list[object] = []
+    with ExtractionPool(1) as pool:
+
+        def extract_on_a_thread() -> None:
+            def extract() -> None:
+                results.extend(pool.extract_many([(ARTICLE, "http://audit.test/a")]))
+
+            thread = threading.Thread(target=extract)
+            thread.start()
+            thread.join()
+
+        extract_on_a_thread()  # starts the worker; the thread then ends
+        extract_on_a_thread()  # the same worker, from another thread
+    assert len(results) == 2 and all(article is not None for article in results)
