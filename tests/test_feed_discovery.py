@@ -12,12 +12,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from aggregator.publish.health import summarize_health
 from click.testing import CliRunner
 
 from aggregator.cli import cli
 from aggregator.models import FetchResult
 from aggregator.parse.discover import MAX_CANDIDATES, feed_candidates, looks_like_html
+from aggregator.publish.health import summarize_health
 from tests.loopback import Route, Site, refresh_once
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}
