@@ -33,7 +33,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 __all__ = ["spawning", "worker_initializer"]
 
@@ -42,7 +43,12 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # whether the parent *process* is gone too (the worker is reparented only then).
 _PARENT_DEATH_SIGNAL = signal.SIGUSR1
 _TAKEN = {signal.SIGTERM, _PARENT_DEATH_SIGNAL}
-_HELD_AT_SPAWN = {signal.SIGINT, signal.SIGTERM}
+# Held from the spawn on: threads that the worker's imports start before its
+# initializer runs (numpy's BLAS threads) inherit this mask, and a signal that one
+# thread leaves unblocked may be delivered to it. The parent-death signal fires each
+# time the thread that spawned the worker ends (a refresh's page thread), and its
+# default action kills the worker, which broke the pool for every later refresh.
+_HELD_AT_SPAWN = {signal.SIGINT, signal.SIGTERM, _PARENT_DEATH_SIGNAL}
 _POLL_SECONDS = 1.0
 
 
@@ -69,7 +75,8 @@ def worker_initializer(parent_pid: int, use_prctl: bool = True) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if not (use_prctl and _take_signals_on_a_thread(parent_pid)):
         if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # as by default
+            # as by default (both were held since the spawn)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, _PARENT_DEATH_SIGNAL})
         _watch_parent(parent_pid)
     if os.getppid() != parent_pid:  # the parent died before anything above was in place
         os._exit(0)
@@ -85,13 +92,24 @@ def _take_signals_on_a_thread(parent_pid: int) -> bool:
     except OSError:
         return False
     # Blocked here, so in every thread this worker starts: only sigwaitinfo takes them.
+    # (Threads started before this point hold them blocked since the spawn.) Should a
+    # thread that unblocked them get the parent-death signal anyway, it is handled,
+    # never the default action, which would end the worker.
     signal.pthread_sigmask(signal.SIG_BLOCK, _TAKEN)
     if libc.prctl(_PR_SET_PDEATHSIG, int(_PARENT_DEATH_SIGNAL), 0, 0, 0) != 0:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {_PARENT_DEATH_SIGNAL})
         return False
+    signal.signal(_PARENT_DEATH_SIGNAL, _exit_if_orphaned(parent_pid))
     name = "parent-signals"
     threading.Thread(target=_take_signals, args=(parent_pid,), name=name, daemon=True).start()
     return True
+
+
+def _exit_if_orphaned(parent_pid: int) -> Callable[[int, FrameType | None], None]:
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+    return handle
 
 
 def _take_signals(parent_pid: int) -> None:

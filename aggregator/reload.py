@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,9 @@ from aggregator.errors import AggregatorError, ConfigError
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 2.0  # seconds
+# A valid edit the database could not take (a full disk) is tried again this often,
+# without waiting for another save.
+APPLY_RETRY_SECONDS = 30.0
 
 # Settings the pipeline reads from the live config on every refresh.
 LIVE_SETTINGS = frozenset(
@@ -146,6 +150,7 @@ class ConfigWatcher:
         apply: Callable[[Config], list[str]],
         *,
         poll_interval: float = POLL_INTERVAL,
+        retry_after: float = APPLY_RETRY_SECONDS,
     ) -> None:
         self.path = config.path
         self.status = ConfigStatus(path=config.path, loaded_at=datetime.now(UTC))
@@ -156,6 +161,9 @@ class ConfigWatcher:
             self._mark = mark_of(self.path)
         self._unreadable: str | None = None  # what the last look could not read, and why
         self._reported = False  # ... and whether it has been reported
+        self._retry_after = retry_after
+        self._retry_at: float | None = None  # when to apply a failed edit again
+        self._apply_error: str | None = None  # why it failed (logged when it changes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="config-watcher", daemon=True)
 
@@ -182,11 +190,12 @@ class ConfigWatcher:
             return self._cannot_read(exc)
         came_back, self._unreadable = self._reported, None
         self._reported = False
-        if mark == self._mark and not came_back:
+        retry = self._retry_at is not None and time.monotonic() >= self._retry_at
+        if mark == self._mark and not (came_back or retry):
             return False
         unchanged = self._mark is not None and mark.digest == self._mark.digest
         self._mark = mark
-        if unchanged and not came_back:
+        if unchanged and not (came_back or retry):
             return False
         self._reload()  # back from unreadable: read in full, whatever it holds now
         return True
@@ -204,8 +213,19 @@ class ConfigWatcher:
         self.status.rejected(datetime.now(UTC), problem)
         return True
 
+    def _apply_failed(self, now: datetime, exc: AggregatorError) -> None:
+        """Report an edit that could not be applied (once per reason) and try it again
+        in ``retry_after`` seconds: the file will not change to prompt another look."""
+        problem = f"{self.path}: could not apply: {exc}"
+        if problem != self._apply_error:
+            self._apply_error = problem
+            log.error("could not apply the edit of %s: %s (will try again)", self.path, exc)
+        self.status.rejected(now, problem)
+        self._retry_at = time.monotonic() + self._retry_after
+
     def _reload(self) -> None:
         now = datetime.now(UTC)
+        self._retry_at = None
         try:
             edited = load_config(self.path)
         except ConfigError as exc:
@@ -216,10 +236,10 @@ class ConfigWatcher:
             return
         try:
             restart = self._apply(edited)
-        except AggregatorError as exc:  # e.g. the database is briefly unusable
-            log.error("could not apply the edit of %s: %s", self.path, exc)
-            self.status.rejected(now, f"{self.path}: could not apply: {exc}")
+        except AggregatorError as exc:  # e.g. the database is briefly unusable, a full disk
+            self._apply_failed(now, exc)
             return
+        self._apply_error = None
         self.status.accepted(now, restart)
         if restart:
             log.warning(

@@ -47,10 +47,15 @@ PROBE_EVERY = 0.25  # seconds between /healthz probes under load
 def build_site(directory: Path, stories: int) -> Path:
     """feeds.yaml plus a database of ``stories`` stories; returns the config path.
     Runs in the child, with the tree under test, so its own migrations make the file."""
-    from aggregator.cluster.events import Assignment
     from aggregator.config import load_config
-    from aggregator.storage import NewArticle, Storage
+    from aggregator.storage import Storage
     from bench.serve_bench import invented_text
+
+    try:  # the layout of issue 14
+        from aggregator.models import Assignment, NewArticle
+    except ImportError:  # a baseline revision from before it
+        from aggregator.cluster import Assignment  # type: ignore[attr-defined,no-redef]
+        from aggregator.storage import NewArticle  # type: ignore[attr-defined,no-redef]
 
     config_path = directory / "feeds.yaml"
     feeds = "".join(
@@ -91,15 +96,21 @@ def serve(config_path: str, port: int) -> None:
 
     import uvicorn
 
-    from aggregator import server
     from aggregator.config import load_config
 
+    try:  # the layout of issue 14
+        server = importlib.import_module("aggregator.serve.server")
+    except ImportError:  # a baseline revision from before it
+        server = importlib.import_module("aggregator.server")
     config = load_config(config_path)
     app = server.create_app(config)
-    try:
-        settings = importlib.import_module("aggregator.serve.http_limits").uvicorn_config
-    except ImportError:
-        settings = None
+    settings = None
+    for limits in ("aggregator.serve.http_limits", "aggregator.http_limits"):
+        try:
+            settings = importlib.import_module(limits).uvicorn_config
+            break
+        except ImportError:
+            continue
     if settings is not None:
         uvicorn.Server(settings(app, "127.0.0.1", port)).run()
     else:  # a tree from before the limits: uvicorn's defaults, as its daemon had

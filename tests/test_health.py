@@ -57,14 +57,23 @@ def row(**changes: Any) -> dict[str, Any]:
 def test_a_feed_never_fetched_is_pending_not_ok() -> None:
     # Issue 17: /healthz counted never-fetched feeds as ok.
     assert feed_state(row()) == "pending"
-    assert feed_state(row(last_attempt_at="2026-12-06T08:00:00+00:00")) == "ok"
+    fetched = "2026-12-06T08:00:00+00:00"
+    assert feed_state(row(last_attempt_at=fetched, last_success_at=fetched)) == "ok"
     assert feed_state(row(consecutive_failures=2, last_attempt_at="x")) == "failing"
     assert feed_state(row(enabled=0)) == "disabled"
 
 
+def test_a_reset_feed_that_never_worked_is_pending_not_ok() -> None:
+    # `feeds --reset` forgets the failures of a feed that never worked (a typo being
+    # fixed): nothing is known to be good about it, so it is not ok until it works.
+    tried = "2026-12-06T08:00:00+00:00"
+    assert feed_state(row(last_attempt_at=tried, consecutive_failures=0)) == "pending"
+
+
 def test_pending_feeds_are_counted_and_listed_but_do_not_degrade() -> None:
+    fetched = "2026-12-06T08:00:00+00:00"
     rows = [
-        row(name="Fetched", last_attempt_at="2026-12-06T08:00:00+00:00"),
+        row(name="Fetched", last_attempt_at=fetched, last_success_at=fetched),
         row(name="Brand new"),
     ]
     summary = summarize_health(rows)

@@ -17,6 +17,7 @@ import pytest
 
 from aggregator.config import Config, load_config
 from aggregator.demo import DemoSite
+from aggregator.errors import StorageError
 from aggregator.reload import ConfigWatcher, live_config, restart_needed
 from tests.daemon_harness import Daemon, config_text, free_port, wait_for
 
@@ -175,6 +176,36 @@ def test_a_file_back_from_unreadable_with_a_rejected_edit_is_rejected_again(
     assert watcher.check() is True
     assert "colour: unknown key" in str(watcher.status.report()["error"])
     assert applied == []
+
+
+def test_an_edit_that_could_not_be_applied_is_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A valid edit that the database could not take (a full disk: issue 19) was
+    never tried again: the daemon ran the old feeds, /healthz said "could not apply",
+    until the admin saved the file once more. It is retried every ``retry_after``."""
+    path = tmp_path / "feeds.yaml"
+    path.write_text(FEEDS)
+    applied: list[Config] = []
+    disk_full = [True]
+
+    def apply(edited: Config) -> list[str]:
+        if disk_full[0]:
+            raise StorageError(f"database or disk is full: {tmp_path / 'db.sqlite'}")
+        applied.append(edited)
+        return []
+
+    watcher = ConfigWatcher(load_config(path), apply, poll_interval=60, retry_after=0)
+    _write(path, FEEDS + "    tags: [naval]\n")
+    assert watcher.check() is True
+    assert "could not apply: database or disk is full" in str(watcher.status.report()["error"])
+    watcher.check()  # still full: still reported, logged once
+    assert caplog.text.count("could not apply") == 1
+    disk_full[0] = False  # room again; the file is not touched
+    assert watcher.check() is True
+    assert watcher.status.report()["error"] is None
+    assert applied[-1].feeds[0].tags == ("naval",)
+    assert watcher.check() is False  # applied: nothing left to retry
 
 
 def _rejection(watcher: ConfigWatcher, path: Path, text: str) -> str:

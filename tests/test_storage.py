@@ -5,6 +5,7 @@ and what the published feed reads back. Every test gets a fresh database file
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,24 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
 def test_database_is_in_wal_mode(storage: Storage) -> None:
     assert column(storage, "PRAGMA journal_mode") == "wal"
     assert column(storage, "PRAGMA foreign_keys") == 1
+
+
+def test_opening_the_database_never_waits_for_the_writer(tmp_path: Path) -> None:
+    """A reader's connection (the server's render threads, `aggregator feeds`) opened
+    while the daemon holds a write transaction waited for it (up to the 10 s busy
+    timeout, then "database is locked"), and failed outright on a full disk: setting
+    auto_vacuum on an existing file takes the write lock, though it only takes effect
+    on a new file."""
+    Storage.open(tmp_path / "news.db").close()
+    writer = sqlite3.connect(tmp_path / "news.db", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # the daemon, mid-refresh
+        reader = Storage.open(tmp_path / "news.db", check_same_thread=False)
+        assert reader.db.execute("SELECT count(*) FROM feeds").fetchone() == (0,)
+        reader.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_unopenable_database_is_a_storage_error(tmp_path: Path) -> None:

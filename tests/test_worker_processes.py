@@ -224,3 +224,50 @@ def test_a_worker_heeds_sigterm_from_its_parent_only() -> None:
         wait_for(lambda: not alive(worker), timeout=30)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def test_workers_outlive_the_thread_that_started_them() -> None:
+    """The daemon starts its extraction workers from a refresh's page thread, which
+    ends with the refresh. The kernel's parent-death signal fires when that *thread*
+    ends; it must not kill the workers (it did whenever a library had started a
+    thread in the worker before its initializer ran: numpy's BLAS threads), or every
+    later refresh finds the pool broken and fails its feeds."""
+    from aggregator.extract.pool import ExtractionPool
+
+    results: list[object] = []
+    with ExtractionPool(1) as pool:
+
+        def extract_on_a_thread() -> None:
+            def extract() -> None:
+                results.extend(pool.extract_many([(ARTICLE, "http://audit.test/a")]))
+
+            thread = threading.Thread(target=extract)
+            thread.start()
+            thread.join()
+
+        extract_on_a_thread()  # starts the worker; the thread then ends
+        extract_on_a_thread()  # the same worker, from another thread
+    assert len(results) == 2 and all(article is not None for article in results)
+
+
+def _spawned_workers() -> list[int]:
+    """This process's multiprocessing workers (not its resource tracker)."""
+    me = os.getpid()
+    children = Path(f"/proc/{me}/task/{me}/children").read_text().split()
+    return [
+        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_a_dead_extraction_worker_is_replaced_not_the_end_of_extraction() -> None:
+    """A worker killed (the OOM killer, a crash in a parser) broke the pool for good:
+    every later refresh failed its feeds with BrokenProcessPool until a restart."""
+    from aggregator.extract.pool import ExtractionPool
+
+    with ExtractionPool(1) as pool:
+        assert next(iter(pool.extract_many([(ARTICLE, "http://audit.test/a")]))) is not None
+        for worker in _spawned_workers():
+            os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: not any(alive(pid) for pid in _spawned_workers()), timeout=30)
+        again = list(pool.extract_many([(ARTICLE, "http://audit.test/b")] * 2))
+        assert len(again) == 2 and all(article is not None for article in again)

@@ -5,15 +5,20 @@ trafilatura holds the GIL, so threads would not use the second core.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from aggregator.extract.extractor import extract_article
 from aggregator.extract.options import DEFAULT_OPTIONS, ExtractOptions
 from aggregator.models import Article
 from aggregator.processes import spawning, worker_initializer
+
+log = logging.getLogger(__name__)
 
 
 class ExtractionPool:
@@ -21,19 +26,23 @@ class ExtractionPool:
 
     Workers are spawned, not forked: the daemon has threads (scheduler, server) and a
     forked child could inherit a held lock. They ignore Ctrl-C and exit when this
-    process dies (processes.py).
+    process dies (processes.py). A worker that dies is replaced: its pages are tried
+    once more on new workers, then given no text (the feed's own text is used).
     """
 
     def __init__(self, workers: int) -> None:
-        self._executor: Executor | None = None
-        if workers > 0:
-            context = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=context,
-                initializer=_start_worker,
-                initargs=(os.getpid(),),
-            )
+        self._workers = workers
+        self._lock = threading.Lock()
+        self._executor: Executor | None = self._new_executor() if workers > 0 else None
+
+    def _new_executor(self) -> Executor:
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
+        )
 
     def extract_many(
         self,
@@ -50,13 +59,33 @@ class ExtractionPool:
             )
         bodies = [page for page, _ in pages]
         urls = [url for _, url in pages]
-        with spawning():  # map() starts the workers it needs
-            return self._executor.map(_extract_in_worker, bodies, urls, per_page)
+        for attempt in (1, 2):
+            executor = self._executor
+            if executor is None:  # closed meanwhile: the process is stopping
+                break
+            try:
+                with spawning():  # map() starts the workers it needs
+                    results = executor.map(_extract_in_worker, bodies, urls, per_page)
+                return iter(list(results))  # waited for here, signals unblocked
+            except BrokenProcessPool:
+                # A worker died (the OOM killer, a crash in a parser): the executor is
+                # unusable for good, so start a new one and try these pages once more.
+                log.warning("an extraction worker died; starting new ones (try %d)", attempt)
+                self._replace(executor)
+        # Twice broken (a page that kills its worker?): these pages get the feed's text.
+        return iter([None] * len(pages))
+
+    def _replace(self, broken: Executor) -> None:
+        with self._lock:
+            if self._executor is broken:  # not already replaced by another thread
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._new_executor()
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> ExtractionPool:
         return self

@@ -37,14 +37,15 @@ _COLUMNS = (
 
 def feed_state(row: Row) -> str:
     """ok, failing, gone (410: polling stopped), disabled (by feeds.yaml) or pending
-    (never fetched yet: nothing is known about it, good or bad)."""
+    (never fetched successfully and not failing now: new, or reset by the admin
+    before it ever worked; nothing is known to be good about it)."""
     if not row["enabled"]:
         return "disabled"
     if row.get("disabled_reason"):
         return "gone"
     if row["consecutive_failures"]:
         return "failing"
-    if not row.get("last_attempt_at"):
+    if not row.get("last_success_at"):
         return "pending"
     return "ok"
 

@@ -67,7 +67,10 @@ class Storage(ArticleStorage, FeedStorage, PublishingStorage, StoryIndexStorage,
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             # Only takes on a new file (before any table): pruned pages can then be
             # given back cheaply. Older files are converted by `aggregator prune`.
-            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            # Set only there: on an existing file it takes the write lock, so a
+            # reader opened mid-refresh waited for the writer (and failed on a full disk).
+            if not db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             db.enable_wal()
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: no corruption on crash
