@@ -273,6 +273,34 @@ def test_stories_merge_on_all_their_reports_not_on_one_article(storage: Storage)
     assert len(storage.published_stories(10)[0].sources) == 3
 
 
+def test_a_refresh_of_articles_dated_days_ago_is_refined_in_their_own_window(
+    storage: Storage, tmp_path: Path
+) -> None:
+    # A replay, or a feed's backlog: the articles are dated two weeks before the clock.
+    # Placement used their own dates; the refinement after the refresh must too, or
+    # none of their stories would count as open and nothing would be refined.
+    from aggregator.config import load_config
+    from aggregator.pipeline import PipelineContext
+    from aggregator.pipeline.refine import refine_window
+
+    wire, harbour, skyline = (case for case in CASES if case["event"] == "stormcrest")
+    strict = Settings.model_validate({"clustering": {"join_threshold": 0.99}})
+    for case in (wire, harbour, skyline):  # three stories, as a strict placement leaves them
+        article = make_article(storage, case)
+        with storage.transaction():
+            add_article_to_story(storage, article, strict, new_story_id=case["id"])
+    config_path = tmp_path / "feeds.yaml"
+    config_path.write_text("feeds: []\n")
+    ctx = PipelineContext.create(load_config(config_path), storage, workers=0)
+    ctx.clock = lambda: START + timedelta(days=14)
+    try:
+        plan = refine_window(ctx, after_article_id=0)
+    finally:
+        ctx.close()
+    assert plan is not None and len(plan.aliases) == 2
+    assert {story_of(storage, case) for case in (wire, harbour, skyline)} == {"stormcrest-wire"}
+
+
 def test_one_article_about_two_events_does_not_chain_them(storage: Storage) -> None:
     # A weekly round-up names both the frigate commissioning and the tank deal: online
     # it joins one of them, but the refinement keeps the two events' stories apart

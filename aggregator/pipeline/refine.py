@@ -33,14 +33,22 @@ from aggregator.storage import Storage
 log = logging.getLogger(__name__)
 
 
-def refine_window(ctx: PipelineContext) -> Plan | None:
-    """Cluster the open stories' reports again now that a refresh's articles are in:
-    one transaction, after the feeds' own. A failure leaves the stories as placed (and
-    the refresh stored): logged, never raised, but for an unwritable database."""
+def refine_window(ctx: PipelineContext, after_article_id: int) -> Plan | None:
+    """Cluster the open stories' reports again now that a refresh's articles (those
+    after ``after_article_id``) are in: one transaction, after the feeds' own. A
+    failure leaves the stories as placed (and the refresh stored): logged, never
+    raised, but for an unwritable database.
+
+    The window refined is the one around the refresh's newest article, not the clock:
+    articles dated days ago (a feed's backlog, a replay) were placed against the
+    stories of their own days, and are refined with them."""
     started = time.perf_counter()
     try:
         with ctx.storage.transaction():
-            plan = refine_open_stories(ctx.storage, ctx.clock(), ctx.config.settings)
+            now = ctx.clock()
+            newest = ctx.storage.newest_article_moment(after_article_id)
+            moment = min(newest, now) if newest else now
+            plan = refine_open_stories(ctx.storage, moment, ctx.config.settings)
     except DatabaseUnwritable:
         raise
     except Exception:

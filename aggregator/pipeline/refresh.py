@@ -75,6 +75,7 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
     whose pages are ready: fetching, extraction and storing overlap.
     """
     ctx.storage.sync_feeds(ctx.config.feeds, ctx.clock())
+    last_article = ctx.storage.last_article_id()
     states = {source.url: ctx.storage.feed_state(source.url) for source in sources}
     settings = ctx.config.settings
     ctx.page_slots.limit = settings.page_per_host_limit  # feeds.yaml may have been edited
@@ -87,7 +88,7 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
             stage.shutdown(wait=False, cancel_futures=True)  # feeds not begun stay unfetched
             raise
     if any(outcome.new_articles for outcome in outcomes) and not ctx.stop.is_set():
-        refine_window(ctx)  # the open stories again, on all their reports (issue 15)
+        refine_window(ctx, last_article)  # the open stories again, on all their reports
     # Stored as they arrived; reported in the order asked for, as before.
     order = {source.url: index for index, source in enumerate(sources)}
     return sorted(outcomes, key=lambda outcome: order[outcome.url])

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.models import StoryProfile
-from aggregator.storage.sql import SqlDoor, iso, placeholders
+from aggregator.storage.sql import SqlDoor, from_iso, iso, placeholders
 
 DOCUMENTS = "documents"  # corpus_stats counter: articles counted into term_stats
 
@@ -168,6 +168,19 @@ class StoryIndexStorage(SqlDoor):
             """,
             [iso(since), iso(first_since)],
         )
+
+    def last_article_id(self) -> int:
+        """The newest article's id (0 when there is none): what a refresh stores comes after."""
+        row = self._one("SELECT MAX(id) AS id FROM articles")
+        return int(row["id"] or 0) if row else 0
+
+    def newest_article_moment(self, after_article_id: int) -> datetime | None:
+        """The latest date (published, else fetched) of the articles after this id."""
+        row = self._one(
+            "SELECT MAX(COALESCE(published_at, fetched_at)) AS moment FROM articles WHERE id > ?",
+            [after_article_id],
+        )
+        return from_iso(row["moment"]) if row else None
 
     def split_overrides(self) -> list[tuple[str, str]]:
         """(canonical URL, live story it was split out of) for every admin split."""
