@@ -192,7 +192,7 @@ def render_health_page(
             "<main>",
             _summary_line(report, now),
             _config_notice(report.get("config")),
-            '<div class="scroll"><table>',
+            '<div class="scroll"><table class="cards">',
             "<thead><tr>"
             + "".join(f'<th scope="col">{title}</th>' for title in _HTML_HEADINGS)
             + "</tr></thead>",
@@ -204,6 +204,7 @@ def render_health_page(
             ' <a href="/metrics">/metrics</a>; in a terminal: <code>aggregator feeds</code>.'
             "</footer>",
         ],
+        wide=True,
     )
 
 
@@ -248,14 +249,20 @@ def _html_row(row: Row, now: datetime) -> str:
         "-" if row.get("disabled_reason") else _html_time(row["next_check_at"], now),
         _size(row.get("bytes_saved") or 0),
     )
-    numbers = {3, 4}  # FAILS and ARTICLES line up on the right
+    # Each cell names its column, for the stacked rows on a phone; the feed's name and
+    # the note (long URLs, errors) wrap anywhere rather than widen the table.
+    classes = {0: "feed", 3: "number", 4: "number"}  # FAILS and ARTICLES on the right
     tds = "".join(
-        f'<td class="number">{cell}</td>' if index in numbers else f"<td>{cell}</td>"
-        for index, cell in enumerate(cells)
+        f'<td data-label="{heading}"{_class(classes.get(index))}>{cell}</td>'
+        for index, (heading, cell) in enumerate(zip(_HTML_HEADINGS, cells, strict=False))
     )
     note = html_text(_note(row))
     url = html_text(str(row["url"]))
-    return f"<tr>{tds}<td>{note} <small>{url}</small></td></tr>"
+    return f'<tr>{tds}<td data-label="Note" class="note">{note} <small>{url}</small></td></tr>'
+
+
+def _class(name: str | None) -> str:
+    return f' class="{name}"' if name else ""
 
 
 def _html_time(value: str | None, now: datetime) -> str:

@@ -83,11 +83,27 @@ article h1 { font-size: 1.4rem; line-height: 1.3; margin: 1rem 0 .5rem; }
 article h2 { font-size: 1.1rem; margin: 1.5rem 0 .25rem; }
 article h3 { font-size: 1rem; margin: .75rem 0 0; }
 .body p { margin: .75rem 0; }
+body.wide { max-width: 80rem; }
 table { border-collapse: collapse; width: 100%; font-size: .85rem; }
 .scroll { overflow-x: auto; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line);
   vertical-align: top; }
 td.number { text-align: right; }
+td time { white-space: nowrap; }
+td.feed, td.note { overflow-wrap: anywhere; word-break: break-word; }
+td.feed { min-width: 8rem; }
+td.note { min-width: 14rem; }
+@media (max-width: 40rem) {
+  table.cards thead { display: none; }
+  table.cards, table.cards tbody, table.cards tr { display: block; }
+  table.cards tr { display: flex; flex-wrap: wrap; gap: 0 .8rem; padding: .5rem 0;
+    border-bottom: 1px solid var(--line); }
+  table.cards td { display: block; padding: 0; border: 0; min-width: 0; }
+  table.cards td::before { content: attr(data-label) " "; color: var(--muted); }
+  table.cards td.feed, table.cards td.note { flex-basis: 100%; }
+  table.cards td.feed { font-weight: 600; }
+  table.cards td.feed::before { content: none; }
+}
 .state-failing, .state-gone { color: #c0392b; font-weight: 600; }
 footer { padding-top: 1rem; }
 """.strip()
@@ -130,8 +146,11 @@ def render_page(view: PageView) -> bytes:
     )
 
 
-def html_document(title: str, body: Sequence[str], *, head: Sequence[str] = ()) -> bytes:
-    """A whole page as UTF-8 bytes: the shared head and stylesheet, then ``body``."""
+def html_document(
+    title: str, body: Sequence[str], *, head: Sequence[str] = (), wide: bool = False
+) -> bytes:
+    """A whole page as UTF-8 bytes: the shared head and stylesheet, then ``body``;
+    ``wide`` for a page of tables, which needs more than a column of text."""
     parts = [
         "<!doctype html>",
         '<html lang="en">',
@@ -142,7 +161,7 @@ def html_document(title: str, body: Sequence[str], *, head: Sequence[str] = ()) 
         *head,
         f"<style>{STYLE}</style>",
         "</head>",
-        "<body>",
+        '<body class="wide">' if wide else "<body>",
         *(part for part in body if part),
         "</body>",
         "</html>",
