@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,16 @@ def test_page_shows_outlets_by_relation_like_the_feed() -> None:
     assert "reported by" not in contract and "Republished" not in contract
     # The latest report is shown when it is later than the first.
     assert 'latest <time datetime="2025-06-02T16:40:00Z">' in html
+
+
+def test_every_story_links_its_reading_view_and_its_title_the_lead() -> None:
+    # The reading view was reachable only from the "N outlets" count: every story, one
+    # outlet or many, now says "Read here"; the title still opens the lead article.
+    html = page_text()
+    for story in (FRIGATE, AIR_DEFENCE, CONTRACT):
+        item = html.split(f'id="story-{story.id}"', 1)[1].split("</li>", 1)[0]
+        assert item.count(f'<a class="read" href="/stories/{story.id}.html">Read here</a>') == 1
+        assert f'<h2><a href="{escape(story.link or "")}">' in item
 
 
 def test_long_outlet_lists_end_with_a_link_to_the_reading_view() -> None:
@@ -330,6 +341,23 @@ def test_reading_view_opens_from_the_page_in_chromium(browser: Any, site_url: st
     assert overflow <= 0
     browser.find_element(By.PARTIAL_LINK_TEXT, "Defence news").click()  # back to the list
     assert browser.current_url == site_url + "/"
+
+
+def test_a_single_outlet_story_opens_its_reading_view_in_chromium(
+    browser: Any, site_url: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(site_url + "/")
+    single = browser.find_element(By.ID, "story-story-b")
+    title = single.find_element(By.CSS_SELECTOR, "h2 a")
+    assert title.get_attribute("href") == "https://naval.test/b"  # the lead, as before
+    read = single.find_element(By.LINK_TEXT, "Read here")
+    assert read.is_displayed()
+    read.click()
+    assert browser.current_url == site_url + "/stories/story-b.html"
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Frigate b floated out"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "li.story")) == 0
 
 
 def test_search_box_and_tag_filter_work_in_chromium(browser: Any, site_url: str) -> None:

@@ -9,9 +9,10 @@ reader finds the feed.
 
 Each story shows its lead outlet, then the other outlets the way the feeds list them
 ("Also reported by" for their own reports, "Republished by" for copies), and links
-to its reading view (:mod:`aggregator.publish.story_page`). The other HTML pages (the reading
-view, feed health) share this module's stylesheet and helpers, so one
-Content-Security-Policy covers them all.
+("Read here", and its outlet count) to its reading view
+(:mod:`aggregator.publish.story_page`). The other HTML pages (the reading view, feed
+health) share this module's stylesheet and helpers, so one Content-Security-Policy
+covers them all.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ ol.stories { list-style: none; margin: 0; padding: 0; }
 .story h2 { font-size: 1.1rem; margin: 0 0 .25rem; line-height: 1.35; }
 .meta, .outlets, .sources, .empty, footer { color: var(--muted); font-size: .9rem; }
 .meta, .outlets { margin: 0; }
+.meta a.read { font-weight: 600; }
 .notice { padding: .6rem .8rem; border: 1px solid var(--line); border-left: .3rem solid #c0392b; }
 .sources { margin: .25rem 0 0; padding-left: 1.2rem; }
 .tags { font-size: .8rem; color: var(--muted); }
@@ -306,7 +308,9 @@ def _story_item(story: PublishedStory) -> str:
 
 
 def _story_meta(story: PublishedStory) -> list[str]:
-    """Lead outlet, first report, latest report when later, and the reading view."""
+    """Lead outlet, first report, latest report when later, and the reading view: by
+    its outlet count and by a plain "Read here" on every story, one outlet or many
+    (the title opens the lead article on its outlet's site, as a feed item's link)."""
     lead = story.sources[0].feed_name if story.sources else ""
     meta = [f'<span class="lead">{html_text(lead)}</span>'] if lead else []
     meta.append(time_element(story.published))
@@ -315,7 +319,9 @@ def _story_meta(story: PublishedStory) -> list[str]:
         meta.append(f"latest {time_element(latest)}")
     count = outlet_count(story)
     label = f"{count} outlet{'s' if count != 1 else ''}"
-    meta.append(f'<a class="count" href="{html_attr(story_page_path(story.id))}">{label}</a>')
+    view = html_attr(story_page_path(story.id))
+    meta.append(f'<a class="count" href="{view}">{label}</a>')
+    meta.append(f'<a class="read" href="{view}">Read here</a>')
     return meta
 
 
