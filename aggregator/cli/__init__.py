@@ -174,7 +174,8 @@ def import_opml(ctx: click.Context, opml_file: Path, dry_run: bool) -> None:
     for skipped in edit.skipped:
         click.echo(f"already present: {skipped.name} ({skipped.url})")
     for dropped in edit.dropped:
-        click.echo(f"dropped: {dropped.name} ({dropped.url}): {dropped.reason}")
+        url = f" ({dropped.url})" if dropped.url else ""
+        click.echo(f"dropped: {dropped.name}{url}: {dropped.reason}")
     click.echo(
         f"{config_path}: {len(edit.added)} {verb}, {len(edit.skipped)} already present,"
         f" {len(edit.dropped)} dropped"
