@@ -42,20 +42,30 @@ log = logging.getLogger(__name__)
 
 
 def run_daemon(
-    config: Config, *, tick: timedelta = TICK, poll_interval: float = POLL_INTERVAL
+    config: Config,
+    *,
+    tick: timedelta = TICK,
+    poll_interval: float = POLL_INTERVAL,
+    listener: socket.socket | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT. Raises ListenError if the address is taken, StorageError
-    if the database is unusable: both before anything starts or is logged as serving."""
-    listener = listen_socket(config.settings.listen_host, config.settings.listen_port)
+    if the database is unusable: both before anything starts or is logged as serving.
+    ``listener``: the server's socket, already bound by the caller (``listen_socket``),
+    who can then say the address is taken before printing anything; closed on return."""
+    if listener is None:
+        listener = listen_socket(config.settings.listen_host, config.settings.listen_port)
     try:
         _run(config, listener, tick=tick, poll_interval=poll_interval)
     finally:
         listener.close()
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """The server's socket, bound now: a port in use fails here, with a plain error,
-    instead of after the log has said "serving"."""
+IN_USE_HINT = "is another aggregator running? change settings.listen or AGGREGATOR_LISTEN"
+
+
+def listen_socket(host: str, port: int, *, in_use_hint: str = IN_USE_HINT) -> socket.socket:
+    """The server's socket, bound now: a port in use fails here, with a plain error
+    ending with ``in_use_hint``, instead of after the log has said "serving"."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
@@ -66,7 +76,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         hint = ""
         if exc.errno == errno.EADDRINUSE:
-            hint = " (is another aggregator running? change settings.listen or AGGREGATOR_LISTEN)"
+            hint = f" ({in_use_hint})"
         raise ListenError(f"cannot listen on {address}: {exc.strerror or exc}{hint}") from exc
     return sock
 

@@ -230,6 +230,28 @@ def test_a_port_in_use_fails_before_serving_with_a_plain_error(
     assert feeds.hits == {}  # nothing was fetched either
 
 
+def test_demo_on_a_port_in_use_says_only_so(tmp_path: Path) -> None:
+    """`aggregator demo` printed its feed URLs and "Press Ctrl-C to stop." before it
+    found the port taken: now the one error line, and exit 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "aggregator", "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+        " (try `aggregator demo --port N`)\n"
+    )
+
+
 def test_a_removed_or_replaced_feeds_yaml_degrades_health_and_keeps_serving(
     tmp_path: Path, feeds: FlakyFeeds
 ) -> None:

@@ -60,15 +60,34 @@ def test_candidates_are_the_advertised_feeds_then_the_usual_paths() -> None:
         "http://127.0.0.1:8000/news/feed/",
         "https://feeds.example/harbour.atom",
     ]
-    assert candidates[2:] == [
+    assert candidates[2:] == [  # the usual paths under the page's folder, then the root's
+        "http://127.0.0.1:8000/news/feed",
+        "http://127.0.0.1:8000/news/rss",
+        "http://127.0.0.1:8000/news/rss.xml",
+        "http://127.0.0.1:8000/news/index.xml",
         "http://127.0.0.1:8000/feed",
         "http://127.0.0.1:8000/feed/",
-        "http://127.0.0.1:8000/rss",
-        "http://127.0.0.1:8000/rss.xml",
-        "http://127.0.0.1:8000/atom.xml",
-        "http://127.0.0.1:8000/feed.xml",
     ]
     assert len(candidates) == MAX_CANDIDATES
+
+
+@pytest.mark.parametrize(
+    ("page_url", "first"),
+    [
+        ("https://site.example/blog/", "https://site.example/blog/feed"),
+        ("https://site.example/blog/2026/frigate.html?x=1", "https://site.example/blog/2026/feed"),
+        ("https://site.example/blog", "https://site.example/feed"),  # a page, not a folder
+        ("https://site.example/", "https://site.example/feed"),
+    ],
+)
+def test_a_page_in_a_folder_is_looked_for_there_before_the_root(page_url: str, first: str) -> None:
+    """As Miniflux does: a site pasted with a path (a blog under /blog/) has its feed
+    there more often than at the root. The cap on fetches stays."""
+    page = FetchResult(page_url, page_url, 200, _page(), {"content-type": "text/html"})
+    candidates = feed_candidates(page)
+    assert candidates[0] == first
+    assert len(candidates) <= MAX_CANDIDATES
+    assert "https://site.example/feed" in candidates  # the root is still tried
 
 
 @pytest.mark.parametrize(
@@ -122,6 +141,17 @@ def test_a_page_that_advertises_nothing_is_tried_at_the_usual_paths(tmp_path: Pa
     [outcome] = refreshed.outcomes
     assert outcome.status == "ok" and outcome.moved_to == f"{site.base_url}/rss.xml"
     assert site.hits == ["/home", "/feed", "/feed/", "/rss", "/rss.xml"]
+
+
+def test_a_blog_under_a_path_finds_its_feed_there(tmp_path: Path) -> None:
+    with Site() as site:
+        site.routes["/blog/"] = Route(body=_page(), headers=HTML)
+        site.routes["/blog/rss"] = Route(body=RSS, headers=XML)
+        site.routes["/rss"] = Route(body=RSS.replace(b"hw-", b"root-"), headers=XML)
+        refreshed = refresh_once(tmp_path, _feeds_yaml(f"{site.base_url}/blog/"))
+    [outcome] = refreshed.outcomes
+    assert outcome.status == "ok" and outcome.moved_to == f"{site.base_url}/blog/rss"
+    assert site.hits == ["/blog/", "/blog/feed", "/blog/rss"]
 
 
 def test_a_page_with_no_feed_anywhere_fails_saying_what_to_do(tmp_path: Path) -> None:

@@ -13,7 +13,13 @@ import httpx
 import pytest
 
 from aggregator.config import Config, load_config
-from aggregator.publish.health import feed_state, feed_states, render_health_page, summarize_health
+from aggregator.publish.health import (
+    feed_state,
+    feed_states,
+    format_table,
+    render_health_page,
+    summarize_health,
+)
 from aggregator.serve.server import create_app
 from aggregator.storage import Storage
 
@@ -147,6 +153,31 @@ def test_metrics_leave_the_last_refresh_out_before_the_first_fetch(
     (metrics,) = asyncio.run(_get(app, "/metrics"))
     assert metrics.status_code == 200
     assert "aggregator_last_refresh_timestamp_seconds" not in metrics.text
+
+
+# --- the CLI table -------------------------------------------------------------------
+
+
+def test_feeds_table_tells_unnamed_feeds_on_one_host_apart() -> None:
+    # `aggregator feeds` cut names at 24 characters: unnamed feeds (named by their URL)
+    # on one host all read `http://127.0.0.1:34101/f`.
+    base = "http://127.0.0.1:34101/feeds"
+    urls = [f"{base}/naval.xml", f"{base}/land-systems.xml", f"{base}/naval.xml?part=2"]
+    urls.append("https://www.naval-review.example/feed/")
+    long_name = "Defence Procurement Weekly — Land Systems Desk"
+    rows = [row(name=url, url=url) for url in urls]
+    rows += [row(name=long_name), row(name="Naval", last_error="HTTP 404")]
+    lines = format_table(rows, NOW).splitlines()
+    labels = [line[: lines[0].index("STATE")].rstrip() for line in lines[1:]]
+    assert len(set(labels)) == len(labels)  # every feed told apart
+    assert labels[0] == "127.0.0.1:34101/…/naval.xml"
+    assert labels[1].endswith("land-systems.xml") and labels[2].endswith("naval.xml?part=2")
+    assert labels[3] == "naval-review.example/feed/"
+    assert labels[4].startswith("Defence Procure") and labels[4].endswith("Systems Desk")
+    assert "…" in labels[4] and labels[5] == "Naval"
+    # Still a table for a 100-column terminal: every column before the note fits.
+    assert all(len(line) <= 100 for line in lines if "HTTP 404" not in line)
+    assert lines[-1].index("HTTP 404") < 100
 
 
 # --- the HTML page -------------------------------------------------------------------

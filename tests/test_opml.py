@@ -166,8 +166,37 @@ def test_each_dropped_subscription_is_reported_with_why(tmp_path: Path) -> None:
     assert (
         "dropped: Local file (file:///etc/passwd): expected an http:// or https://" in result.output
     )
-    assert "dropped: Blank (): no feed URL (empty xmlUrl)" in result.output
+    assert "dropped: Blank: no feed URL (empty xmlUrl)" in result.output
     assert "2 added, 1 already present, 4 dropped" in result.output
+
+
+def test_a_feed_outline_without_xmlurl_is_reported(tmp_path: Path) -> None:
+    """An outline typed as a feed but with no xmlUrl was taken for an empty folder and
+    skipped without a word; a real folder (children, or no type) is still a folder."""
+    export = READER_EXPORT.replace(
+        b"</body>",
+        b'<outline type="rss" text="Quay Notes"/>'
+        b'<outline type="RSS" title="Dock Gazette" htmlUrl="https://dock.example/"/>'
+        b'<outline type="rss" text="Typed folder"><outline type="rss" text="Inner"'
+        b' xmlUrl="https://inner.example/rss"/></outline>'
+        b'<outline text="Empty folder"/></body>',
+    )
+    feeds, dropped = read_opml(export)
+    assert [feed.name for feed in feeds][-1] == "Inner"
+    assert [(d.name, d.url, d.reason) for d in dropped][2:] == [
+        ("Quay Notes", "", "no xmlUrl"),
+        ("Dock Gazette", "", "no xmlUrl (its site: https://dock.example/)"),
+    ]
+    config = tmp_path / "feeds.yaml"
+    config.write_text(FEEDS_YAML)
+    (tmp_path / "export.opml").write_bytes(export)
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "import-opml", str(tmp_path / "export.opml")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "dropped: Quay Notes: no xmlUrl\n" in result.output
+    assert "dropped: Dock Gazette: no xmlUrl (its site: https://dock.example/)" in result.output
+    assert "3 added, 1 already present, 4 dropped" in result.output
 
 
 def test_what_import_adds_passes_check_config(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,16 @@ def test_page_shows_outlets_by_relation_like_the_feed() -> None:
     assert "reported by" not in contract and "Republished" not in contract
     # The latest report is shown when it is later than the first.
     assert 'latest <time datetime="2025-06-02T16:40:00Z">' in html
+
+
+def test_every_story_links_its_reading_view_and_its_title_the_lead() -> None:
+    # The reading view was reachable only from the "N outlets" count: every story, one
+    # outlet or many, now says "Read here"; the title still opens the lead article.
+    html = page_text()
+    for story in (FRIGATE, AIR_DEFENCE, CONTRACT):
+        item = html.split(f'id="story-{story.id}"', 1)[1].split("</li>", 1)[0]
+        assert item.count(f'<a class="read" href="/stories/{story.id}.html">Read here</a>') == 1
+        assert f'<h2><a href="{escape(story.link or "")}">' in item
 
 
 def test_long_outlet_lists_end_with_a_link_to_the_reading_view() -> None:
@@ -332,6 +343,23 @@ def test_reading_view_opens_from_the_page_in_chromium(browser: Any, site_url: st
     assert browser.current_url == site_url + "/"
 
 
+def test_a_single_outlet_story_opens_its_reading_view_in_chromium(
+    browser: Any, site_url: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(site_url + "/")
+    single = browser.find_element(By.ID, "story-story-b")
+    title = single.find_element(By.CSS_SELECTOR, "h2 a")
+    assert title.get_attribute("href") == "https://naval.test/b"  # the lead, as before
+    read = single.find_element(By.LINK_TEXT, "Read here")
+    assert read.is_displayed()
+    read.click()
+    assert browser.current_url == site_url + "/stories/story-b.html"
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Frigate b floated out"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "li.story")) == 0
+
+
 def test_search_box_and_tag_filter_work_in_chromium(browser: Any, site_url: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -452,3 +480,66 @@ def test_failing_feeds_are_explained_and_lead_to_feed_health_in_chromium(
         "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0
+
+
+# Notes and URLs with no place to break a line: what a failing feed with a long URL,
+# query string and error shows on /feeds.html.
+LONG_URL = (
+    "http://127.0.0.1:34101/feeds/category/naval-and-maritime-defence-procurement/rss.xml"
+    "?format=full&session=0123456789abcdef0123456789abcdef0123456789abcdef"
+)
+LONG_ERRORS = (
+    f"HTTP 404 at {LONG_URL}&page=1",
+    "DNS lookup failed: averyveryveryverylonghostnamewithnobreaksatallfordefencenews.example",
+)
+
+
+@pytest.fixture(scope="module")
+def long_notes_site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path = tmp_path_factory.mktemp("long-notes") / "feeds.yaml"
+    path.write_text(
+        f'settings:\n  database: db.sqlite\nfeeds:\n  - url: "{LONG_URL}"\n'
+        "  - name: Naval\n    url: https://naval.test/feed\n"
+    )
+    config = load_config(path)
+    storage = Storage.open(config.database_path)
+    storage.sync_feeds(config.feeds, NOW)
+    for feed_id, error in zip((1, 2), LONG_ERRORS, strict=True):
+        storage.record_fetch_failure(
+            feed_id, now=NOW, next_check=NOW + timedelta(hours=1), error=error, status=404
+        )
+    try:
+        with serving(create_app(config)) as base_url:
+            yield base_url
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_long_notes_and_urls_wrap_on_feed_health_in_chromium(
+    browser: Any, long_notes_site_url: str, width: int
+) -> None:
+    """A long note (an error, a URL) was cut off at the right of /feeds.html, behind a
+    sideways scroll, even 1280 px wide: it wraps now, on a desktop and on a phone."""
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(width, 900)
+    try:
+        browser.get(long_notes_site_url + "/feeds.html")
+        overflow = browser.execute_script(
+            "const s = document.querySelector('.scroll');"
+            "return [s.scrollWidth - s.clientWidth, document.documentElement.scrollWidth"
+            " - document.documentElement.clientWidth, document.documentElement.clientWidth]"
+        )
+        assert overflow[:2] == [0, 0]  # nothing to scroll sideways, table or page
+        notes = browser.find_elements(By.CSS_SELECTOR, "tbody td.note")
+        assert len(notes) == 2
+        for note in notes:  # every note fully on screen, its words all shown
+            assert note.rect["x"] >= 0 and note.rect["x"] + note.rect["width"] <= overflow[2]
+            assert note.is_displayed()
+        texts = " ".join(note.text.replace("\n", "") for note in notes)
+        assert LONG_ERRORS[0] in texts and LONG_ERRORS[1] in texts
+        feed = browser.find_element(By.CSS_SELECTOR, "tbody td.feed")
+        assert feed.rect["x"] + feed.rect["width"] <= overflow[2]
+    finally:
+        browser.set_window_size(390, 844)

@@ -5,6 +5,7 @@ Logs go to stderr, so ``aggregator feed`` can print nothing but the feed to stdo
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -173,7 +174,8 @@ def import_opml(ctx: click.Context, opml_file: Path, dry_run: bool) -> None:
     for skipped in edit.skipped:
         click.echo(f"already present: {skipped.name} ({skipped.url})")
     for dropped in edit.dropped:
-        click.echo(f"dropped: {dropped.name} ({dropped.url}): {dropped.reason}")
+        url = f" ({dropped.url})" if dropped.url else ""
+        click.echo(f"dropped: {dropped.name}{url}: {dropped.reason}")
     click.echo(
         f"{config_path}: {len(edit.added)} {verb}, {len(edit.skipped)} already present,"
         f" {len(edit.dropped)} dropped"
@@ -300,11 +302,19 @@ def demo(port: int) -> None:
 
     Needs no network: a first look at merged stories within seconds.
     """
-    from aggregator.daemon import run_daemon
+    from aggregator.daemon import listen_socket, run_daemon
     from aggregator.demo import DemoSite, demo_config_text
 
     setup_logging("INFO")
-    with DemoSite() as site, tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp:
+    try:  # before printing where to look: a port in use is then the only thing said
+        listener = listen_socket("127.0.0.1", port, in_use_hint="try `aggregator demo --port N`")
+    except ListenError as exc:
+        fail(str(exc))
+    with (
+        contextlib.closing(listener),
+        DemoSite() as site,
+        tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp,
+    ):
         config_path = Path(tmp) / "feeds.yaml"
         config_path.write_text(
             demo_config_text(site, listen=f"127.0.0.1:{port}", database=Path(tmp) / "demo.db"),
@@ -315,10 +325,7 @@ def demo(port: int) -> None:
         for path in ("/feed.xml", "/feed.atom", "/feed.json"):
             click.echo(f"  {config.settings.base_url}{path}")
         click.echo("Press Ctrl-C to stop.")
-        try:
-            run_daemon(config)
-        except ListenError as exc:
-            fail(f"{exc} (try `aggregator demo --port N`)")
+        run_daemon(config, listener=listener)
 
 
 cli.add_command(stories)

@@ -4,9 +4,9 @@ Pure: given the HTML page a feed URL answered, list the feed URLs worth trying, 
 ones the page advertises (``<link rel="alternate" type="application/rss+xml">`` and
 the like, found by trafilatura's own feed finder, ``trafilatura.feeds.determine_feed``,
 which only reads the string it is given) first, then the usual places (``/feed``,
-``/rss``, ``/atom.xml``…). Fetching them is the pipeline's job, through fetch/ and
-its limits and guards: trafilatura's ``find_feed_urls`` would download on its own and
-is never called.
+``/rss``, ``/atom.xml``…, under the page's folder first when it has one). Fetching
+them is the pipeline's job, through fetch/ and its limits and guards: trafilatura's
+``find_feed_urls`` would download on its own and is never called.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 # Paths where sites commonly serve their feed (WordPress, Ghost, Hugo, Jekyll...).
 COMMON_FEED_PATHS = ("/feed", "/feed/", "/rss", "/rss.xml", "/atom.xml", "/feed.xml", "/index.xml")
+# The commonest of them, tried first under the folder of a page pasted with a path
+# (a blog at /blog/: WordPress, Ghost, Docusaurus, Hugo), as Miniflux does. Four, so the
+# site root keeps some of the tries within MAX_CANDIDATES.
+FOLDER_FEED_PATHS = ("feed", "rss", "rss.xml", "index.xml")
 MAX_ADVERTISED = 4  # a page may advertise many (per category, per comment thread)
 MAX_CANDIDATES = 8  # fetched at most, one after another, within the feed's slot
 HTML_READ_BYTES = 1_000_000  # the <head> with its links comes first
@@ -67,6 +71,13 @@ def advertised_feeds(page: FetchResult) -> list[str]:
 
 
 def common_feed_urls(page_url: str) -> list[str]:
-    """The usual feed paths on the page's site."""
+    """The usual feed paths under the page's folder when it is not the site's root
+    (``/blog/`` for ``/blog/`` or ``/blog/post.html``, as a browser resolves ``./``),
+    then on the site's root."""
     parts = urlsplit(page_url)
-    return [urlunsplit((parts.scheme, parts.netloc, path, "", "")) for path in COMMON_FEED_PATHS]
+    folder = parts.path[: parts.path.rfind("/") + 1]
+    in_folder = [folder + name for name in FOLDER_FEED_PATHS] if folder not in ("", "/") else []
+    return [
+        urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+        for path in (*in_folder, *COMMON_FEED_PATHS)
+    ]

@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aggregator.publish.page import html_attr, html_document, html_text
 
 __all__ = [
+    "feed_label",
     "feed_state",
     "feed_states",
     "format_table",
@@ -22,15 +24,17 @@ __all__ = [
 
 Row = Mapping[str, Any]
 
+# The note starts at column 94: a 100-column terminal shows every other column.
+FEED_WIDTH = 28
 _COLUMNS = (
-    ("FEED", 24),
+    ("FEED", FEED_WIDTH),
     ("STATE", 8),
     ("HTTP", 4),
     ("FAILS", 5),
     ("ARTICLES", 8),
-    ("LAST TRY", 9),
-    ("LAST OK", 9),
-    ("NEXT", 9),
+    ("LAST TRY", 8),
+    ("LAST OK", 8),
+    ("NEXT", 8),
     ("SAVED", 7),
 )
 
@@ -67,7 +71,7 @@ def format_table(rows: Sequence[Row], now: datetime) -> str:
 
 def _table_line(row: Row, now: datetime) -> str:
     cells = (
-        str(row["name"])[:24],
+        feed_label(row, FEED_WIDTH),
         feed_state(row),
         str(row["last_status"] or "-"),
         str(row["consecutive_failures"]),
@@ -79,6 +83,46 @@ def _table_line(row: Row, now: datetime) -> str:
     )
     padded = " ".join(f"{cell:<{width}}" for cell, (_, width) in zip(cells, _COLUMNS, strict=True))
     return f"{padded} {_note(row)}".rstrip()
+
+
+def feed_label(row: Row, width: int) -> str:
+    """The feed's name in ``width`` characters, told apart from the others: a name too
+    long loses its middle, not its end; an unnamed feed (named by its URL) shows its
+    host and the end of its path, where feeds on one host differ."""
+    name = str(row["name"])
+    if name != row["url"]:
+        return name if len(name) <= width else _shorten_middle(name, width)
+    parts = urlsplit(name)
+    host = parts.netloc.removeprefix("www.")
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    if len(host) + len(rest) <= width:
+        return host + rest
+    # Whole path segments from the end, after the host: 127.0.0.1:8080/…/naval.xml
+    segments = rest.rstrip("/").split("/")[1:]
+    tail = "/" if rest.endswith("/") else ""
+    kept = ""
+    for segment in reversed(segments):
+        if len(host) + len("/…") + len(kept) + 1 + len(segment) + len(tail) > width:
+            break
+        kept = f"/{segment}{kept}"
+    if kept:
+        return f"{host}/…{kept}{tail}"
+    return _shorten_middle(host + rest, width, keep_end=width - 7, separator="/")
+
+
+def _shorten_middle(
+    text: str, width: int, *, keep_end: int | None = None, separator: str = " "
+) -> str:
+    """``text`` in ``width`` characters with "…" in place of its middle. The end keeps
+    up to ``keep_end`` characters (half by default), from a ``separator`` (a word, a
+    path segment) when it can."""
+    room = (width - 1) // 2 if keep_end is None else keep_end
+    end = text[-room:]
+    mid_word = text[-room - 1] != separator and end[0] != separator
+    if mid_word and separator in end[:-1]:  # not a URL's closing slash
+        end = end[end.index(separator) :]
+    end = end.lstrip()
+    return text[: width - 1 - len(end)].rstrip() + "…" + end
 
 
 def _note(row: Row) -> str:
@@ -192,7 +236,7 @@ def render_health_page(
             "<main>",
             _summary_line(report, now),
             _config_notice(report.get("config")),
-            '<div class="scroll"><table>',
+            '<div class="scroll"><table class="cards">',
             "<thead><tr>"
             + "".join(f'<th scope="col">{title}</th>' for title in _HTML_HEADINGS)
             + "</tr></thead>",
@@ -204,6 +248,7 @@ def render_health_page(
             ' <a href="/metrics">/metrics</a>; in a terminal: <code>aggregator feeds</code>.'
             "</footer>",
         ],
+        wide=True,
     )
 
 
@@ -248,14 +293,20 @@ def _html_row(row: Row, now: datetime) -> str:
         "-" if row.get("disabled_reason") else _html_time(row["next_check_at"], now),
         _size(row.get("bytes_saved") or 0),
     )
-    numbers = {3, 4}  # FAILS and ARTICLES line up on the right
+    # Each cell names its column, for the stacked rows on a phone; the feed's name and
+    # the note (long URLs, errors) wrap anywhere rather than widen the table.
+    classes = {0: "feed", 3: "number", 4: "number"}  # FAILS and ARTICLES on the right
     tds = "".join(
-        f'<td class="number">{cell}</td>' if index in numbers else f"<td>{cell}</td>"
-        for index, cell in enumerate(cells)
+        f'<td data-label="{heading}"{_class(classes.get(index))}>{cell}</td>'
+        for index, (heading, cell) in enumerate(zip(_HTML_HEADINGS, cells, strict=False))
     )
     note = html_text(_note(row))
     url = html_text(str(row["url"]))
-    return f"<tr>{tds}<td>{note} <small>{url}</small></td></tr>"
+    return f'<tr>{tds}<td data-label="Note" class="note">{note} <small>{url}</small></td></tr>'
+
+
+def _class(name: str | None) -> str:
+    return f' class="{name}"' if name else ""
 
 
 def _html_time(value: str | None, now: datetime) -> str:

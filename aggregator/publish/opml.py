@@ -133,6 +133,12 @@ def _outlines(parent: ET.Element, folders: tuple[str, ...]) -> Iterator[OPMLFeed
         declared = outline.get("xmlUrl", outline.get("xmlurl"))
         url = (declared or "").strip()
         name = _one_line(outline.get("title") or outline.get("text") or "")
+        if declared is None and not len(outline) and _typed_as_feed(outline):
+            # a subscription without its feed's URL, not an empty folder: say so
+            site = outline.get("htmlUrl", outline.get("htmlurl"))
+            reason = f"no xmlUrl (its site: {_one_line(site)})" if site else "no xmlUrl"
+            yield DroppedFeed(url="", name=name or "(no title)", reason=reason)
+            continue
         if not url and (declared is None or len(outline)):
             # a folder: its name becomes a tag of the feeds inside it
             yield from _outlines(outline, folders + ((name,) if name else ()))
@@ -143,6 +149,10 @@ def _outlines(parent: ET.Element, folders: tuple[str, ...]) -> Iterator[OPMLFeed
         else:
             tags = _split_tags(folders + _categories(outline.get("category") or ""))
             yield OPMLFeed(url=url, name=name or url, tags=tags)
+
+
+def _typed_as_feed(outline: ET.Element) -> bool:
+    return (outline.get("type") or "").strip().lower() == "rss"
 
 
 def _categories(text: str) -> tuple[str, ...]:

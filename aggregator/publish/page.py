@@ -9,9 +9,10 @@ reader finds the feed.
 
 Each story shows its lead outlet, then the other outlets the way the feeds list them
 ("Also reported by" for their own reports, "Republished by" for copies), and links
-to its reading view (:mod:`aggregator.publish.story_page`). The other HTML pages (the reading
-view, feed health) share this module's stylesheet and helpers, so one
-Content-Security-Policy covers them all.
+("Read here", and its outlet count) to its reading view
+(:mod:`aggregator.publish.story_page`). The other HTML pages (the reading view, feed
+health) share this module's stylesheet and helpers, so one Content-Security-Policy
+covers them all.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ ol.stories { list-style: none; margin: 0; padding: 0; }
 .story h2 { font-size: 1.1rem; margin: 0 0 .25rem; line-height: 1.35; }
 .meta, .outlets, .sources, .empty, footer { color: var(--muted); font-size: .9rem; }
 .meta, .outlets { margin: 0; }
+.meta a.read { font-weight: 600; }
 .notice { padding: .6rem .8rem; border: 1px solid var(--line); border-left: .3rem solid #c0392b; }
 .sources { margin: .25rem 0 0; padding-left: 1.2rem; }
 .tags { font-size: .8rem; color: var(--muted); }
@@ -83,11 +85,27 @@ article h1 { font-size: 1.4rem; line-height: 1.3; margin: 1rem 0 .5rem; }
 article h2 { font-size: 1.1rem; margin: 1.5rem 0 .25rem; }
 article h3 { font-size: 1rem; margin: .75rem 0 0; }
 .body p { margin: .75rem 0; }
+body.wide { max-width: 80rem; }
 table { border-collapse: collapse; width: 100%; font-size: .85rem; }
 .scroll { overflow-x: auto; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line);
   vertical-align: top; }
 td.number { text-align: right; }
+td time { white-space: nowrap; }
+td.feed, td.note { overflow-wrap: anywhere; word-break: break-word; }
+td.feed { min-width: 8rem; }
+td.note { min-width: 14rem; }
+@media (max-width: 40rem) {
+  table.cards thead { display: none; }
+  table.cards, table.cards tbody, table.cards tr { display: block; }
+  table.cards tr { display: flex; flex-wrap: wrap; gap: 0 .8rem; padding: .5rem 0;
+    border-bottom: 1px solid var(--line); }
+  table.cards td { display: block; padding: 0; border: 0; min-width: 0; }
+  table.cards td::before { content: attr(data-label) " "; color: var(--muted); }
+  table.cards td.feed, table.cards td.note { flex-basis: 100%; }
+  table.cards td.feed { font-weight: 600; }
+  table.cards td.feed::before { content: none; }
+}
 .state-failing, .state-gone { color: #c0392b; font-weight: 600; }
 footer { padding-top: 1rem; }
 """.strip()
@@ -130,8 +148,11 @@ def render_page(view: PageView) -> bytes:
     )
 
 
-def html_document(title: str, body: Sequence[str], *, head: Sequence[str] = ()) -> bytes:
-    """A whole page as UTF-8 bytes: the shared head and stylesheet, then ``body``."""
+def html_document(
+    title: str, body: Sequence[str], *, head: Sequence[str] = (), wide: bool = False
+) -> bytes:
+    """A whole page as UTF-8 bytes: the shared head and stylesheet, then ``body``;
+    ``wide`` for a page of tables, which needs more than a column of text."""
     parts = [
         "<!doctype html>",
         '<html lang="en">',
@@ -142,7 +163,7 @@ def html_document(title: str, body: Sequence[str], *, head: Sequence[str] = ()) 
         *head,
         f"<style>{STYLE}</style>",
         "</head>",
-        "<body>",
+        '<body class="wide">' if wide else "<body>",
         *(part for part in body if part),
         "</body>",
         "</html>",
@@ -287,7 +308,9 @@ def _story_item(story: PublishedStory) -> str:
 
 
 def _story_meta(story: PublishedStory) -> list[str]:
-    """Lead outlet, first report, latest report when later, and the reading view."""
+    """Lead outlet, first report, latest report when later, and the reading view: by
+    its outlet count and by a plain "Read here" on every story, one outlet or many
+    (the title opens the lead article on its outlet's site, as a feed item's link)."""
     lead = story.sources[0].feed_name if story.sources else ""
     meta = [f'<span class="lead">{html_text(lead)}</span>'] if lead else []
     meta.append(time_element(story.published))
@@ -296,7 +319,9 @@ def _story_meta(story: PublishedStory) -> list[str]:
         meta.append(f"latest {time_element(latest)}")
     count = outlet_count(story)
     label = f"{count} outlet{'s' if count != 1 else ''}"
-    meta.append(f'<a class="count" href="{html_attr(story_page_path(story.id))}">{label}</a>')
+    view = html_attr(story_page_path(story.id))
+    meta.append(f'<a class="count" href="{view}">{label}</a>')
+    meta.append(f'<a class="read" href="{view}">Read here</a>')
     return meta
 
 
