@@ -31,7 +31,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.site.hits.append(self.path)
-        route = self.site.routes.get(self.path, Route(404, b"not here"))
+        route = self.site.routes.get(self.path, self.site.fallback)
         if route.hold is not None:
             route.hold.wait(timeout=60)
         self.send_response(route.status)
@@ -46,10 +46,17 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class Site:
-    """Serves ``routes`` (path -> Route) on 127.0.0.1 and records each path asked for."""
+    """Serves ``routes`` (path -> Route) on 127.0.0.1, ``fallback`` at every other path
+    (a 404 unless given), and records each path asked for."""
 
-    def __init__(self, routes: dict[str, Route] | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        routes: dict[str, Route] | None = None,
+        host: str = "127.0.0.1",
+        fallback: Route = Route(404, b"not here"),
+    ) -> None:
         self.routes: dict[str, Route] = dict(routes or {})
+        self.fallback = fallback
         self.hits: list[str] = []
         handler = type("Handler", (_Handler,), {"site": self})
         self.server = ThreadingHTTPServer((host, 0), handler)

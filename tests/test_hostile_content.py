@@ -9,11 +9,9 @@ real pipeline (guard on) and checks what every published format contains.
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,50 +29,20 @@ from aggregator.publish.feeds import FORMATS
 from aggregator.publish.output import render_from_storage
 from aggregator.sanitize import clean_title, sanitize_html
 from aggregator.storage import Storage
+from tests.loopback import Route, Site
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TRIED: list[str] = []  # every hostile input tried, for the count in the report
 
 
-class _Counting(BaseHTTPRequestHandler):
-    hits: list[str]
-    body = b""
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self.hits.append(self.path)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/rss+xml")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class LoopbackServer:
-    """Serves ``body`` at every path on 127.0.0.1 and records each path asked for."""
-
-    def __init__(self, body: bytes = b"secret: the forbidden target answered") -> None:
-        self.hits: list[str] = []
-        handler = type("Handler", (_Counting,), {"hits": self.hits, "body": body})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> LoopbackServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+def site_answering(body: bytes = b"secret: the forbidden target answered") -> Site:
+    """Serves ``body`` (as RSS) at every path on 127.0.0.1 and records each path asked for."""
+    return Site(fallback=Route(200, body, {"Content-Type": "application/rss+xml"}))
 
 
 @pytest.fixture
-def forbidden() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
+def forbidden() -> Iterator[Site]:
+    with site_answering() as server:
         yield server
 
 
@@ -163,7 +131,7 @@ def _external_entities(port: int) -> dict[str, bytes]:
 
 
 def test_external_entities_reach_neither_the_filesystem_nor_the_network(
-    forbidden: LoopbackServer,
+    forbidden: Site,
 ) -> None:
     for name, body in _external_entities(forbidden.port).items():
         TRIED.append(name)
@@ -330,9 +298,9 @@ def _hostile_feed(port: int) -> bytes:
 
 
 def test_a_hostile_feed_end_to_end_publishes_nothing_dangerous(
-    tmp_path: Path, forbidden: LoopbackServer
+    tmp_path: Path, forbidden: Site
 ) -> None:
-    with LoopbackServer(_hostile_feed(forbidden.port)) as feed_server:
+    with site_answering(_hostile_feed(forbidden.port)) as feed_server:
         config_path = tmp_path / "feeds.yaml"
         config_path.write_text(
             "settings:\n  database: db.sqlite\n  workers: 0\n"
