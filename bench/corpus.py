@@ -22,6 +22,8 @@ import hashlib
 import random
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -401,12 +403,12 @@ show advertising. You can change your choices at any time.</p><button>Accept all
     return page.encode()
 
 
-def _rss(outlet: str, base: str, entries: list[tuple[str, str, str, int]]) -> bytes:
+def _rss(outlet: str, base: str, entries: list[tuple[str, str, str, datetime]]) -> bytes:
     items = "".join(
         f"<item><title>{escape(title)}</title><link>{base}{path}</link>"
-        f"<guid>{base}{path}</guid><pubDate>Tue, {day:02d} Nov 2026 10:00:00 GMT</pubDate>"
+        f"<guid>{base}{path}</guid><pubDate>{format_datetime(moment, usegmt=True)}</pubDate>"
         f"<description><![CDATA[<p>{escape(summary)}</p>]]></description></item>"
-        for title, path, summary, day in entries
+        for title, path, summary, moment in entries
     )
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
@@ -415,12 +417,12 @@ def _rss(outlet: str, base: str, entries: list[tuple[str, str, str, int]]) -> by
     ).encode()
 
 
-def _atom(outlet: str, base: str, entries: list[tuple[str, str, str, int]]) -> bytes:
+def _atom(outlet: str, base: str, entries: list[tuple[str, str, str, datetime]]) -> bytes:
     items = "".join(
         f'<entry><title>{escape(title)}</title><link href="{base}{path}"/><id>{base}{path}</id>'
-        f"<updated>2026-11-{day:02d}T10:00:00Z</updated>"
+        f"<updated>{moment.isoformat()}</updated>"
         f'<summary type="html">{escape("<p>" + escape(summary) + "</p>")}</summary></entry>'
-        for title, path, summary, day in entries
+        for title, path, summary, moment in entries
     )
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
@@ -429,10 +431,24 @@ def _atom(outlet: str, base: str, entries: list[tuple[str, str, str, int]]) -> b
     ).encode()
 
 
+# A feed's items are this far apart, the newest this long before the corpus is built:
+# dated from the run's own clock, so that the stories are open (inside the clustering
+# window) as a real first refresh's are and the refinement after each refresh has the
+# work it has live (all of large's 10 items a feed, 12 of medium's 20).
+ITEM_SPACING = timedelta(hours=6)
+
+
 def build_corpus(
-    feeds: int, items: int, *, feeds_per_site: int = 5, changed_share: float = 0.05, seed: int = 8
+    feeds: int,
+    items: int,
+    *,
+    feeds_per_site: int = 5,
+    changed_share: float = 0.05,
+    seed: int = 8,
+    now: datetime | None = None,
 ) -> Corpus:
     """Every feed and article body; ``{{BASE:n}}`` stands for site n's base URL."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
     rng = random.Random(seed)
     sites = (feeds + feeds_per_site - 1) // feeds_per_site
     corpus = Corpus(feeds=feeds, items=items, sites=sites)
@@ -441,7 +457,9 @@ def build_corpus(
         base = f"{{{{BASE:{site_of(feed, feeds_per_site)}}}}}"
         outlet = f"outlet{feed}"
         entries = [
-            _new_item(rng, corpus, stories, base, outlet, f"{outlet}/a{n}", day=1 + n % 24)
+            _new_item(
+                rng, corpus, stories, base, outlet, f"{outlet}/a{n}", now - (n + 1) * ITEM_SPACING
+            )
             for n in range(items)
         ]
         feed_path = f"/{outlet}/feed.xml"
@@ -449,7 +467,7 @@ def build_corpus(
         corpus.bodies[feed_path] = render(outlet, base, entries)
         corpus.feed_paths.append(feed_path)
         if rng.random() < changed_share or (feed == 0 and changed_share > 0):
-            extra = _new_item(rng, corpus, stories, base, outlet, f"{outlet}/late", day=25)
+            extra = _new_item(rng, corpus, stories, base, outlet, f"{outlet}/late", now)
             corpus.late_paths.append(corpus.article_paths.pop())  # not in the first refresh
             corpus.changed[feed_path] = render(outlet, base, [extra, *entries[:-1]])
     return corpus
@@ -462,9 +480,8 @@ def _new_item(
     base: str,
     outlet: str,
     slug: str,
-    *,
-    day: int,
-) -> tuple[str, str, str, int]:
+    moment: datetime,
+) -> tuple[str, str, str, datetime]:
     """One article page (an original, a wire copy or a related report) and its feed entry."""
     roll = rng.random()
     credit = ""
@@ -483,7 +500,7 @@ def _new_item(
     path = f"/{slug}.html"
     corpus.bodies[path] = article_page(rng, base, outlet, title, paragraphs, credit)
     corpus.article_paths.append(path)
-    return title, path, paragraphs[0], day
+    return title, path, paragraphs[0], moment
 
 
 def resolve(body: bytes, ports: list[int]) -> bytes:
