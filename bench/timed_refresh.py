@@ -42,10 +42,10 @@ def _timed_finish(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _timed_refine(original: Callable[..., Any]) -> Callable[..., Any]:
-    def refine(ctx: Any) -> Any:
+    def refine(*args: Any) -> Any:
         started = time.thread_time()
         try:
-            return original(ctx)
+            return original(*args)
         finally:
             _refine.append(time.thread_time() - started)
 
