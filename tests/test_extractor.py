@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import lxml.html
 import pytest
 import trafilatura
 from click.testing import CliRunner
@@ -459,6 +460,19 @@ BYLINE_PAGES = {
         "Mark Ostrand",
     ),
     "none": ("<p>No byline on this page at all.</p>", None),
+    # issue 18: the elements are found by one query on the page's class and id values
+    "one class of several": (
+        '<div class="post-meta entry-author small"><span>Rhea Tallis</span></div><p>Text</p>',
+        "Rhea Tallis",
+    ),
+    "an id": ('<p>Text</p><div id="main-author-box">Corin Vale</div>', "Corin Vale"),
+    "an attribute": ('<p>Text</p><span itemprop="author">Dana Kell</span>', "Dana Kell"),
+    "a tag": ("<p>Text</p><author>Olek Brandt</author>", "Olek Brandt"),
+    "in a comment thread": (
+        '<div class="comments-area"><span class="byline">Troll Nine</span></div>'
+        '<p>Text</p><p class="byline">Yara Finch</p>',
+        "Yara Finch",
+    ),
 }
 
 
@@ -467,3 +481,10 @@ def test_the_byline_search_finds_what_trafilatura_s_own_finds(name: str) -> None
     html, expected = BYLINE_PAGES[name]
     tree = load_html(f"<html><body>{html}</body></html>")
     assert find_author(tree) == extract_author(tree) == expected
+
+
+def test_the_byline_search_reads_class_names_with_control_characters() -> None:
+    # issue 18: lxml will not pass such a name into a query; the search walks the page
+    page = '<p class="x\x0by">Text</p><p class="by\x0bauthor">Lise Arno</p>'
+    tree = lxml.html.fromstring(f"<html><body>{page}</body></html>")
+    assert find_author(tree) == "Lise Arno"
