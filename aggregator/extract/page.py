@@ -24,7 +24,7 @@ from trafilatura.settings import Document, set_date_params
 
 from aggregator.extract.author import find_author
 from aggregator.extract.options import ExtractOptions
-from aggregator.extract.text import detect_language
+from aggregator.extract.text import detect_language, text_of
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def _document_order(tree: Any) -> Any:
 
 
 def anchor_texts(tree: Any) -> frozenset[str]:
-    return frozenset(" ".join(a.text_content().split()) for a in tree.iter("a"))
+    return frozenset(" ".join(text_of(a).split()) for a in tree.iter("a"))
 
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}\b")
