@@ -21,6 +21,8 @@ from typing import Any
 import lxml.etree
 import lxml.html
 
+from aggregator.extract.text import text_of
+
 MAX_LINK_SHARE = 0.5  # more link text than this is a list of links, not an article
 _MIN_CHUNK_CHARS = 150  # a split-off block must carry this much paragraph text
 
@@ -38,7 +40,7 @@ def page_paragraphs(page: Any) -> PageParagraphs:
     by_key: dict[str, tuple[Any, str]] = {}
     chars = 0
     for element in page.iter("p"):
-        text = " ".join(element.text_content().split())
+        text = " ".join(text_of(element).split())
         chars += len(text)
         by_key.setdefault(text[:_KEY_CHARS], (element, text))
     by_key.pop("", None)
@@ -86,7 +88,7 @@ def _locate_paragraphs(body: Any, paragraphs: PageParagraphs) -> dict[str, Any]:
     """The page's <p> elements whose text is an extracted paragraph, by paragraph key."""
     located: dict[str, Any] = {}
     for paragraph in body.iter("p"):
-        key = _key(paragraph.text_content())
+        key = _key(text_of(paragraph))
         found = paragraphs.by_key.get(key)
         if found is not None:
             located[key] = found[0]
@@ -105,7 +107,7 @@ def _restore_inline_markup(body: Any, paragraphs: PageParagraphs) -> None:
     copy is removed here and by the sanitiser before publishing.
     """
     for paragraph in body.iter("p"):
-        text = " ".join(paragraph.text_content().split())
+        text = " ".join(text_of(paragraph).split())
         source, source_text = paragraphs.by_key.get(text[:_KEY_CHARS], (None, ""))
         if source is None or source_text != text:
             continue
@@ -207,13 +209,13 @@ def _is_notice(text: str) -> bool:
 
 
 def _append_block(body: Any, block: Any, seen: set[str]) -> None:
-    paragraphs = [" ".join(p.text_content().split()) for p in block.iter("p")]
+    paragraphs = [" ".join(text_of(p).split()) for p in block.iter("p")]
     fresh = [text for text in paragraphs if text and _key(text) not in seen]
     total = sum(len(text) for text in fresh)
     if total < _MIN_CHUNK_CHARS:
         return
-    links = sum(len(" ".join(a.text_content().split())) for a in block.iter("a"))
-    if links > MAX_LINK_SHARE * total or _is_notice(" ".join(block.text_content().split())):
+    links = sum(len(" ".join(text_of(a).split())) for a in block.iter("a"))
+    if links > MAX_LINK_SHARE * total or _is_notice(" ".join(text_of(block).split())):
         return
     for text in fresh:
         seen.add(_key(text))
@@ -255,7 +257,7 @@ def _place_images(body: Any, located: dict[str, Any]) -> None:
             placed[targets[id(element)]] = figures[:_MAX_IMAGES]
             pending = []
     for paragraph in list(body.iter("p")):
-        figures = placed.pop(_key(paragraph.text_content()), [])
+        figures = placed.pop(_key(text_of(paragraph)), [])
         for figure in figures:
             paragraph.addprevious(figure)
 
