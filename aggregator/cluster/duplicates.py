@@ -65,8 +65,8 @@ def _shingle_hashes(words: list[str]) -> np.ndarray:
     """A 32-bit hash of each run of SHINGLE_WORDS words: the words' CRC-32s mixed by
     position, then scrambled (murmur3's finaliser) so that shingles sharing words do
     not get related values. Vectorised: a Python hash per shingle cost three times more."""
-    hashes = np.fromiter(
-        (zlib.crc32(word.encode()) for word in words), dtype=np.uint64, count=len(words)
+    hashes = np.fromiter(  # map(), not a generator: no Python frame per word
+        map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(words)
     )
     runs = len(words) - SHINGLE_WORDS + 1
     mixed = np.zeros(runs, dtype=np.uint64)

@@ -17,10 +17,10 @@ train sets (bench/cluster_fit.py; bench/cluster_eval.py reports every set).
 
 from __future__ import annotations
 
-import functools
 import heapq
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -87,8 +87,13 @@ def _fields(title: str, text: str) -> list[tuple[str, float]]:
 def _weighted_terms(fields: list[tuple[str, float]]) -> dict[str, float]:
     counts: dict[str, float] = {}
     for part, weight in fields:
-        for term, capitalised in _terms(part):
-            counts[term] = counts.get(term, 0.0) + weight * _boost(term, capitalised)
+        # Each distinct word once, times its count: the same sums (weights and boosts
+        # are multiples of 0.5, so every partial sum is exact in any order).
+        for word, times in Counter(_TERM.findall(part)).items():
+            term = word.lower().strip("'’-")
+            if len(term) >= 2 and term not in _STOPWORDS:
+                added = times * weight * _boost(term, word[0].isupper())
+                counts[term] = counts.get(term, 0.0) + added
     return {term: 1.0 + math.log(value) if value > 1 else value for term, value in counts.items()}
 
 
@@ -112,13 +117,36 @@ def is_figure(term: str) -> bool:
     return "0" <= term[:1] <= "9"
 
 
-@functools.lru_cache(maxsize=200_000)
 def background_share(term: str) -> float:
     """The share of general-English articles of BACKGROUND_WORDS words that would hold
     ``term``, from its word frequency (wordfreq's Zipf value: log10 of uses per
     billion words); about 0 for a word wordfreq never saw (most names)."""
-    per_word = 10 ** (zipf_frequency(term, "en") - 9)
-    return 1.0 - math.exp(-per_word * BACKGROUND_WORDS)
+    share = _BACKGROUND_SHARES.get(term)
+    if share is None:
+        if len(_BACKGROUND_SHARES) >= MAX_BACKGROUND_SHARES:
+            _BACKGROUND_SHARES.clear()
+        per_word = 10 ** (zipf_frequency(term, "en") - 9)
+        share = _BACKGROUND_SHARES[term] = 1.0 - math.exp(-per_word * BACKGROUND_WORDS)
+    return share
+
+
+# background_share's memory: a plain dict, read once per term of every new article.
+_BACKGROUND_SHARES: dict[str, float] = {}
+MAX_BACKGROUND_SHARES = 200_000
+
+
+def background_shares(terms: Iterable[str]) -> dict[str, float]:
+    """``background_share`` of each term: computed with the terms, on an extraction
+    worker (a wordfreq lookup costs tens of microseconds per new word)."""
+    return {term: background_share(term) for term in terms}
+
+
+def remember_background_shares(shares: Mapping[str, float]) -> None:
+    """Take shares computed in another process into this one's memory, so that
+    weighing a new article's terms here never looks a word up in wordfreq."""
+    if len(_BACKGROUND_SHARES) + len(shares) > MAX_BACKGROUND_SHARES:
+        _BACKGROUND_SHARES.clear()
+    _BACKGROUND_SHARES.update(shares)
 
 
 def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> dict[str, float]:
@@ -129,8 +157,16 @@ def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> di
     term in every document weighs about 0: it tells no story from another. Computed
     once per article (hot loops only look it up)."""
     total = documents + PRIOR_DOCUMENTS + 1.0
+    shares = _BACKGROUND_SHARES
     return {
-        term: math.log(total / (df.get(term, 0) + PRIOR_DOCUMENTS * background_share(term) + 0.5))
+        term: math.log(
+            total
+            / (
+                df.get(term, 0)
+                + PRIOR_DOCUMENTS * (shares.get(term) or background_share(term))
+                + 0.5
+            )
+        )
         for term in terms
     }
 
@@ -173,11 +209,13 @@ def query_terms(vector: Mapping[str, float], df: Mapping[str, int], documents: i
 
 def top_terms(vector: Mapping[str, float], count: int) -> list[str]:
     """The ``count`` heaviest terms, ties broken by the term so results are stable."""
-    return [term for term, _ in heapq.nsmallest(count, vector.items(), key=_heaviest_first)]
-
-
-def _heaviest_first(item: tuple[str, float]) -> tuple[float, str]:
-    return -item[1], item[0]
+    candidates: Iterable[str] = vector
+    if len(vector) > 10 * count:  # only the terms at least as heavy as the count-th
+        floor = heapq.nlargest(count, vector.values())[-1]
+        candidates = [term for term, weight in vector.items() if weight >= floor]
+    # Two C-level sorts beat a heap with a Python key: by term, then by weight (a stable
+    # sort, also in reverse, keeps equal weights in term order).
+    return sorted(sorted(candidates), key=vector.__getitem__, reverse=True)[:count]
 
 
 def story_fit(article: Mapping[str, float], profile: StoryProfile) -> float:
@@ -209,7 +247,7 @@ def grown_centroid(centroid: Mapping[str, float], added: Mapping[str, float]) ->
     grown = dict(centroid)
     for term, weight in added.items():
         grown[term] = grown.get(term, 0.0) + weight
-    return dict(heapq.nsmallest(STORY_PROFILE_TERMS, grown.items(), key=_heaviest_first))
+    return {term: grown[term] for term in top_terms(grown, STORY_PROFILE_TERMS)}
 
 
 def index_keys(centroid: Mapping[str, float]) -> list[str]:
