@@ -88,6 +88,20 @@ class Article:
 
 
 @dataclass(frozen=True)
+class TextFeatures:
+    """What the grouping reads of an article's body, computed once where the body was
+    chosen (an extraction worker): its weighted terms (cluster/events.py
+    ``event_terms``) and its MinHash fingerprint (None: too short to compare)."""
+
+    terms: dict[str, float]
+    signature: bytes | None
+    bands: tuple[str, ...]
+    # Each term's share of general-English articles (events.background_share), so the
+    # storing process weighs the terms without looking words up.
+    background: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class StorySource:
     """One article of a story, as the published feed lists it."""
 
@@ -213,6 +227,9 @@ class NewArticle:
     bands: tuple[str, ...]
     extraction_step: str | None = None  # the chain step that gave the text (extract: STEP_*)
     language: str | None = None  # ISO 639-1
+    # The grouping's weighted terms of the title and text (cluster/events.py
+    # event_terms), stored with the article; None: computed when it is stored.
+    terms: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

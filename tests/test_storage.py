@@ -494,10 +494,49 @@ def test_migration_9_unties_related_reports_and_drops_the_old_centroids(tmp_path
                 [key, f"https://w.test/{key}", f"https://w.test/{key}", NOW.isoformat(),
                  method, copy_of],
             )  # fmt: skip
-        assert older.migrate() == ["m009_refinement"]
+        assert older.migrate() == ["m009_refinement", "m010_stored_terms"]
         copies = dict(older.db.execute("SELECT entry_key, copy_of FROM articles").fetchall())
         assert copies == {"a": None, "b": None, "c": 1}
-        assert older.db.execute("SELECT count(*) FROM story_terms").fetchone()[0] == 0
-        assert older.db.execute("SELECT centroid_norm FROM stories").fetchone()[0] == 0
+        # the old centroid is gone (m010 moved what was left of story_terms: nothing)
+        assert older.db.execute("SELECT centroid, centroid_norm FROM stories").fetchone() == (
+            None,
+            0,
+        )
+    finally:
+        older.close()
+
+
+def test_migration_10_moves_story_centroids_into_one_value_and_marks_articles_counted(
+    tmp_path: Path,
+) -> None:
+    # Issue 18: a story's summed vectors become one value (stories.centroid) and
+    # articles stored before were counted in the document frequencies when stored.
+    older = Storage.open(tmp_path / "old.db", migrate=False)
+    try:
+        from aggregator.storage.migrations import migrations
+
+        migrations.apply(older.db, stop_before="m010_stored_terms")
+        older.sync_feeds([WIRE], NOW)
+        older.db.execute(
+            "INSERT INTO stories (id, created_at, published_at, updated_at, centroid_norm)"
+            " VALUES ('s1', ?, ?, ?, 1.25)",
+            [NOW.isoformat()] * 3,
+        )
+        older.db.execute(
+            "INSERT INTO articles (feed_id, entry_key, url, canonical_url, title, text,"
+            " fetched_at, extraction_status, story_id, method)"
+            " VALUES (1, 'a', 'https://w.test/a', 'https://w.test/a', 't', 'x', ?,"
+            " 'extracted', 's1', 'new')",
+            [NOW.isoformat()],
+        )
+        older.db.conn.executemany(
+            "INSERT INTO story_terms VALUES ('s1', ?, ?)", [("frigate", 0.75), ("kelvik", 1.0)]
+        )
+        assert older.migrate() == ["m010_stored_terms"]
+        assert older.story_centroid("s1") == {"frigate": 0.75, "kelvik": 1.0}
+        assert older.db.execute("SELECT terms FROM articles").fetchone() == (None,)
+        assert older.uncounted_articles() == []
+        tables = {row[0] for row in older.db.execute("SELECT name FROM sqlite_master")}
+        assert "story_terms" not in tables
     finally:
         older.close()

@@ -238,7 +238,7 @@ def test_the_first_refinement_after_the_upgrade_rebuilds_the_dropped_sums(
     first = add_and_refine(storage, wire)
     add_and_refine(storage, harbour)
     updated = storage.story_row(first.story_id)["updated_at"]  # type: ignore[index]
-    storage.db.execute("DELETE FROM story_terms")
+    storage.db.execute("UPDATE stories SET centroid = NULL")
     storage.db.execute("DELETE FROM story_keys")
     storage.db.execute("UPDATE stories SET centroid_norm = 0")
     plan = refine(storage, 5)

@@ -9,11 +9,13 @@ the same thing: a new article, an edited entry, a feed with ``extract: false``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
-from aggregator.extract.extractor import looks_short
-from aggregator.extract.text import html_to_text
-from aggregator.models import Article, Entry
+from aggregator.extract.extractor import extract_article, looks_short
+from aggregator.extract.options import ExtractOptions
+from aggregator.extract.text import detect_language, html_to_text
+from aggregator.models import Article, Entry, TextFeatures
 from aggregator.sanitize import sanitize_html
 
 # Extraction status recorded on each article.
@@ -102,3 +104,69 @@ def _keeps_page_text(article: Article, feed_text: str, min_chars: int) -> bool:
     if article.doubt and feed_text:
         return looks_short(article.doubt) and len(article.text) >= len(feed_text)
     return len(article.text) >= min_chars or len(article.text) > len(feed_text)
+
+
+# What the grouping reads of a chosen body, from its title and text: the pipeline
+# passes cluster/features.py's ``text_features`` (extraction does not know the grouping).
+Describe = Callable[[str, str], TextFeatures]
+
+
+@dataclass(frozen=True)
+class BodyJob:
+    """Everything choosing one new article's body needs, as plain data a worker process
+    can receive: the entry, the feed's settings, and the page (bytes to extract, or an
+    extraction already at hand), or why there is none."""
+
+    entry: Entry
+    min_chars: int
+    base_url: str = ""  # the feed's URL: relative links resolve against it without a link
+    language: str | None = None  # the feed's own setting, if any
+    page: bytes | None = None  # the downloaded page, extracted with ``options``
+    options: ExtractOptions | None = None
+    article: Article | None = None  # a page extracted before (for another feed)
+    reason: str = ""  # why there is no page (the note), as for ``choose_body``
+    extract: bool = True
+    refused: bool = False
+
+
+@dataclass(frozen=True)
+class PreparedBody:
+    """A new article's body, chosen, with its language and what the grouping reads of
+    it: all the per-article work that needs no database, done in one place."""
+
+    body: ChosenBody
+    language: str | None
+    features: TextFeatures
+    # The extraction's metadata (author, image, date), without its text and HTML
+    # (``body`` holds them when they were kept): not sent twice between processes.
+    extracted: Article | None
+
+
+def prepare_body(job: BodyJob, describe: Describe) -> PreparedBody:
+    """Extract the job's page (if it has one), ``choose_body``, find the body's
+    language and ``describe`` it: run on an extraction worker."""
+    article = job.article
+    if job.page is not None:
+        article = extract_article(job.page, job.entry.link, options=job.options or ExtractOptions())
+    body = choose_body(
+        article,
+        job.entry,
+        min_chars=job.min_chars,
+        reason=job.reason,
+        base_url=job.base_url,
+        extract=job.extract,
+        refused=job.refused,
+    )
+    return PreparedBody(
+        body=body,
+        language=body_language(body, article, job.language),
+        features=describe(job.entry.title, body.text),
+        extracted=replace(article, text="", html="") if article is not None else None,
+    )
+
+
+def body_language(body: ChosenBody, article: Article | None, setting: str | None) -> str | None:
+    """The extracted page's language; for the feed's text, the feed's, else detected."""
+    if body.status == EXTRACTED and article is not None and article.language:
+        return article.language
+    return setting or detect_language(body.text)

@@ -9,20 +9,25 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from typing import Any, TypeVar
 
+from aggregator.extract.body import BodyJob, Describe, PreparedBody, prepare_body
 from aggregator.extract.extractor import extract_article
 from aggregator.extract.options import DEFAULT_OPTIONS, ExtractOptions
 from aggregator.models import Article
 from aggregator.processes import spawning, worker_initializer
 
 log = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 
 class ExtractionPool:
-    """Runs ``extract_article`` on worker processes (one per core), or inline if workers=0.
+    """Runs ``extract_article`` (or a new article's whole body preparation:
+    ``body.prepare_body``) on worker processes (one per core), or inline if workers=0.
 
     Workers are spawned, not forked: the daemon has threads (scheduler, server) and a
     forked child could inherit a held lock. They ignore Ctrl-C and exit when this
@@ -52,20 +57,38 @@ class ExtractionPool:
         """Extract each (page, url) pair, yielding results in input order."""
         pages = list(pages)
         per_page = list(options) if options is not None else [DEFAULT_OPTIONS] * len(pages)
+        jobs = [(page, url, opts) for (page, url), opts in zip(pages, per_page, strict=True)]
+        return self._run(_extract_in_worker, jobs, lambda _: None)
+
+    def prepare_many(self, jobs: Iterable[BodyJob], describe: Describe) -> Iterator[PreparedBody]:
+        """``body.prepare_body`` of each job on the workers (results in input order): the
+        process storing the articles receives each body chosen, its language found and
+        its features (``describe``) computed. When the workers keep dying, a job is
+        prepared here without its page (the feed's text)."""
+        return self._run(
+            _prepare_in_worker,
+            [(job, describe) for job in jobs],
+            lambda args: prepare_body(_without_page(args[0]), args[1]),
+        )
+
+    def _run(
+        self,
+        function: Callable[..., Result],
+        jobs: Sequence[tuple[Any, ...]],
+        fallback: Callable[[tuple[Any, ...]], Result],
+    ) -> Iterator[Result]:
+        """``function(*job)`` for each job on the workers, or inline without workers;
+        ``fallback(job)`` for every job when the workers died twice."""
         if self._executor is None:
-            return (
-                extract_article(page, url, options=opts)
-                for (page, url), opts in zip(pages, per_page, strict=True)
-            )
-        bodies = [page for page, _ in pages]
-        urls = [url for _, url in pages]
+            return (function(*job) for job in jobs)
+        columns = list(zip(*jobs, strict=True)) if jobs else []
         for attempt in (1, 2):
             executor = self._executor
             if executor is None:  # closed meanwhile: the process is stopping
                 break
             try:
                 with spawning():  # map() starts the workers it needs
-                    results = executor.map(_extract_in_worker, bodies, urls, per_page)
+                    results = executor.map(function, *columns)
                 return iter(list(results))  # waited for here, signals unblocked
             except BrokenProcessPool:
                 # A worker died (the OOM killer, a crash in a parser): the executor is
@@ -73,7 +96,7 @@ class ExtractionPool:
                 log.warning("an extraction worker died; starting new ones (try %d)", attempt)
                 self._replace(executor)
         # Twice broken (a page that kills its worker?): these pages get the feed's text.
-        return iter([None] * len(pages))
+        return iter([fallback(job) for job in jobs])
 
     def _replace(self, broken: Executor) -> None:
         with self._lock:
@@ -114,3 +137,13 @@ def _lower_priority() -> None:
 
 def _extract_in_worker(page: bytes, url: str, options: ExtractOptions) -> Article | None:
     return extract_article(page, url, options=options)
+
+
+def _prepare_in_worker(job: BodyJob, describe: Describe) -> PreparedBody:
+    return prepare_body(job, describe)
+
+
+def _without_page(job: BodyJob) -> BodyJob:
+    if job.page is None:
+        return job
+    return replace(job, page=None, reason="the extraction worker died on this page")

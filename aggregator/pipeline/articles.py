@@ -15,31 +15,35 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from aggregator.cluster import duplicates
-from aggregator.cluster.duplicates import Fingerprint, new_story_id
+from aggregator.cluster.duplicates import new_story_id
+from aggregator.cluster.events import remember_background_shares
+from aggregator.cluster.features import text_features
 from aggregator.config import FeedSource
 from aggregator.errors import BlockedURL, FetchError
-from aggregator.extract.body import EXTRACTED, ChosenBody, choose_body
+from aggregator.extract.body import BodyJob, ChosenBody, PreparedBody, prepare_body
 from aggregator.extract.options import ExtractOptions
-from aggregator.extract.text import detect_language
 from aggregator.fetch import fetch_page
-from aggregator.models import Article, Entry, FeedState, NewArticle, StoredPage
+from aggregator.models import Article, Entry, FeedState, NewArticle, StoredPage, TextFeatures
 from aggregator.pipeline.context import PipelineContext
 from aggregator.pipeline.stories import add_article_to_story
 
 log = logging.getLogger(__name__)
 
 EXTRACT_OFF_NOTE = "extract: false for this feed; used the feed's text"
+REUSED_NOTE = "reused the page extracted for another feed"
 
 
 @dataclass(frozen=True)
 class Page:
-    """An entry with what its page gave: an extraction, or why there is none."""
+    """An entry with what its page gave: an extraction, or why there is none; and,
+    from ``run_pages``, its body chosen with what the grouping reads of it
+    (``prepared``, computed on an extraction worker)."""
 
     entry: Entry
     article: Article | None
     refused: bool = False
     reason: str = ""
+    prepared: PreparedBody | None = None
 
 
 @dataclass(frozen=True)
@@ -63,31 +67,58 @@ def plan_pages(ctx: PipelineContext, entries: Sequence[Entry], source: FeedSourc
 
 
 def run_pages(ctx: PipelineContext, plan: PagePlan) -> list[Page]:
-    """Download and extract a plan's pages: network and worker processes only, no
-    database, so it runs beside this thread's storing of other feeds.
+    """Download a plan's pages, then extract each one, choose its body and compute what
+    the grouping reads of it on the extraction workers (entries without a page too):
+    network and worker processes only, no database, so it runs beside this thread's
+    storing of other feeds, and storing receives each article ready.
 
     Raises Stopped when the process stops while a page waits for its site's slot: the
     feed is then not stored at all, and is fetched again at the next start.
     """
-    if not plan.source.extract:
-        return [Page(entry, None, reason="extract: false") for entry in plan.entries]
-    to_fetch = plan.to_fetch
-    downloads = _download_all(ctx, to_fetch)
-    fetched = [(entry, body) for entry, (body, _) in zip(to_fetch, downloads, strict=True) if body]
-    options = _extract_options(ctx, plan.source)
-    articles = ctx.pool.extract_many(
-        ((body, entry.link) for entry, body in fetched),
-        # the page's author and date are only searched for when the feed lacks them
-        (
-            replace(options, want_author=not entry.author, want_date=entry.published is None)
-            for entry, _ in fetched
-        ),
+    source = plan.source
+    downloads = dict(
+        zip(
+            (entry.key for entry in plan.to_fetch),
+            _download_all(ctx, plan.to_fetch) if source.extract else [],
+            strict=True,
+        )
     )
-    extracted = {entry.key: article for (entry, _), article in zip(fetched, articles, strict=True)}
-    failures = dict(zip((entry.key for entry in to_fetch), downloads, strict=True))
+    options = _extract_options(ctx, source)
+    jobs = [_body_job(ctx, plan, entry, downloads, options) for entry in plan.entries]
+    prepared = ctx.pool.prepare_many(jobs, text_features)
     return [
-        _page_for(entry, plan.reused.get(entry.key), extracted, failures) for entry in plan.entries
+        Page(job.entry, ready.extracted, job.refused, job.reason, ready)
+        for job, ready in zip(jobs, prepared, strict=True)
     ]
+
+
+def _body_job(
+    ctx: PipelineContext,
+    plan: PagePlan,
+    entry: Entry,
+    downloads: dict[str, tuple[bytes | None, str]],
+    options: ExtractOptions,
+) -> BodyJob:
+    """What choosing this entry's body needs: its downloaded page, the page extracted
+    for another feed, or why there is none."""
+    source = plan.source
+    job = BodyJob(
+        entry,
+        min_chars=ctx.config.settings.min_article_chars,
+        base_url=source.url,  # the feed's URL as stored (FeedState.url)
+        language=source.language,
+    )
+    if not source.extract:
+        return replace(job, reason=EXTRACT_OFF_NOTE, extract=False)
+    stored = plan.reused.get(entry.key)
+    if stored is not None:
+        return replace(job, article=_reused_article(stored), reason=REUSED_NOTE)
+    page, reason = downloads.get(entry.key, (None, "the entry has no link"))
+    if not page:
+        return replace(job, reason=reason, refused=reason.startswith("refused"))
+    # the page's author and date are only searched for when the feed lacks them
+    wanted = replace(options, want_author=not entry.author, want_date=entry.published is None)
+    return replace(job, page=page, options=wanted)
 
 
 def _extract_options(ctx: PipelineContext, source: FeedSource) -> ExtractOptions:
@@ -131,50 +162,42 @@ def _download(ctx: PipelineContext, entry: Entry) -> tuple[bytes | None, str]:
     return result.content, ""
 
 
-def _page_for(
-    entry: Entry,
-    stored: StoredPage | None,
-    extracted: dict[str, Article | None],
-    failures: dict[str, tuple[bytes | None, str]],
-) -> Page:
-    if stored is not None:
-        article = Article(
-            text=stored.text,
-            html=stored.html,
-            author=stored.author,
-            image=stored.image,
-            language=stored.language,
-            step=stored.extraction_step or "precision",
-        )
-        return Page(entry, article, reason="reused the page extracted for another feed")
-    _, reason = failures.get(entry.key, (None, "the entry has no link"))
-    return Page(
-        entry, extracted.get(entry.key), refused=reason.startswith("refused"), reason=reason
+def _reused_article(stored: StoredPage) -> Article:
+    return Article(
+        text=stored.text,
+        html=stored.html,
+        author=stored.author,
+        image=stored.image,
+        language=stored.language,
+        step=stored.extraction_step or "precision",
     )
 
 
 def store_article(ctx: PipelineContext, state: FeedState, page: Page, source: FeedSource) -> None:
+    """Store one new article into its story (inside the feed's transaction). Its body
+    comes prepared from ``run_pages``; a page made another way is prepared here."""
     settings = ctx.config.settings
     entry = page.entry
-    body = choose_body(
-        page.article,
-        entry,
-        min_chars=settings.min_article_chars,
-        reason=page.reason if source.extract else EXTRACT_OFF_NOTE,
-        base_url=state.url,
-        extract=source.extract,
-        refused=page.refused,
+    prepared = page.prepared or prepare_body(
+        BodyJob(
+            entry,
+            min_chars=settings.min_article_chars,
+            base_url=state.url,
+            language=source.language,
+            article=page.article,
+            reason=page.reason if source.extract else EXTRACT_OFF_NOTE,
+            extract=source.extract,
+            refused=page.refused,
+        ),
+        text_features,
     )
+    remember_background_shares(prepared.features.background)  # weighed below, no lookups
+    body = prepared.body
     if body.note:
         log.info("%s: %s: %s", source.display_name, entry.link, body.note)
-    fingerprint = duplicates.fingerprint(body.text)
     now = ctx.clock()
-    article = _new_article(state, entry, body, page.article, fingerprint, now)
-    article = replace(
-        article,
-        extraction_step=body.step,
-        language=_article_language(body, page.article, source),
-    )
+    article = _new_article(state, entry, body, prepared.extracted, prepared.features, now)
+    article = replace(article, extraction_step=body.step, language=prepared.language)
     placed = add_article_to_story(
         ctx.storage,
         article,
@@ -192,7 +215,7 @@ def _new_article(
     entry: Entry,
     body: ChosenBody,
     extracted: Article | None,
-    fingerprint: Fingerprint | None,
+    features: TextFeatures,
     now: datetime,
 ) -> NewArticle:
     return NewArticle(
@@ -212,16 +235,10 @@ def _new_article(
         fetched_at=now,
         extraction_status=body.status,
         extraction_note=body.note,
-        signature=fingerprint.signature if fingerprint else None,
-        bands=fingerprint.bands if fingerprint else (),
+        signature=features.signature,
+        bands=features.bands,
+        terms=features.terms,
     )
-
-
-def _article_language(body: ChosenBody, article: Article | None, source: FeedSource) -> str | None:
-    """The extracted page's language; for the feed's text, the feed's, else detected."""
-    if body.status == EXTRACTED and article is not None and article.language:
-        return article.language
-    return source.language or detect_language(body.text)
 
 
 def _page_date(article: Article | None, now: datetime) -> datetime | None:

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aggregator.cluster import events as clusterer
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.pipeline.context import PipelineContext
+from aggregator.pipeline.stories import terms_of
 from aggregator.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,10 @@ def forget_terms(storage: Storage, story_ids: Sequence[str]) -> None:
     frequencies: Counter[str] = Counter()
     documents = 0
     for story_id in story_ids:
-        for title, text in storage.story_member_texts(story_id):
-            frequencies.update(set(clusterer.event_terms(title, text)))
-            documents += 1
+        for row in storage.story_member_terms(story_id):
+            if row["counted"]:  # an uncounted one (a crash came between) never was
+                frequencies.update(set(terms_of(row)))
+                documents += 1
     if documents:
         storage.uncount_documents(frequencies, documents)
 

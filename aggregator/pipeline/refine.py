@@ -27,7 +27,7 @@ from aggregator.cluster.reconcile import Plan
 from aggregator.config import Settings
 from aggregator.errors import DatabaseUnwritable
 from aggregator.pipeline.context import PipelineContext
-from aggregator.pipeline.stories import save_profile
+from aggregator.pipeline.stories import save_profile, terms_of
 from aggregator.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,6 @@ class Report:
 
     article_id: int  # the report itself (its copy group's first article)
     story_id: str
-    title: str
-    text: str
     canonical_url: str
     articles: tuple[int, ...]
 
@@ -78,7 +76,8 @@ def refine_open_stories(storage: Storage, now: datetime, settings: Settings) -> 
     window = settings.clustering
     rows = storage.open_story_reports(since=now - window.window, first_since=now - window.max_age)
     reports = _reports(rows)
-    terms = [clusterer.event_terms(report.title, report.text) for report in reports]
+    stored = storage.report_terms([report.article_id for report in reports])
+    terms = [terms_of(stored[report.article_id]) for report in reports]
     documents, df = storage.corpus_frequencies({term for vector in terms for term in vector})
     vectors = cluster_refine.unit_vectors(terms, df, documents)
     groups = cluster_refine.average_link(
@@ -109,10 +108,9 @@ def _reports(rows: Sequence[dict[str, Any]]) -> list[Report]:
         articles[row["unit"]].append(row["id"])
         first.setdefault(row["unit"], row)
     return [
-        Report(row["id"], row["story_id"], row["title"], row["text"], row["canonical_url"],
-               tuple(articles[unit]))
+        Report(row["id"], row["story_id"], row["canonical_url"], tuple(articles[unit]))
         for unit, row in first.items()
-    ]  # fmt: skip
+    ]
 
 
 def _kept_whole(storage: Storage, reports: Sequence[Report]) -> list[list[int]]:

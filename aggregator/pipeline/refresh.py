@@ -43,6 +43,7 @@ from aggregator.pipeline.entries import SortedEntries, apply_edits, sort_entries
 from aggregator.pipeline.fetch_state import RefreshOutcome, record_failure, record_success
 from aggregator.pipeline.next_check import rss_ttl
 from aggregator.pipeline.refine import refine_window
+from aggregator.pipeline.stories import count_uncounted
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
     whose pages are ready: fetching, extraction and storing overlap.
     """
     ctx.storage.sync_feeds(ctx.config.feeds, ctx.clock())
+    count_uncounted(ctx.storage)
     last_article = ctx.storage.last_article_id()
     states = {source.url: ctx.storage.feed_state(source.url) for source in sources}
     settings = ctx.config.settings
@@ -89,6 +91,7 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
             raise
     if any(outcome.new_articles for outcome in outcomes) and not ctx.stop.is_set():
         refine_window(ctx, last_article)  # the open stories again, on all their reports
+    _write_counts(ctx)
     # Stored as they arrived; reported in the order asked for, as before.
     order = {source.url: index for index, source in enumerate(sources)}
     return sorted(outcomes, key=lambda outcome: order[outcome.url])
@@ -294,6 +297,7 @@ def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[Page]) -> Re
             ingest.store_article(ctx, state, page, source)
         apply_edits(ctx, state, sorted_entries, now)
         record_success(ctx, state, result, now, ctx.interval_for(source), parsed, body=fetched.body)
+    _write_counts(ctx, at_least=COUNTS_WRITTEN_EVERY)
     _count_articles(pages)
     metrics.FEED_FETCHES.labels("ok").inc()
     log.info(
@@ -312,6 +316,25 @@ def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[Page]) -> Re
         updated_articles=len(sorted_entries.changed),
         moved_to=result.permanent_redirect or "",
     )
+
+
+# Articles counted in memory (storage/frequencies.py) before the counts are written
+# during a refresh, not only at its end: bounds what a crash leaves to count again.
+COUNTS_WRITTEN_EVERY = 2000
+
+
+def _write_counts(ctx: PipelineContext, *, at_least: int = 1) -> None:
+    """Write the document frequencies counted in memory, once ``at_least`` articles
+    wait. A failure is logged: the articles stay counted in memory, and are counted
+    again from the database after a restart."""
+    if ctx.storage.pending_counts() < at_least:
+        return
+    try:
+        ctx.storage.flush_frequencies()
+    except DatabaseUnwritable:
+        raise
+    except StorageError:
+        log.exception("writing the document frequencies failed; will retry")
 
 
 def _count_articles(pages: Sequence[Page]) -> None:

@@ -15,8 +15,10 @@ and Storage. Call everything here inside a transaction.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from aggregator.cluster import duplicates
 from aggregator.cluster import events as clusterer
@@ -48,13 +50,20 @@ class StoryNotFound(AggregatorError):
 def add_article_to_story(
     storage: Storage, article: NewArticle, settings: Settings, *, new_story_id: str
 ) -> StoryAssignment:
-    """Store ``article`` in the story it belongs to (creating one if none fits)."""
-    terms = clusterer.event_terms(article.title, article.text)
-    storage.count_document(terms)
+    """Store ``article`` in the story it belongs to (creating one if none fits).
+
+    Its terms come with it (computed where its body was chosen: cluster/features.py);
+    an article without them has them computed here."""
+    if article.terms is None:
+        article = replace(article, terms=clusterer.event_terms(article.title, article.text))
+    terms = article.terms or {}
     documents, df = storage.corpus_frequencies(terms)
-    stats = clusterer.term_stats(terms, df, documents)
+    # Weighed as counted together with the article itself (counted once stored, below).
+    with_itself = {term: df.get(term, 0) + 1 for term in terms}
+    stats = clusterer.term_stats(terms, with_itself, documents + 1)
     assignment = _choose_story(storage, article, settings, stats)
     article_id = storage.add_article(article, assignment, new_story_id)
+    storage.count_document(article_id, terms)
     story_id = assignment.story_id or new_story_id
     if assignment.method not in COPY_METHODS:  # a copy is the same report again
         grow_profile(storage, story_id, stats.vector)
@@ -100,9 +109,11 @@ def _choose_story(
 
 
 def grow_profile(storage: Storage, story_id: str, added: dict[str, float]) -> None:
-    """Add a report's unit vector to its story's sum."""
-    centroid, _ = storage.story_centroid(story_id)
-    save_profile(storage, story_id, clusterer.grown_centroid(centroid, added))
+    """Add a report's unit vector to its story's sum (only what changed is written)."""
+    before = storage.story_centroid(story_id)
+    after = clusterer.grown_centroid(before, added)
+    keys = (clusterer.index_keys(before), clusterer.index_keys(after))
+    storage.update_story_profile(story_id, after, keys, clusterer.centroid_norm(after))
 
 
 def save_profile(storage: Storage, story_id: str, centroid: dict[str, float]) -> None:
@@ -122,8 +133,8 @@ def merge_stories(
         return None
     created = storage.story_created_at([first, second])
     survivor, absorbed = sorted((first, second), key=lambda story: (created[story], story))
-    kept, _ = storage.story_centroid(survivor)
-    taken, _ = storage.story_centroid(absorbed)
+    kept = storage.story_centroid(survivor)
+    taken = storage.story_centroid(absorbed)
     storage.record_moves(storage.story_article_ids(absorbed), absorbed, survivor, "merge", now)
     storage.move_story_members(absorbed, survivor)
     save_profile(storage, survivor, clusterer.grown_centroid(kept, taken))
@@ -175,9 +186,7 @@ def merge_by_admin(storage: Storage, first: str, second: str, now: datetime) -> 
 def _rebuild_profile(storage: Storage, story_id: str) -> None:
     """Recompute a story's summed report vectors from its reports (after one left),
     weighted by today's document frequencies; copies count once."""
-    members = [
-        clusterer.event_terms(title, text) for title, text in storage.story_report_texts(story_id)
-    ]
+    members = [terms_of(row) for row in storage.story_report_terms(story_id)]
     vocabulary = {term for terms in members for term in terms}
     documents, df = storage.corpus_frequencies(vocabulary)
     idf_of = clusterer.idf_table(vocabulary, df, documents)
@@ -185,3 +194,23 @@ def _rebuild_profile(storage: Storage, story_id: str) -> None:
     for terms in members:
         centroid = clusterer.grown_centroid(centroid, clusterer.weigh(terms, idf_of))
     save_profile(storage, story_id, centroid)
+
+
+def terms_of(row: Mapping[str, Any]) -> dict[str, float]:
+    """An article's stored terms (a row with ``terms``, ``title`` and ``text``), or for
+    one stored before they were, computed now."""
+    terms: dict[str, float] | None = row["terms"]
+    if terms is not None:
+        return terms
+    return clusterer.event_terms(row["title"], row["text"])
+
+
+def count_uncounted(storage: Storage) -> int:
+    """Count the articles a crash left out of the document frequencies (stored, their
+    counts still in memory when it came): before a refresh stores anything."""
+    rows = storage.uncounted_articles()
+    for row in rows:
+        storage.count_document(row["id"], terms_of(row))
+    if rows:
+        log.info("counted the terms of %d articles stored before an interruption", len(rows))
+    return len(rows)

@@ -7,7 +7,8 @@
 | ``articles`` | storing articles into stories, edited entries, reused pages, copy candidates |
 | ``feeds`` | the feeds table, kept in step with feeds.yaml; each feed's fetch state and health |
 | ``published`` | live stories as published, and the slices (tag, source, search, paging) |
-| ``story_index`` | the clustering's index: document frequencies, centroids, merges, overrides |
+| ``story_index`` | the clustering's index: centroids, merges, overrides |
+| ``frequencies`` | the clustering's document frequencies, in memory with write-behind |
 | ``retention`` | pruning aged-out stories, compacting, backups |
 | ``sql`` | what they share: the unit of work, row helpers, the error translation |
 | ``migrations`` | the schema, as versioned migrations |
@@ -29,6 +30,7 @@ from sqlite_utils import Database
 from aggregator.errors import StorageError
 from aggregator.storage.articles import ArticleStorage, entry_digest
 from aggregator.storage.feeds import FeedStorage
+from aggregator.storage.frequencies import DocumentCounts, FrequencyStorage
 from aggregator.storage.migrations import migrations
 from aggregator.storage.published import PublishingStorage, fts_query, member_relations
 from aggregator.storage.retention import RetentionStorage
@@ -41,12 +43,20 @@ BUSY_TIMEOUT_MS = 10_000
 
 
 @raising_storage_errors
-class Storage(ArticleStorage, FeedStorage, PublishingStorage, StoryIndexStorage, RetentionStorage):
+class Storage(
+    ArticleStorage,
+    FeedStorage,
+    PublishingStorage,
+    StoryIndexStorage,
+    FrequencyStorage,
+    RetentionStorage,
+):
     """All reads and writes of the service's database."""
 
     def __init__(self, db: Database, path: Path | None = None) -> None:
         self.db = db
         self.path = path or Path(":memory:")  # named in errors, like "disk is full: PATH"
+        self._counts = DocumentCounts()
 
     @classmethod
     def open(

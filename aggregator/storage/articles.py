@@ -13,6 +13,7 @@ from typing import Any
 
 from aggregator.models import Assignment, Candidate, EntryChange, NewArticle, StoredPage
 from aggregator.storage.sql import SqlDoor, iso
+from aggregator.storage.terms import pack_terms
 
 # Near-duplicate candidates compared per new article, at most (those sharing most bands).
 MAX_BAND_CANDIDATES = 50
@@ -166,6 +167,8 @@ class ArticleStorage(SqlDoor):
         if assignment.story_id is None:
             self._create_story(story_id, article)
         article_id = self._insert_article(article, assignment, story_id)
+        # counted in memory by the caller; flush_frequencies writes it and drops the row
+        self.db.execute("INSERT INTO uncounted_articles (article_id) VALUES (?)", [article_id])
         self.db.conn.executemany(
             "INSERT OR IGNORE INTO article_bands (band_key, article_id) VALUES (?, ?)",
             [(band, article_id) for band in article.bands],
@@ -185,9 +188,10 @@ class ArticleStorage(SqlDoor):
         values = {
             key: value
             for key, value in vars(article).items()
-            if key not in {"bands", "published_at", "fetched_at"}
+            if key not in {"bands", "published_at", "fetched_at", "terms"}
         }
         values.update(
+            terms=pack_terms(article.terms) if article.terms is not None else None,
             published_at=iso(article.published_at) if article.published_at else None,
             fetched_at=iso(article.fetched_at),
             story_id=story_id,

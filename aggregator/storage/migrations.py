@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlite_utils import Database, Migrations
 
 from aggregator.storage.m007_minhash import fingerprint_v1
+from aggregator.storage.terms import pack_terms
 
 migrations = Migrations("aggregator")
 
@@ -289,3 +290,40 @@ def m009_refinement(db: Database) -> None:
         UPDATE articles SET copy_of = NULL WHERE method = 'related';
         """,
     )
+
+
+@migrations()
+def m010_stored_terms(db: Database) -> None:
+    """Faster storing (issue 18).
+
+    * ``articles.terms``: the article's weighted terms (storage/terms.py), computed
+      once on an extraction worker and read back by the refinement, a split and a
+      prune instead of computed again from the text (NULL for the articles stored
+      before: computed when needed).
+    * ``uncounted_articles``: the articles whose terms are not in ``term_stats`` yet.
+      Counts are made in memory and written once per refresh (storage/frequencies.py),
+      which deletes their rows; an article a crash left here is counted by the next
+      refresh. (A small table of its own: marking the fat article rows would rewrite
+      them.) Articles stored before were counted when stored.
+    * ``stories.centroid``: a story's summed report vectors in one value, instead of
+      a ``story_terms`` row per term (moved over, then that table is dropped).
+    """
+    _run(
+        db,
+        """
+        ALTER TABLE articles ADD COLUMN terms BLOB;
+        CREATE TABLE uncounted_articles (article_id INTEGER PRIMARY KEY);
+        ALTER TABLE stories ADD COLUMN centroid BLOB;
+        """,
+    )
+    centroids: dict[str, dict[str, float]] = {}
+    for story_id, term, weight in db.execute("SELECT story_id, term, weight FROM story_terms"):
+        centroids.setdefault(story_id, {})[term] = weight
+    db.conn.executemany(
+        "UPDATE stories SET centroid = ? WHERE id = ?",
+        [
+            (pack_terms(centroid, compress=False), story_id)
+            for story_id, centroid in centroids.items()
+        ],
+    )
+    db.execute("DROP TABLE story_terms")

@@ -61,15 +61,14 @@ class RetentionStorage(SqlDoor):
         ]
         every = [*ids, *aliases]
         marks = placeholders(every)
-        for table in ("article_bands", "story_moves"):
+        for table in ("article_bands", "story_moves", "uncounted_articles"):
             self.db.execute(
                 f"DELETE FROM {table} WHERE article_id IN"
                 f" (SELECT id FROM articles WHERE story_id IN ({marks}))",
                 every,
             )
         deleted = self.db.execute(f"DELETE FROM articles WHERE story_id IN ({marks})", every)
-        for table in ("story_terms", "story_keys"):
-            self.db.execute(f"DELETE FROM {table} WHERE story_id IN ({marks})", every)
+        self.db.execute(f"DELETE FROM story_keys WHERE story_id IN ({marks})", every)
         self.db.execute(
             f"DELETE FROM story_overrides WHERE story_id IN ({marks})"
             f" OR target_story_id IN ({marks})",

@@ -51,10 +51,19 @@ class SqlDoor:
             connection.commit()
         except sqlite3.Error as exc:
             connection.rollback()
+            self._rolled_back()
             raise storage_error(exc, self.path) from exc
         except BaseException:
             connection.rollback()
+            self._rolled_back()
             raise
+        self._committed()
+
+    def _rolled_back(self) -> None:
+        """After a unit of work rolled back: undo what a mixin kept in memory for it."""
+
+    def _committed(self) -> None:
+        """After a unit of work committed."""
 
     def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         return next(iter(self.db.query(sql, params)), None)

@@ -7,61 +7,17 @@ decisions are in cluster/events.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from aggregator.models import StoryProfile
 from aggregator.storage.sql import SqlDoor, from_iso, iso, placeholders
-
-DOCUMENTS = "documents"  # corpus_stats counter: articles counted into term_stats
+from aggregator.storage.terms import pack_terms, unpack_terms, with_terms_unpacked
 
 
 class StoryIndexStorage(SqlDoor):
     """Mixed into Storage."""
-
-    # -- document frequencies -------------------------------------------------------
-
-    def corpus_frequencies(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
-        """The number of documents counted so far, and the df of each given term."""
-        wanted = list(dict.fromkeys(terms))
-        total = self._rows("SELECT value FROM corpus_stats WHERE name = ?", [DOCUMENTS])
-        frequencies: dict[str, int] = {}
-        for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
-            chunk = wanted[start : start + 500]
-            cursor = self.db.conn.execute(
-                f"SELECT term, df FROM term_stats WHERE term IN ({placeholders(chunk)})", chunk
-            )
-            frequencies.update(cursor)
-        return (total[0]["value"] if total else 0), frequencies
-
-    def count_document(self, terms: Iterable[str]) -> None:
-        """Add one document's distinct terms to the document frequencies."""
-        self.db.conn.executemany(
-            "INSERT INTO term_stats (term, df) VALUES (?, 1)"
-            " ON CONFLICT (term) DO UPDATE SET df = df + 1",
-            [(term,) for term in dict.fromkeys(terms)],
-        )
-        self.db.execute(
-            "INSERT INTO corpus_stats (name, value) VALUES (?, 1)"
-            " ON CONFLICT (name) DO UPDATE SET value = value + 1",
-            [DOCUMENTS],
-        )
-
-    def uncount_documents(self, frequencies: Mapping[str, int], documents: int) -> None:
-        """Take pruned documents back out of the document frequencies."""
-        self.db.conn.executemany(
-            "UPDATE term_stats SET df = MAX(df - ?, 0) WHERE term = ?",
-            [(count, term) for term, count in frequencies.items()],
-        )
-        self.db.conn.executemany(
-            "DELETE FROM term_stats WHERE term = ? AND df = 0",
-            [(term,) for term in frequencies],
-        )
-        self.db.execute(
-            "UPDATE corpus_stats SET value = MAX(value - ?, 0) WHERE name = ?",
-            [documents, DOCUMENTS],
-        )
 
     # -- candidates and centroids ---------------------------------------------------
 
@@ -100,56 +56,65 @@ class StoryIndexStorage(SqlDoor):
         independent reports (not copies) it holds."""
         if not story_ids:
             return {}
-        rows = self._rows(
+        rows = self.db.conn.execute(
             f"""
-            SELECT s.id, (SELECT COUNT(*) FROM articles a
-                          WHERE a.story_id = s.id AND a.copy_of IS NULL) AS reports
+            SELECT s.id, s.centroid, (SELECT COUNT(*) FROM articles a
+                                      WHERE a.story_id = s.id AND a.copy_of IS NULL)
             FROM stories s WHERE s.id IN ({placeholders(story_ids)})
             """,
             list(story_ids),
-        )
-        shared: dict[str, dict[str, float]] = {row["id"]: {} for row in rows}
-        for start in range(0, len(terms), 500):
-            chunk = list(terms[start : start + 500])
-            cursor = self.db.conn.execute(
-                f"SELECT story_id, term, weight FROM story_terms"
-                f" WHERE story_id IN ({placeholders(story_ids)})"
-                f" AND term IN ({placeholders(chunk)})",
-                [*story_ids, *chunk],
-            )
-            for story_id, term, weight in cursor:
-                shared[story_id][term] = weight
-        return {row["id"]: StoryProfile(shared[row["id"]], row["reports"]) for row in rows}
+        ).fetchall()
+        profiles = {}
+        for story_id, stored, reports in rows:
+            centroid = unpack_terms(stored) if stored else {}
+            shared = {term: centroid[term] for term in terms if term in centroid}
+            profiles[story_id] = StoryProfile(shared, reports)
+        return profiles
 
-    def story_centroid(self, story_id: str) -> tuple[dict[str, float], dict[str, int]]:
-        """A story's whole centroid, with the document frequency of each of its terms."""
-        cursor = self.db.conn.execute(
-            "SELECT st.term, st.weight, COALESCE(ts.df, 0) FROM story_terms st"
-            " LEFT JOIN term_stats ts ON ts.term = st.term WHERE st.story_id = ?",
-            [story_id],
-        )
-        centroid: dict[str, float] = {}
-        df: dict[str, int] = {}
-        for term, weight, frequency in cursor:
-            centroid[term] = weight
-            df[term] = frequency
-        return centroid, df
+    def story_centroid(self, story_id: str) -> dict[str, float]:
+        """A story's summed report vectors (empty before its first is stored)."""
+        row = self.db.conn.execute(
+            "SELECT centroid FROM stories WHERE id = ?", [story_id]
+        ).fetchone()
+        return unpack_terms(row[0]) if row and row[0] else {}
 
     def save_story_profile(
         self, story_id: str, centroid: Mapping[str, float], keys: Sequence[str], norm: float
     ) -> None:
         """Replace a story's centroid, its index keys and its norm."""
-        self.db.execute("DELETE FROM story_terms WHERE story_id = ?", [story_id])
         self.db.execute("DELETE FROM story_keys WHERE story_id = ?", [story_id])
-        self.db.conn.executemany(
-            "INSERT INTO story_terms (story_id, term, weight) VALUES (?, ?, ?)",
-            [(story_id, term, weight) for term, weight in centroid.items()],
-        )
         self.db.conn.executemany(
             "INSERT INTO story_keys (term, story_id) VALUES (?, ?)",
             [(term, story_id) for term in keys],
         )
-        self.db.execute("UPDATE stories SET centroid_norm = ? WHERE id = ?", [norm, story_id])
+        self.db.execute(
+            "UPDATE stories SET centroid = ?, centroid_norm = ? WHERE id = ?",
+            [pack_terms(centroid, compress=False), norm, story_id],
+        )
+
+    def update_story_profile(
+        self,
+        story_id: str,
+        centroid: Mapping[str, float],
+        keys: tuple[Sequence[str], Sequence[str]],
+        norm: float,
+    ) -> None:
+        """``save_story_profile`` for a story whose index keys were ``keys[0]`` and are
+        now ``keys[1]``: only the keys that changed are written (a story grows by one
+        report at a time, on the path of every new article)."""
+        old_keys, new_keys = set(keys[0]), set(keys[1])
+        self.db.conn.executemany(
+            "DELETE FROM story_keys WHERE term = ? AND story_id = ?",
+            [(term, story_id) for term in old_keys - new_keys],
+        )
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO story_keys (term, story_id) VALUES (?, ?)",
+            [(term, story_id) for term in new_keys - old_keys],
+        )
+        self.db.execute(
+            "UPDATE stories SET centroid = ?, centroid_norm = ? WHERE id = ?",
+            [pack_terms(centroid, compress=False), norm, story_id],
+        )
 
     # -- refinement of the open window -----------------------------------------------
 
@@ -157,17 +122,31 @@ class StoryIndexStorage(SqlDoor):
         """Every article of the open stories (as ``open_story_candidates`` defines them),
         in arrival order, with its copy group (``unit``: the group's first article), its
         story's creation time and whether the story's summed vectors are stored
-        (``centroid_norm`` 0: not yet, or dropped by a migration)."""
+        (``centroid_norm`` 0: not yet, or dropped by a migration). Terms and text are
+        read apart, for the reports only (``report_terms``)."""
         return self._rows(
             """
-            SELECT a.id, a.story_id, COALESCE(a.copy_of, a.id) AS unit, a.title, a.text,
-                   a.canonical_url, s.created_at, s.centroid_norm
+            SELECT a.id, a.story_id, COALESCE(a.copy_of, a.id) AS unit, a.canonical_url,
+                   s.created_at, s.centroid_norm
             FROM articles a JOIN stories s ON s.id = a.story_id
             WHERE s.merged_into IS NULL AND s.last_member_at >= ? AND s.published_at >= ?
             ORDER BY a.id
             """,
             [iso(since), iso(first_since)],
         )
+
+    def report_terms(self, article_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """For each article: its stored terms (decoded; None for one stored before they
+        were), title and text."""
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(article_ids), 500):
+            chunk = list(article_ids[start : start + 500])
+            for row in self._rows(
+                f"SELECT id, terms, title, text FROM articles WHERE id IN ({placeholders(chunk)})",
+                chunk,
+            ):
+                found[row["id"]] = with_terms_unpacked(row)
+        return found
 
     def last_article_id(self) -> int:
         """The newest article's id (0 when there is none): what a refresh stores comes after."""
@@ -271,7 +250,7 @@ class StoryIndexStorage(SqlDoor):
             "UPDATE stories SET merged_into = ? WHERE id = ? OR merged_into = ?",
             [survivor, absorbed, absorbed],
         )
-        self.db.execute("DELETE FROM story_terms WHERE story_id = ?", [absorbed])
+        self.db.execute("UPDATE stories SET centroid = NULL WHERE id = ?", [absorbed])
         self.db.execute("DELETE FROM story_keys WHERE story_id = ?", [absorbed])
 
     def resolve_story_id(self, story_id: str) -> str | None:
@@ -395,17 +374,26 @@ class StoryIndexStorage(SqlDoor):
         )
         return rows[0]["story_id"] if rows else None
 
-    def story_member_texts(self, story_id: str) -> list[tuple[str, str]]:
-        rows = self._rows("SELECT title, text FROM articles WHERE story_id = ?", [story_id])
-        return [(row["title"], row["text"]) for row in rows]
-
-    def story_report_texts(self, story_id: str) -> list[tuple[str, str]]:
-        """Title and text of a story's independent reports (copies left out)."""
+    def story_member_terms(self, story_id: str) -> list[dict[str, Any]]:
+        """Every article of a story: id, whether it is counted in the document
+        frequencies, stored terms (decoded, or None), title and text."""
         rows = self._rows(
-            "SELECT title, text FROM articles WHERE story_id = ? AND copy_of IS NULL ORDER BY id",
+            "SELECT a.id, u.article_id IS NULL AS counted, a.terms, a.title, a.text"
+            " FROM articles a LEFT JOIN uncounted_articles u ON u.article_id = a.id"
+            " WHERE a.story_id = ?",
             [story_id],
         )
-        return [(row["title"], row["text"]) for row in rows]
+        return [with_terms_unpacked(row) for row in rows]
+
+    def story_report_terms(self, story_id: str) -> list[dict[str, Any]]:
+        """A story's independent reports (copies left out): id, stored terms (decoded;
+        None for an article stored before they were), title and text."""
+        rows = self._rows(
+            "SELECT id, terms, title, text FROM articles"
+            " WHERE story_id = ? AND copy_of IS NULL ORDER BY id",
+            [story_id],
+        )
+        return [with_terms_unpacked(row) for row in rows]
 
     def story_urls(self, story_id: str) -> set[str]:
         rows = self._rows("SELECT canonical_url FROM articles WHERE story_id = ?", [story_id])
