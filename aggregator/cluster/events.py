@@ -91,25 +91,14 @@ def _weighted_terms(fields: list[tuple[str, float]]) -> dict[str, float]:
         # are multiples of 0.5, so every partial sum is exact in any order).
         for word, times in Counter(_TERM.findall(part)).items():
             term = word.lower().strip("'’-")
-            if len(term) >= 2 and term not in _STOPWORDS:
-                added = times * weight * _boost(term, word[0].isupper())
-                counts[term] = counts.get(term, 0.0) + added
+            if len(term) < 2 or term in _STOPWORDS:
+                continue
+            if "0" <= term[0] <= "9":  # a figure (is_figure), inlined: run per distinct word
+                boost = FIGURE_BOOST
+            else:
+                boost = CAPITALISED_BOOST if word[0].isupper() else 1.0
+            counts[term] = counts.get(term, 0.0) + times * weight * boost
     return {term: 1.0 + math.log(value) if value > 1 else value for term, value in counts.items()}
-
-
-def _boost(term: str, capitalised: bool) -> float:
-    if is_figure(term):
-        return FIGURE_BOOST
-    return CAPITALISED_BOOST if capitalised else 1.0
-
-
-def _terms(text: str) -> list[tuple[str, bool]]:
-    found = []
-    for word in _TERM.findall(text):
-        term = word.lower().strip("'’-")
-        if len(term) >= 2 and term not in _STOPWORDS:
-            found.append((term, word[0].isupper()))
-    return found
 
 
 def is_figure(term: str) -> bool:

@@ -76,10 +76,7 @@ def refine_open_stories(storage: Storage, now: datetime, settings: Settings) -> 
     window = settings.clustering
     rows = storage.open_story_reports(since=now - window.window, first_since=now - window.max_age)
     reports = _reports(rows)
-    stored = storage.report_terms([report.article_id for report in reports])
-    terms = [terms_of(stored[report.article_id]) for report in reports]
-    documents, df = storage.corpus_frequencies({term for vector in terms for term in vector})
-    vectors = cluster_refine.unit_vectors(terms, df, documents)
+    vectors = _unit_vectors(storage, reports)
     groups = cluster_refine.average_link(
         len(reports),
         cluster_refine.similarity_edges(vectors),
@@ -98,6 +95,25 @@ def refine_open_stories(storage: Storage, now: datetime, settings: Settings) -> 
     unbuilt = {row["story_id"] for row in rows if not row["centroid_norm"]}
     _apply(storage, plan, reports, vectors, groups, now, unbuilt)
     return plan
+
+
+# Reports whose stored terms are read and weighed at a time: the window's reports are
+# then kept as arrays (cluster/refine.py SparseRows), never as thousands of dicts.
+REPORTS_READ_AT_ONCE = 500
+
+
+def _unit_vectors(storage: Storage, reports: Sequence[Report]) -> cluster_refine.SparseRows:
+    """Each report's stored terms weighted by the stream's document frequencies, unit
+    length, in report order."""
+    vectors = cluster_refine.SparseRows()
+    for start in range(0, len(reports), REPORTS_READ_AT_ONCE):
+        ids = [report.article_id for report in reports[start : start + REPORTS_READ_AT_ONCE]]
+        stored = storage.report_terms(ids)
+        terms = [terms_of(stored[article_id]) for article_id in ids]
+        documents, df = storage.corpus_frequencies({term for vector in terms for term in vector})
+        for vector in cluster_refine.unit_vectors(terms, df, documents):
+            vectors.add(vector)
+    return vectors
 
 
 def _reports(rows: Sequence[dict[str, Any]]) -> list[Report]:
@@ -138,16 +154,16 @@ def _kept_apart(storage: Storage, reports: Sequence[Report]) -> list[tuple[int, 
     ]
 
 
-def _fit(unit: int, group: Sequence[int], vectors: Sequence[dict[str, float]]) -> float | None:
+def _fit(unit: int, group: Sequence[int], vectors: cluster_refine.SparseRows) -> float | None:
     """A report's average similarity to the other reports of its group (None: alone)."""
     others = [other for other in group if other != unit]
     if not others:
         return None
-    mine = vectors[unit]
-    total = sum(
-        sum(weight * vectors[other].get(term, 0.0) for term, weight in mine.items())
-        for other in others
-    )
+    mine = vectors.vector(unit)
+    total = 0.0
+    for other in others:
+        theirs = vectors.vector(other)
+        total += sum(weight * theirs.get(term, 0.0) for term, weight in mine.items())
     return round(total / len(others), 3)
 
 
@@ -155,7 +171,7 @@ def _apply(
     storage: Storage,
     plan: Plan,
     reports: Sequence[Report],
-    vectors: Sequence[dict[str, float]],
+    vectors: cluster_refine.SparseRows,
     groups: Sequence[Sequence[int]],
     now: datetime,
     unbuilt: set[str],
@@ -183,7 +199,7 @@ def _apply(
         if story_id in touched or story_id in unbuilt:
             centroid: dict[str, float] = {}
             for unit in group:
-                centroid = clusterer.grown_centroid(centroid, vectors[unit])
+                centroid = clusterer.grown_centroid(centroid, vectors.vector(unit))
             save_profile(storage, story_id, centroid)
         if story_id in touched:
             storage.refresh_story(story_id, now)

@@ -33,7 +33,7 @@ CHUNK = 500  # values per IN (...), under SQLite's variable limit
 class DocumentCounts:
     """This connection's view of the document frequencies (no SQL here)."""
 
-    df: dict[str, int] = field(default_factory=dict)  # read so far: database + pending
+    df: Counter[str] = field(default_factory=Counter)  # read so far: database + pending
     documents: int | None = None  # database + pending; None: not read yet
     pending: dict[int, tuple[str, ...]] = field(default_factory=dict)  # id: distinct terms
     pending_df: Counter[str] = field(default_factory=Counter)
@@ -51,9 +51,10 @@ class DocumentCounts:
     def add(self, article_id: int, terms: tuple[str, ...]) -> None:
         self.pending[article_id] = terms
         self.pending_df.update(terms)
-        for term in terms:
-            if term in self.df:
-                self.df[term] += 1
+        unread = set(terms).difference(self.df)  # usually none
+        self.df.update(terms)  # one C-level pass
+        for term in unread:  # read later, as the database's value + pending_df
+            del self.df[term]
         if self.documents is not None:
             self.documents += 1
 
@@ -80,7 +81,7 @@ class FrequencyStorage(SqlDoor):
         (counts not yet written included)."""
         counts = self._fresh_counts()
         wanted = list(dict.fromkeys(terms))
-        self._read_frequencies([term for term in wanted if term not in counts.df])
+        self._read_frequencies(list(set(wanted).difference(counts.df)))
         if counts.documents is None:
             row = self._one("SELECT value FROM corpus_stats WHERE name = ?", [DOCUMENTS])
             counts.documents = (row["value"] if row else 0) + len(counts.pending)

@@ -136,13 +136,16 @@ class StoryIndexStorage(SqlDoor):
         )
 
     def report_terms(self, article_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """For each article: its stored terms (decoded; None for one stored before they
-        were), title and text."""
+        """For each article: its stored terms (None for one stored before they were),
+        and, for such an article only, its title and text."""
         found: dict[int, dict[str, Any]] = {}
         for start in range(0, len(article_ids), 500):
             chunk = list(article_ids[start : start + 500])
             for row in self._rows(
-                f"SELECT id, terms, title, text FROM articles WHERE id IN ({placeholders(chunk)})",
+                # the text only where no terms are stored (articles from before m010)
+                "SELECT id, terms, CASE WHEN terms IS NULL THEN title END AS title,"
+                " CASE WHEN terms IS NULL THEN text END AS text"
+                f" FROM articles WHERE id IN ({placeholders(chunk)})",
                 chunk,
             ):
                 found[row["id"]] = with_terms_unpacked(row)
