@@ -216,6 +216,7 @@ def build_grown_database(path: Path, articles: int) -> dict[str, Any]:
                 moment = first + timedelta(seconds=n)
                 article = make_article(storage, f"g{n}", title, text, moment)
                 add_article_to_story(storage, article, settings, new_story_id=f"g{n}")
+        storage.flush_frequencies()  # as the pipeline: once per refresh
         if start and start % 20_000 == 0:
             print(f"  grown database: {start} articles", flush=True)
     storage.close()

@@ -126,6 +126,7 @@ def cluster_stream(
                     )  # fmt: skip
                     run.placement_s.append(time.perf_counter() - started)
                     placed[doc.doc_id] = assignment.story_id
+            storage.flush_frequencies()  # as the pipeline: once per refresh
             if refine is not None:
                 now = START + step * batch[-1][0]
                 before = _story_of_articles(storage)
@@ -304,6 +305,7 @@ def measure_scale(sizes: Sequence[int], probes: int) -> list[dict[str, Any]]:
                         article = make_article(storage, f"s{loaded}", title, text, moment)
                         add_article_to_story(storage, article, settings, new_story_id=f"s{loaded}")
                         loaded += 1
+                storage.flush_frequencies()  # as the pipeline: once per refresh
             timings = []
             with storage.transaction():  # the pipeline commits once per feed, not per article
                 for probe in range(probes):
@@ -352,6 +354,7 @@ def measure_refinement(sizes: Sequence[int], fresh: int) -> list[dict[str, Any]]
                     article = make_article(storage, f"r{loaded}", title, text, moment)
                     add_article_to_story(storage, article, settings, new_story_id=f"r{loaded}")
                     loaded += 1
+            storage.flush_frequencies()  # as the pipeline: once per refresh
             return moment
 
         for size in sizes:
