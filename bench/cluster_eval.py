@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.cluster import duplicates
-from aggregator.cluster import events as clusterer
 from aggregator.cluster import refine as cluster_refine
 from aggregator.config import FeedSource, Settings
 from aggregator.models import NewArticle
@@ -384,9 +383,7 @@ def _refinement_steps(storage: Storage, now: datetime, settings: Settings) -> di
     window = settings.clustering
     clock = time.perf_counter()
     rows = storage.open_story_reports(since=now - window.window, first_since=now - window.max_age)
-    terms = [clusterer.event_terms(row["title"], row["text"]) for row in rows]
-    documents, df = storage.corpus_frequencies({term for vector in terms for term in vector})
-    vectors = cluster_refine.unit_vectors(terms, df, documents)
+    vectors = stories_refine.report_vectors(storage, stories_refine.reports_of(rows))
     read_s, clock = time.perf_counter() - clock, time.perf_counter()
     edges = cluster_refine.similarity_edges(vectors)
     edges_s, clock = time.perf_counter() - clock, time.perf_counter()

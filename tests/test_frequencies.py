@@ -120,3 +120,17 @@ def test_stored_terms_round_trip_exactly(compress: bool) -> None:
     assert unpack_terms(pack_terms(terms, compress=compress)) == terms
     assert list(unpack_terms(pack_terms(terms, compress=compress))) == list(terms)
     assert unpack_terms(pack_terms({}, compress=compress)) == {}
+
+
+def test_a_full_cache_is_read_afresh_with_the_same_counts(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("aggregator.storage.frequencies.MAX_CACHED_TERMS", 2)
+    store(storage, "a", FRIGATE)
+    storage.flush_frequencies()
+    store(storage, "b", CONVOY)  # counted in memory only
+    for _ in range(2):  # the second call finds the cache full and reads it again
+        assert storage.corpus_frequencies(["kelvik", "convoy", "frigate"]) == (
+            2,
+            {"kelvik": 2, "convoy": 1, "frigate": 1},
+        )

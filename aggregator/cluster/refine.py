@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import filterfalse
 
 import numpy as np
 
@@ -135,9 +136,11 @@ def _candidate_pairs(
 
 
 def _row(vector: Mapping[str, float], vocabulary: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    terms = np.fromiter(
-        (vocabulary.setdefault(term, len(vocabulary)) for term in vector), dtype=np.int64
-    )
+    """The vector's term ids (new terms numbered in the order met) and weights. C-level
+    passes only: this runs for every term of every report in the window."""
+    new = list(filterfalse(vocabulary.__contains__, vector))
+    vocabulary.update(zip(new, range(len(vocabulary), len(vocabulary) + len(new)), strict=True))
+    terms = np.fromiter(map(vocabulary.__getitem__, vector), dtype=np.int64, count=len(vector))
     return terms, np.fromiter(vector.values(), dtype=float, count=len(vector))
 
 

@@ -75,8 +75,8 @@ def refine_open_stories(storage: Storage, now: datetime, settings: Settings) -> 
     """Cluster the open stories' reports again and move what fits elsewhere."""
     window = settings.clustering
     rows = storage.open_story_reports(since=now - window.window, first_since=now - window.max_age)
-    reports = _reports(rows)
-    vectors = _unit_vectors(storage, reports)
+    reports = reports_of(rows)
+    vectors = report_vectors(storage, reports)
     groups = cluster_refine.average_link(
         len(reports),
         cluster_refine.similarity_edges(vectors),
@@ -102,7 +102,7 @@ def refine_open_stories(storage: Storage, now: datetime, settings: Settings) -> 
 REPORTS_READ_AT_ONCE = 500
 
 
-def _unit_vectors(storage: Storage, reports: Sequence[Report]) -> cluster_refine.SparseRows:
+def report_vectors(storage: Storage, reports: Sequence[Report]) -> cluster_refine.SparseRows:
     """Each report's stored terms weighted by the stream's document frequencies, unit
     length, in report order."""
     vectors = cluster_refine.SparseRows()
@@ -116,7 +116,7 @@ def _unit_vectors(storage: Storage, reports: Sequence[Report]) -> cluster_refine
     return vectors
 
 
-def _reports(rows: Sequence[dict[str, Any]]) -> list[Report]:
+def reports_of(rows: Sequence[dict[str, Any]]) -> list[Report]:
     """Copies fold into the report they copy (rows come in arrival order)."""
     articles: dict[int, list[int]] = defaultdict(list)
     first: dict[int, dict[str, Any]] = {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import filterfalse
 from typing import Any
 
 from aggregator.storage.sql import SqlDoor, placeholders
@@ -27,6 +28,7 @@ from aggregator.storage.terms import with_terms_unpacked
 
 DOCUMENTS = "documents"  # corpus_stats counter: articles counted into term_stats
 CHUNK = 500  # values per IN (...), under SQLite's variable limit
+MAX_CACHED_TERMS = 300_000  # frequencies kept read (some 30 MB); past it, read afresh
 
 
 @dataclass
@@ -51,7 +53,8 @@ class DocumentCounts:
     def add(self, article_id: int, terms: tuple[str, ...]) -> None:
         self.pending[article_id] = terms
         self.pending_df.update(terms)
-        unread = set(terms).difference(self.df)  # usually none
+        # filterfalse over the terms, not a set difference: that copies the whole cache
+        unread = list(filterfalse(self.df.__contains__, terms))  # usually none
         self.df.update(terms)  # one C-level pass
         for term in unread:  # read later, as the database's value + pending_df
             del self.df[term]
@@ -80,8 +83,10 @@ class FrequencyStorage(SqlDoor):
         """The number of documents counted so far, and the df of each given term
         (counts not yet written included)."""
         counts = self._fresh_counts()
+        if len(counts.df) > MAX_CACHED_TERMS:  # a year's vocabulary: start afresh
+            counts.forget_reads()
         wanted = list(dict.fromkeys(terms))
-        self._read_frequencies(list(set(wanted).difference(counts.df)))
+        self._read_frequencies(list(filterfalse(counts.df.__contains__, wanted)))
         if counts.documents is None:
             row = self._one("SELECT value FROM corpus_stats WHERE name = ?", [DOCUMENTS])
             counts.documents = (row["value"] if row else 0) + len(counts.pending)
