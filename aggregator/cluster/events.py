@@ -93,17 +93,12 @@ def _weighted_terms(fields: list[tuple[str, float]]) -> dict[str, float]:
             term = word.lower().strip("'’-")
             if len(term) < 2 or term in _STOPWORDS:
                 continue
-            if "0" <= term[0] <= "9":  # a figure (is_figure), inlined: run per distinct word
+            if "0" <= term[0] <= "9":  # a figure: only figures start with a digit (_TERM)
                 boost = FIGURE_BOOST
             else:
                 boost = CAPITALISED_BOOST if word[0].isupper() else 1.0
             counts[term] = counts.get(term, 0.0) + times * weight * boost
     return {term: 1.0 + math.log(value) if value > 1 else value for term, value in counts.items()}
-
-
-def is_figure(term: str) -> bool:
-    """A number term: the only terms that start with a digit (see ``_TERM``)."""
-    return "0" <= term[:1] <= "9"
 
 
 def background_share(term: str) -> float:
