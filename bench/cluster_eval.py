@@ -23,7 +23,10 @@ the stories that mix events in the first order, with their gold events' sizes.
 
 Scale: synthetic articles (random names and numbers over a Zipf vocabulary) are loaded
 until the window holds N articles; then the time to place each further article is
-measured, with the database size and the index rows.
+measured (the storing process's work: weighed, grouped, stored, indexed), with the
+database size and the index rows. As in the pipeline, each article comes with its
+terms and fingerprint already computed (``cluster.features.text_features``, which the
+daemon runs on its extraction workers); that cost is printed beside ("features").
 """
 
 from __future__ import annotations
@@ -36,13 +39,15 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aggregator.cluster import duplicates
 from aggregator.cluster import refine as cluster_refine
+from aggregator.cluster.events import remember_background_shares
+from aggregator.cluster.features import text_features
 from aggregator.config import FeedSource, Settings
 from aggregator.models import NewArticle
 from aggregator.pipeline import refine as stories_refine
@@ -83,6 +88,22 @@ def make_article(storage: Storage, key: str, title: str, text: str, moment: date
         signature=fingerprint.signature if fingerprint else None,
         bands=fingerprint.bands if fingerprint else (),
     )  # fmt: skip
+
+
+def prepared_article(
+    storage: Storage, key: str, title: str, text: str, moment: datetime
+) -> tuple[NewArticle, float]:
+    """``make_article`` with its features computed first, as an extraction worker does
+    for the pipeline; returns the article and the seconds its features took."""
+    started = time.perf_counter()
+    features = text_features(title, text)
+    took = time.perf_counter() - started
+    remember_background_shares(features.background)  # the pipeline's main process does
+    article = replace(
+        make_article(storage, key, title, text, moment),
+        terms=features.terms, signature=features.signature, bands=features.bands,
+    )  # fmt: skip
+    return article, took
 
 
 @dataclass
@@ -301,16 +322,18 @@ def measure_scale(sizes: Sequence[int], probes: int) -> list[dict[str, Any]]:
                     for _ in range(min(500, size - loaded)):
                         title, text = news.article()
                         moment = START + timedelta(seconds=loaded)
-                        article = make_article(storage, f"s{loaded}", title, text, moment)
+                        article, _ = prepared_article(storage, f"s{loaded}", title, text, moment)
                         add_article_to_story(storage, article, settings, new_story_id=f"s{loaded}")
                         loaded += 1
                 storage.flush_frequencies()  # as the pipeline: once per refresh
-            timings = []
+            timings, features = [], []
             with storage.transaction():  # the pipeline commits once per feed, not per article
                 for probe in range(probes):
                     title, text = news.article()
                     moment = START + timedelta(seconds=loaded)
-                    article = make_article(storage, f"p{size}-{probe}", title, text, moment)
+                    key = f"p{size}-{probe}"
+                    article, took = prepared_article(storage, key, title, text, moment)
+                    features.append(took)
                     started = time.perf_counter()
                     add_article_to_story(
                         storage, article, settings, new_story_id=f"p{size}-{probe}"
@@ -321,6 +344,7 @@ def measure_scale(sizes: Sequence[int], probes: int) -> list[dict[str, Any]]:
             keys = storage.db.execute("SELECT COUNT(*) FROM story_keys").fetchone()[0]
             results.append({"window": size, "ms_median": statistics.median(timings) * 1000,
                             "ms_p90": statistics.quantiles(timings, n=10)[-1] * 1000,
+                            "features_ms": statistics.median(features) * 1000,
                             "db_mb": size_mb, "index_rows": keys,
                             # the process's high-water mark: SQLite's page cache and our
                             # per-process caches; the index itself lives in the database
@@ -426,7 +450,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for row in measure_scale([int(size) for size in args.scale.split(",")], args.probes):
             print(
                 f"  window {row['window']:>7}: {row['ms_median']:.2f} ms median,"
-                f" {row['ms_p90']:.2f} ms p90 per article; db {row['db_mb']:.0f} MB,"
+                f" {row['ms_p90']:.2f} ms p90 per article (features, on a worker:"
+                f" {row['features_ms']:.2f} ms); db {row['db_mb']:.0f} MB,"
                 f" {row['index_rows']} index rows; peak RSS {row['peak_rss_mb']:.0f} MB"
             )
 

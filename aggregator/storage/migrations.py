@@ -327,3 +327,34 @@ def m010_stored_terms(db: Database) -> None:
         ],
     )
     db.execute("DROP TABLE story_terms")
+
+
+@migrations()
+def m011_indexes_at_scale(db: Database) -> None:
+    """Indexes for big windows: placement, merges and the feeds' cache key (issues 15, 18).
+
+    * ``stories_open_by_id``: what ``open_story_candidates`` checks of each story an
+      inverted-index entry names (merged? last member? first published?) read from
+      one index rather than the index then the table: at 100,000 articles in the
+      window a lookup visits some 3,000 entries.
+    * ``articles_story_reports`` (story_id, copy_of) replaces ``articles_story``: a
+      story's independent reports are counted without reading the article rows (their
+      text pushes ``copy_of`` onto overflow pages).
+    * ``stories_aliases``: the ids merged into a story, found without reading every
+      story (each refinement merge repoints them: at 20,000 articles, 4,000 merges
+      scanning 16,000 stories of a few KB each took two minutes).
+    * ``stories_updated``: the published feeds' cache key (``content_version``) counts
+      the stories and reads the latest change from this index, not from the rows
+      (72 ms at 100,000 articles, 6 ms with it).
+    """
+    _run(
+        db,
+        """
+        CREATE INDEX stories_open_by_id
+            ON stories (id, merged_into, last_member_at, published_at);
+        CREATE INDEX articles_story_reports ON articles (story_id, copy_of);
+        DROP INDEX articles_story;
+        CREATE INDEX stories_aliases ON stories (merged_into) WHERE merged_into IS NOT NULL;
+        CREATE INDEX stories_updated ON stories (updated_at);
+        """,
+    )

@@ -249,9 +249,11 @@ class StoryIndexStorage(SqlDoor):
     def move_story_members(self, absorbed: str, survivor: str) -> None:
         """Make ``absorbed`` an alias of ``survivor``: members, aliases and index move."""
         self.db.execute("UPDATE articles SET story_id = ? WHERE story_id = ?", [survivor, absorbed])
+        # Two statements: with an OR, SQLite scans every story (and a story's row holds
+        # its centroid, a few KB); each half has its index.
+        self.db.execute("UPDATE stories SET merged_into = ? WHERE id = ?", [survivor, absorbed])
         self.db.execute(
-            "UPDATE stories SET merged_into = ? WHERE id = ? OR merged_into = ?",
-            [survivor, absorbed, absorbed],
+            "UPDATE stories SET merged_into = ? WHERE merged_into = ?", [survivor, absorbed]
         )
         self.db.execute("UPDATE stories SET centroid = NULL WHERE id = ?", [absorbed])
         self.db.execute("DELETE FROM story_keys WHERE story_id = ?", [absorbed])
