@@ -99,6 +99,9 @@ class TextFeatures:
     # Each term's share of general-English articles (events.background_share), so the
     # storing process weighs the terms without looking words up.
     background: dict[str, float] = field(default_factory=dict)
+    # ``terms`` as stored (aggregator/packed_terms.py), packed here rather than by the
+    # storing process; None: packed when stored.
+    packed_terms: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,8 @@ class NewArticle:
     # The grouping's weighted terms of the title and text (cluster/events.py
     # event_terms), stored with the article; None: computed when it is stored.
     terms: dict[str, float] | None = None
+    # The same terms as stored (packed_terms.pack_terms) when a worker packed them.
+    packed_terms: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Tests for the document frequencies kept in memory with write-behind
-(storage/frequencies.py) and the stored terms (storage/terms.py): what is counted is
+(storage/frequencies.py) and the stored terms (packed_terms.py): what is counted is
 what SQL alone would have counted, a rollback takes its counts back, a crash loses no
 count, and another connection's writes are seen."""
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.cluster.features import text_features
 from aggregator.models import Assignment, NewArticle
+from aggregator.packed_terms import pack_terms, unpack_terms
 from aggregator.pipeline.stories import count_uncounted
 from aggregator.storage import Storage
-from aggregator.storage.terms import pack_terms, unpack_terms
 from tests.test_storage import WIRE, feed_ids, new_article
 
 NEW = Assignment(None, "new")
@@ -20,9 +21,12 @@ FRIGATE = {"frigate": 2.0, "kelvik": 1.5, "launched": 1.0}
 CONVOY = {"convoy": 1.0, "kelvik": 1.0}
 
 
-def store(storage: Storage, key: str, terms: dict[str, float]) -> int:
+def store(
+    storage: Storage, key: str, terms: dict[str, float], packed_terms: bytes | None = None
+) -> int:
     """One article stored and counted in its own transaction, as a refresh does."""
-    article: NewArticle = new_article(feed_ids(storage, WIRE)[0], key, terms=terms)
+    feed_id = feed_ids(storage, WIRE)[0]
+    article: NewArticle = new_article(feed_id, key, terms=terms, packed_terms=packed_terms)
     with storage.transaction():
         article_id = storage.add_article(article, NEW, f"story-{key}")
         storage.count_document(article_id, terms)
@@ -120,6 +124,20 @@ def test_stored_terms_round_trip_exactly(compress: bool) -> None:
     assert unpack_terms(pack_terms(terms, compress=compress)) == terms
     assert list(unpack_terms(pack_terms(terms, compress=compress))) == list(terms)
     assert unpack_terms(pack_terms({}, compress=compress)) == {}
+
+
+def test_an_article_is_stored_with_the_terms_its_worker_packed(tmp_path: Path) -> None:
+    # Issue 18: the extraction worker packs the terms; the storing process stores them.
+    features = text_features("Kelvik navy orders frigates", "Halvern Yards will build them. " * 9)
+    assert features.packed_terms is not None
+    assert unpack_terms(features.packed_terms) == features.terms
+    storage = Storage.open(tmp_path / "packed.db")
+    try:
+        article_id = store(storage, "a", features.terms, packed_terms=features.packed_terms)
+        (stored,) = storage.db.execute("SELECT terms FROM articles WHERE id = ?", [article_id])
+        assert stored[0] == features.packed_terms
+    finally:
+        storage.close()
 
 
 def test_a_full_cache_is_read_afresh_with_the_same_counts(

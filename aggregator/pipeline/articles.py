@@ -238,6 +238,7 @@ def _new_article(
         signature=features.signature,
         bands=features.bands,
         terms=features.terms,
+        packed_terms=features.packed_terms,
     )
 
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.models import Assignment, Candidate, EntryChange, NewArticle, StoredPage
+from aggregator.packed_terms import pack_terms
 from aggregator.storage.sql import SqlDoor, iso
-from aggregator.storage.terms import pack_terms
 
 # Near-duplicate candidates compared per new article, at most (those sharing most bands).
 MAX_BAND_CANDIDATES = 50
@@ -39,7 +39,7 @@ class ArticleStorage(SqlDoor):
         # Chunks stay under SQLite's bound-variable limit on old builds (999).
         for start in range(0, len(wanted), 900):
             chunk = wanted[start : start + 900]
-            rows = self.db.query(
+            rows = self._query(
                 f"SELECT entry_key, entry_hash FROM articles WHERE feed_id = ?"
                 f" AND entry_key IN ({','.join('?' * len(chunk))})",
                 [feed_id, *chunk],
@@ -109,7 +109,7 @@ class ArticleStorage(SqlDoor):
     def articles_at(self, url: str, canonical_url: str) -> list[dict[str, Any]]:
         """Every stored article at this URL (any feed): how its text was obtained."""
         return list(
-            self.db.query(
+            self._query(
                 """
                 SELECT articles.id, articles.url, articles.title, feeds.name AS feed,
                        articles.extraction_status, articles.extraction_step,
@@ -138,7 +138,7 @@ class ArticleStorage(SqlDoor):
             if band_list
             else ""
         )
-        rows = self.db.query(
+        rows = self._query(
             f"""
             SELECT id, story_id, canonical_url, guid, signature FROM articles
             WHERE (canonical_url = ? OR (guid IS NOT NULL AND guid = ?) {band_clause})
@@ -188,10 +188,13 @@ class ArticleStorage(SqlDoor):
         values = {
             key: value
             for key, value in vars(article).items()
-            if key not in {"bands", "published_at", "fetched_at", "terms"}
+            if key not in {"bands", "published_at", "fetched_at", "terms", "packed_terms"}
         }
+        packed = article.packed_terms
+        if packed is None and article.terms is not None:
+            packed = pack_terms(article.terms)
         values.update(
-            terms=pack_terms(article.terms) if article.terms is not None else None,
+            terms=packed,
             published_at=iso(article.published_at) if article.published_at else None,
             fetched_at=iso(article.fetched_at),
             story_id=story_id,

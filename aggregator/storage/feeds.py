@@ -27,7 +27,7 @@ class FeedStorage(SqlDoor):
             listed = {source.url for source in sources}
             for source in sources:
                 self._upsert_feed(source, now)
-            for row in self.db.query("SELECT id, url FROM feeds WHERE enabled = 1"):
+            for row in self._query("SELECT id, url FROM feeds WHERE enabled = 1"):
                 if row["url"] not in listed:
                     self.db.execute("UPDATE feeds SET enabled = 0 WHERE id = ?", [row["id"]])
 
@@ -71,7 +71,7 @@ class FeedStorage(SqlDoor):
 
     def due_feed_urls(self, now: datetime) -> list[str]:
         """Enabled feeds whose next check time has come, the longest-waiting first."""
-        rows = self.db.query(
+        rows = self._query(
             """
             SELECT url FROM feeds
             WHERE enabled = 1 AND disabled_reason IS NULL
@@ -197,7 +197,7 @@ class FeedStorage(SqlDoor):
         """
         with self.transaction():
             rows = list(
-                self.db.query(
+                self._query(
                     "SELECT id, url FROM feeds WHERE ? IS NULL OR url = ?"
                     " OR lower(name) = lower(?)",
                     [url_or_name, url_or_name, url_or_name],
@@ -217,7 +217,7 @@ class FeedStorage(SqlDoor):
     def feed_health(self) -> list[dict[str, Any]]:
         """One row per feed, for `aggregator feeds` and /healthz."""
         return list(
-            self.db.query(
+            self._query(
                 """
                 SELECT f.name, f.url, f.enabled, f.last_status, f.last_attempt_at,
                        f.last_success_at, f.last_error, f.consecutive_failures,

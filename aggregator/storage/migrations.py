@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
+from aggregator.packed_terms import pack_terms
 from aggregator.storage.m007_minhash import fingerprint_v1
-from aggregator.storage.terms import pack_terms
 
 migrations = Migrations("aggregator")
 
@@ -296,7 +296,7 @@ def m009_refinement(db: Database) -> None:
 def m010_stored_terms(db: Database) -> None:
     """Faster storing (issue 18).
 
-    * ``articles.terms``: the article's weighted terms (storage/terms.py), computed
+    * ``articles.terms``: the article's weighted terms (aggregator/packed_terms.py), computed
       once on an extraction worker and read back by the refinement, a split and a
       prune instead of computed again from the text (NULL for the articles stored
       before: computed when needed).

@@ -81,7 +81,7 @@ class PublishingStorage(SqlDoor):
         order = _ACTIVITY if by_activity else "s.published_at"
         where, params = _story_conditions(story_filter or StoryFilter(), after, order)
         stories = list(
-            self.db.query(
+            self._query(
                 f"""
                 {_STORY_WITH_LEAD}
                 {where}
@@ -99,7 +99,7 @@ class PublishingStorage(SqlDoor):
         if not story_ids:
             return grouped
         placeholders = ",".join("?" * len(story_ids))
-        rows = self.db.query(
+        rows = self._query(
             f"""
             SELECT a.id, a.story_id, a.title, {_PUBLISHED_URL}, a.published_at, a.method, a.score,
                    a.copy_of, a.extraction_step, a.language,
@@ -169,7 +169,7 @@ class PublishingStorage(SqlDoor):
 
     def published_tags(self) -> list[str]:
         """Every tag a published story can carry (the enabled feeds' tags), sorted."""
-        rows = self.db.query(
+        rows = self._query(
             "SELECT DISTINCT t.value AS tag FROM feeds f, json_each(f.tags) t"
             " WHERE f.enabled = 1 ORDER BY lower(t.value)"
         )

@@ -26,7 +26,7 @@ class RetentionStorage(SqlDoor):
         """Live stories with no member dated at or after ``cutoff``, outside the newest
         ``keep_newest`` stories (the published window); stories with no members at all
         count as expired too."""
-        rows = self.db.query(
+        rows = self._query(
             """
             SELECT s.id FROM stories s
             WHERE s.merged_into IS NULL
@@ -55,7 +55,7 @@ class RetentionStorage(SqlDoor):
         ids = list(story_ids)
         aliases = [
             row["id"]
-            for row in self.db.query(
+            for row in self._query(
                 f"SELECT id FROM stories WHERE merged_into IN ({placeholders(ids)})", ids
             )
         ]

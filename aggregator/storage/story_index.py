@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.models import StoryProfile
+from aggregator.packed_terms import pack_terms, unpack_terms
 from aggregator.storage.sql import SqlDoor, from_iso, iso, placeholders
-from aggregator.storage.terms import pack_terms, unpack_terms, with_terms_unpacked
+from aggregator.storage.terms import with_terms_unpacked
 
 
 class StoryIndexStorage(SqlDoor):

@@ -1,47 +1,10 @@
-"""Weighted terms as stored: an article's terms (``articles.terms``) and a story's summed
-report vectors (``stories.centroid``), each in one compact value rather than a row per
-term. A story's centroid is read and written on the path of every new article, and a
-row per term was most of that cost.
-
-The format: a little-endian uint32 count, that many float64 weights, then the terms in
-UTF-8 separated by NUL (a term never holds one: cluster/events.py's terms are runs of
-word characters); zlib-compressed behind a ``z``, or as it is behind an ``r``. Weights
-round-trip exactly.
-"""
+"""Stored terms read back (the format: aggregator/packed_terms.py)."""
 
 from __future__ import annotations
 
-import struct
-import sys
-import zlib
-from array import array
-from collections.abc import Mapping
 from typing import Any
 
-_COUNT = struct.Struct("<I")
-_ZLIB, _RAW = b"z", b"r"  # the first byte: how the rest is stored
-
-
-def pack_terms(terms: Mapping[str, float], *, compress: bool = True) -> bytes:
-    """``terms`` as stored; ``compress=False`` for values read on every new article
-    (a story's centroid): a third faster to read, a third bigger."""
-    weights = array("d", terms.values())
-    if sys.byteorder == "big":
-        weights.byteswap()
-    packed = _COUNT.pack(len(weights)) + weights.tobytes() + "\0".join(terms).encode()
-    return _ZLIB + zlib.compress(packed, 1) if compress else _RAW + packed
-
-
-def unpack_terms(stored: bytes) -> dict[str, float]:
-    data = zlib.decompress(stored[1:]) if stored[:1] == _ZLIB else stored[1:]
-    (count,) = _COUNT.unpack_from(data)
-    end = _COUNT.size + 8 * count
-    weights = array("d")
-    weights.frombytes(data[_COUNT.size : end])
-    if sys.byteorder == "big":
-        weights.byteswap()
-    names = data[end:].decode().split("\0") if count else []
-    return dict(zip(names, weights, strict=True))
+from aggregator.packed_terms import unpack_terms
 
 
 def with_terms_unpacked(row: dict[str, Any]) -> dict[str, Any]:
