@@ -76,7 +76,12 @@ class SqlDoor:
         return (dict(zip(names, row, strict=True)) for row in cursor)
 
     def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
-        return next(self._query(sql, params), None)
+        cursor = self.db.conn.execute(sql, params)
+        row = cursor.fetchone()
+        cursor.close()  # the statement done with, not left open until collected
+        if row is None:
+            return None
+        return dict(zip([column[0] for column in cursor.description], row, strict=True))
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return list(self._query(sql, params))
