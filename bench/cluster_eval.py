@@ -101,7 +101,8 @@ def prepared_article(
     remember_background_shares(features.background)  # the pipeline's main process does
     article = replace(
         make_article(storage, key, title, text, moment),
-        terms=features.terms, signature=features.signature, bands=features.bands,
+        terms=features.terms, packed_terms=features.packed_terms,
+        signature=features.signature, bands=features.bands,
     )  # fmt: skip
     return article, took
 
@@ -335,9 +336,7 @@ def measure_scale(sizes: Sequence[int], probes: int) -> list[dict[str, Any]]:
                     article, took = prepared_article(storage, key, title, text, moment)
                     features.append(took)
                     started = time.perf_counter()
-                    add_article_to_story(
-                        storage, article, settings, new_story_id=f"p{size}-{probe}"
-                    )
+                    add_article_to_story(storage, article, settings, new_story_id=key)
                     timings.append(time.perf_counter() - started)
                     loaded += 1
             size_mb = (Path(directory) / "bench.db").stat().st_size / 1e6
