@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 # (its package). Modules sharing a floor are peers that never import one another: the
 # five stages of the pipeline's floor, for one.
 FLOORS: tuple[frozenset[str], ...] = (
-    frozenset(  # fmt: skip
+    frozenset(
         {
             "",
             "errors",
