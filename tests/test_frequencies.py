@@ -56,6 +56,12 @@ def test_counts_are_read_at_once_and_written_by_the_flush(storage: Storage) -> N
     assert storage.flush_frequencies() == 0  # nothing twice
 
 
+def test_term_counts_answer_in_the_order_asked_with_zeros(storage: Storage) -> None:
+    store(storage, "a", FRIGATE)
+    store(storage, "b", CONVOY)
+    assert storage.term_counts(["tank", "kelvik", "convoy"]) == (2, [0, 2, 1])
+
+
 def test_a_rolled_back_article_is_not_counted(storage: Storage) -> None:
     store(storage, "a", FRIGATE)
     article = new_article(feed_ids(storage, WIRE)[0], "b", terms=CONVOY)

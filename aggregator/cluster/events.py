@@ -17,12 +17,14 @@ train sets (bench/cluster_fit.py; bench/cluster_eval.py reports every set).
 
 from __future__ import annotations
 
-import heapq
 import math
 import re
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import add, ge, le, mul
 
 from wordfreq import zipf_frequency
 
@@ -119,18 +121,21 @@ _BACKGROUND_SHARES: dict[str, float] = {}
 MAX_BACKGROUND_SHARES = 200_000
 
 
-def background_shares(terms: Iterable[str]) -> dict[str, float]:
-    """``background_share`` of each term: computed with the terms, on an extraction
-    worker (a wordfreq lookup costs tens of microseconds per new word)."""
-    return {term: background_share(term) for term in terms}
+def background_shares(terms: Iterable[str]) -> array[float]:
+    """``background_share`` of each term, in order: computed with the terms, on an
+    extraction worker (a wordfreq lookup costs tens of microseconds per new word). An
+    array of doubles crosses to the storing process as one value of a few KB (a dict
+    of them cost that process as much to unpickle as the terms themselves)."""
+    return array("d", map(background_share, terms))
 
 
-def remember_background_shares(shares: Mapping[str, float]) -> None:
-    """Take shares computed in another process into this one's memory, so that
-    weighing a new article's terms here never looks a word up in wordfreq."""
-    if len(_BACKGROUND_SHARES) + len(shares) > MAX_BACKGROUND_SHARES:
+def remember_background_shares(terms: Iterable[str], shares: Iterable[float]) -> None:
+    """Take the shares of ``terms`` computed in another process into this one's memory,
+    so that weighing a new article's terms here never looks a word up in wordfreq."""
+    found = dict(zip(terms, shares, strict=True))
+    if len(_BACKGROUND_SHARES) + len(found) > MAX_BACKGROUND_SHARES:
         _BACKGROUND_SHARES.clear()
-    _BACKGROUND_SHARES.update(shares)
+    _BACKGROUND_SHARES.update(found)
 
 
 def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> dict[str, float]:
@@ -139,20 +144,30 @@ def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> di
     imagined documents (so a young database does not treat "navy" as rare, and a big
     one weighs "Trump" by how often *its* articles name him, not English at large). A
     term in every document weighs about 0: it tells no story from another. Computed
-    once per article (hot loops only look it up)."""
+    once per article (hot loops only look it up).
+
+    On the path of every new article, over its ~500 terms: the lookups are C-level
+    passes (map), the arithmetic one comprehension."""
     total = documents + PRIOR_DOCUMENTS + 1.0
-    shares = _BACKGROUND_SHARES
-    return {
-        term: math.log(
-            total
-            / (
-                df.get(term, 0)
-                + PRIOR_DOCUMENTS * (shares.get(term) or background_share(term))
-                + 0.5
-            )
-        )
-        for term in terms
-    }
+    names = list(terms)
+    counts = map(df.get, names, repeat(0))
+    idf = [
+        math.log(total / (count + PRIOR_DOCUMENTS * share + 0.5))
+        for count, share in zip(counts, _background_shares_of(names), strict=True)
+    ]
+    return dict(zip(names, idf, strict=True))
+
+
+def _background_shares_of(terms: list[str]) -> list[float]:
+    """``background_share`` of each term: one lookup pass when all are remembered (the
+    worker that computed the terms sent their shares), wordfreq only for the others."""
+    shares = list(map(_BACKGROUND_SHARES.get, terms))
+    if None in shares:
+        return [
+            background_share(term) if share is None else share
+            for term, share in zip(terms, shares, strict=True)
+        ]
+    return shares  # type: ignore[return-value]  # no None left
 
 
 @dataclass(frozen=True)
@@ -171,13 +186,13 @@ def term_stats(terms: Mapping[str, float], df: dict[str, int], documents: int) -
 
 
 def weigh(terms: Mapping[str, float], idf_of: Mapping[str, float]) -> dict[str, float]:
-    """TF-IDF vector of ``terms``, scaled to unit length."""
-    return _unit({term: value * idf_of[term] for term, value in terms.items()})
-
-
-def _unit(vector: dict[str, float]) -> dict[str, float]:
-    norm = math.sqrt(sum(value * value for value in vector.values()))
-    return {term: value / norm for term, value in vector.items()} if norm else vector
+    """TF-IDF vector of ``terms``, scaled to unit length (C-level passes where it can:
+    the same products and sums, in the same order, as one term at a time)."""
+    weights = list(map(mul, terms.values(), map(idf_of.__getitem__, terms)))
+    norm = math.sqrt(sum(map(mul, weights, weights)))
+    if norm:
+        weights = [weight / norm for weight in weights]
+    return dict(zip(terms, weights, strict=True))
 
 
 def query_terms(vector: Mapping[str, float], df: Mapping[str, int], documents: int) -> list[str]:
@@ -187,16 +202,16 @@ def query_terms(vector: Mapping[str, float], df: Mapping[str, int], documents: i
     event; skipping those keeps the cost per article flat as the database grows.
     """
     most = max(MIN_LOOKUP_DF, int(documents * MAX_LOOKUP_DF_SHARE))
-    rare = {term: weight for term, weight in vector.items() if df.get(term, 0) <= most}
-    return top_terms(rare, QUERY_TERMS)
+    is_rare = map(ge, repeat(most), map(df.get, vector, repeat(0)))  # df <= most, C-level
+    return top_terms(dict(compress(vector.items(), is_rare)), QUERY_TERMS)
 
 
 def top_terms(vector: Mapping[str, float], count: int) -> list[str]:
     """The ``count`` heaviest terms, ties broken by the term so results are stable."""
     candidates: Iterable[str] = vector
-    if len(vector) > 10 * count:  # only the terms at least as heavy as the count-th
-        floor = heapq.nlargest(count, vector.values())[-1]
-        candidates = [term for term, weight in vector.items() if weight >= floor]
+    if len(vector) > count > 0:  # only the terms at least as heavy as the count-th
+        floor = sorted(vector.values())[-count]  # a C sort of floats, not of terms
+        candidates = compress(vector, map(le, repeat(floor), vector.values()))
     # Two C-level sorts beat a heap with a Python key: by term, then by weight (a stable
     # sort, also in reverse, keeps equal weights in term order).
     return sorted(sorted(candidates), key=vector.__getitem__, reverse=True)[:count]
@@ -229,8 +244,8 @@ def grown_centroid(centroid: Mapping[str, float], added: Mapping[str, float]) ->
     """A story's summed report vectors with one more report's unit vector (or another
     story's sum) added, pruned to its heaviest terms."""
     grown = dict(centroid)
-    for term, weight in added.items():
-        grown[term] = grown.get(term, 0.0) + weight
+    sums = list(map(add, map(grown.get, added, repeat(0.0)), added.values()))
+    grown.update(zip(added, sums, strict=True))
     return {term: grown[term] for term in top_terms(grown, STORY_PROFILE_TERMS)}
 
 
@@ -242,4 +257,5 @@ def index_keys(centroid: Mapping[str, float]) -> list[str]:
 
 def centroid_norm(centroid: Mapping[str, float]) -> float:
     """Length of a story's summed report vectors (stored with the story)."""
-    return math.sqrt(sum(weight * weight for weight in centroid.values()))
+    weights = list(centroid.values())
+    return math.sqrt(sum(map(mul, weights, weights)))

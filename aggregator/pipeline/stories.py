@@ -57,9 +57,9 @@ def add_article_to_story(
     if article.terms is None:
         article = replace(article, terms=clusterer.event_terms(article.title, article.text))
     terms = article.terms or {}
-    documents, df = storage.corpus_frequencies(terms)
+    documents, counts = storage.term_counts(list(terms))
     # Weighed as counted together with the article itself (counted once stored, below).
-    with_itself = {term: df.get(term, 0) + 1 for term in terms}
+    with_itself = dict(zip(terms, [count + 1 for count in counts], strict=True))
     stats = clusterer.term_stats(terms, with_itself, documents + 1)
     assignment = _choose_story(storage, article, settings, stats)
     article_id = storage.add_article(article, assignment, new_story_id)

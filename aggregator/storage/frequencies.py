@@ -17,8 +17,9 @@ command) are seen through SQLite's ``data_version``: the cache is then read agai
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import filterfalse
 from typing import Any
@@ -81,17 +82,22 @@ class FrequencyStorage(SqlDoor):
 
     def corpus_frequencies(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
         """The number of documents counted so far, and the df of each given term
-        (counts not yet written included)."""
+        (counts not yet written included; terms in no document left out)."""
+        wanted = list(dict.fromkeys(terms))
+        documents, found = self.term_counts(wanted)
+        return documents, {term: df for term, df in zip(wanted, found, strict=True) if df}
+
+    def term_counts(self, terms: Sequence[str]) -> tuple[int, list[int]]:
+        """``corpus_frequencies`` for distinct terms, as a list in their order (0 for a
+        term in no document): what each new article asks, with no dict built here."""
         counts = self._fresh_counts()
         if len(counts.df) > MAX_CACHED_TERMS:  # a year's vocabulary: start afresh
             counts.forget_reads()
-        wanted = list(dict.fromkeys(terms))
-        self._read_frequencies(list(filterfalse(counts.df.__contains__, wanted)))
+        self._read_frequencies(list(filterfalse(counts.df.__contains__, terms)))
         if counts.documents is None:
             row = self._one("SELECT value FROM corpus_stats WHERE name = ?", [DOCUMENTS])
             counts.documents = (row["value"] if row else 0) + len(counts.pending)
-        df = counts.df
-        return counts.documents, {term: df[term] for term in wanted if df[term]}
+        return counts.documents, list(map(counts.df.__getitem__, terms))
 
     def _read_frequencies(self, missing: list[str]) -> None:
         counts = self._counts
@@ -121,8 +127,12 @@ class FrequencyStorage(SqlDoor):
 
     def count_document(self, article_id: int, terms: Iterable[str]) -> None:
         """Add a stored article's distinct terms to the document frequencies (in
-        memory until ``flush_frequencies``). Call in the transaction that stored it."""
-        distinct = tuple(dict.fromkeys(terms))
+        memory until ``flush_frequencies``). Call in the transaction that stored it.
+
+        The terms are kept (``DocumentCounts.pending``) until written, up to thousands
+        of articles: interned, each distinct term is one string, not one per article
+        (each article's terms arrive as new strings from an extraction worker)."""
+        distinct = tuple(map(sys.intern, dict.fromkeys(terms)))
         counts = self._fresh_counts()
         counts.add(article_id, distinct)
         if self.db.conn.in_transaction:
