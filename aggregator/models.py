@@ -15,6 +15,7 @@ for its types (storage never imports the clusterer, nor the clusterer storage):
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,9 +97,9 @@ class TextFeatures:
     terms: dict[str, float]
     signature: bytes | None
     bands: tuple[str, ...]
-    # Each term's share of general-English articles (events.background_share), so the
-    # storing process weighs the terms without looking words up.
-    background: dict[str, float] = field(default_factory=dict)
+    # Each term's share of general-English articles (events.background_share), in the
+    # order of ``terms``, so the storing process weighs the terms without looking words up.
+    background: array[float] = field(default_factory=lambda: array("d"))
     # ``terms`` as stored (aggregator/packed_terms.py), packed here rather than by the
     # storing process; None: packed when stored.
     packed_terms: bytes | None = None

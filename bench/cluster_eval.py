@@ -98,7 +98,8 @@ def prepared_article(
     started = time.perf_counter()
     features = text_features(title, text)
     took = time.perf_counter() - started
-    remember_background_shares(features.background)  # the pipeline's main process does
+    # as the pipeline's main process does
+    remember_background_shares(features.terms, features.background)
     article = replace(
         make_article(storage, key, title, text, moment),
         terms=features.terms, packed_terms=features.packed_terms,

@@ -191,12 +191,13 @@ def store_article(ctx: PipelineContext, state: FeedState, page: Page, source: Fe
         ),
         text_features,
     )
-    remember_background_shares(prepared.features.background)  # weighed below, no lookups
+    features = prepared.features
+    remember_background_shares(features.terms, features.background)  # weighed below, no lookups
     body = prepared.body
     if body.note:
         log.info("%s: %s: %s", source.display_name, entry.link, body.note)
     now = ctx.clock()
-    article = _new_article(state, entry, body, prepared.extracted, prepared.features, now)
+    article = _new_article(state, entry, body, prepared.extracted, features, now)
     article = replace(article, extraction_step=body.step, language=prepared.language)
     placed = add_article_to_story(
         ctx.storage,
