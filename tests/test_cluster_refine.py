@@ -47,6 +47,18 @@ def test_similarity_edges_are_the_exact_cosines_of_pairs_sharing_a_distinctive_t
     assert {tuple(sorted((order[i], order[j]))) for i, j, _ in shuffled} == found.keys()
 
 
+def test_only_the_distinctive_terms_entries_are_gathered_to_find_pairs() -> None:
+    # "navy" is in all sixty reports (not distinctive: in more than KEY_MIN_DF); each
+    # report's own name is. The postings hold the names' entries, not navy's sixty.
+    vectors = [unit({"navy": 1.0, f"ship{n}": 2.0}) for n in range(60)]
+    rows = cluster_refine.SparseRows.of(vectors)
+    keys = cluster_refine._key_terms(rows.rows, len(rows.vocabulary))
+    postings = cluster_refine._Postings(rows.rows, keys, len(rows.vocabulary))
+    assert len(postings.owners) == 60
+    assert postings.holders(rows.vocabulary["ship7"]).tolist() == [7]
+    assert postings.holders(rows.vocabulary["navy"]).tolist() == []
+
+
 def test_average_link_does_not_chain_through_one_item() -> None:
     # Two tight pairs (0, 1) and (3, 4); item 2 is close to one member of each. Single
     # link would make one group of all five; average link keeps the events apart.

@@ -80,7 +80,8 @@ def similarity_edges(
     (``_candidate_pairs``); the cosine itself is exact."""
     sparse = vectors if isinstance(vectors, SparseRows) else SparseRows.of(vectors)
     rows, size = sparse.rows, len(sparse.vocabulary)
-    later_of = _candidate_pairs(rows, _postings(rows, size), len(rows))
+    keys = _key_terms(rows, size)
+    later_of = _candidate_pairs(keys, _Postings(rows, keys, size), len(rows))
     scratch = np.zeros(size)
     edges: list[tuple[int, int, float]] = []
     for i, later in later_of.items():
@@ -95,30 +96,67 @@ def similarity_edges(
     return edges
 
 
-Postings = list[tuple[np.ndarray, np.ndarray]]
+Rows = Sequence[tuple[np.ndarray, np.ndarray]]
 
 
-def _candidate_pairs(
-    rows: Sequence[tuple[np.ndarray, np.ndarray]], postings: Postings, count: int
-) -> dict[int, np.ndarray]:
-    """For each row i, the rows j > i worth an exact cosine: those whose dot product
-    with row i over row i's distinctive terms (its KEY_TERMS heaviest found in at most
-    max(KEY_MIN_DF, KEY_DF_SHARE x rows) rows), or row i's with theirs, reaches
-    CANDIDATE_FLOOR. Found from both sides, so the result does not depend on the order
-    of rows; a cosine is computed only where a distinctive term makes it likely."""
-    most = max(KEY_MIN_DF, int(count * KEY_DF_SHARE))
-    df = np.array([len(holders) for holders, _ in postings], dtype=np.int64)
-    codes = []
-    for i, (terms, weights) in enumerate(rows):
+def _key_terms(rows: Rows, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each row's distinctive terms and their weights: its KEY_TERMS heaviest terms
+    found in at most max(KEY_MIN_DF, KEY_DF_SHARE x rows) rows."""
+    if not rows:
+        return []
+    df = np.bincount(np.concatenate([terms for terms, _ in rows]), minlength=size)
+    most = max(KEY_MIN_DF, int(len(rows) * KEY_DF_SHARE))
+    keys = []
+    for terms, weights in rows:
         order = np.argsort(-weights, kind="stable")
         ranked, ranked_weights = terms[order], weights[order]
         rare = df[ranked] <= most
-        keys, key_weights = ranked[rare][:KEY_TERMS].tolist(), ranked_weights[rare][:KEY_TERMS]
-        if not keys:
+        keys.append((ranked[rare][:KEY_TERMS], ranked_weights[rare][:KEY_TERMS]))
+    return keys
+
+
+class _Postings:
+    """For each key term (distinctive for some row), the rows holding it (ascending)
+    and its weight in each: three flat arrays, not one pair per term. Only key terms
+    are looked up, so only their entries are gathered: a window of 20,000 reports has
+    ten million (term, row) entries, and all of them sorted at once took half a GB."""
+
+    def __init__(self, rows: Rows, keys: Rows, size: int) -> None:
+        wanted = np.zeros(size, dtype=bool)
+        for key_terms, _ in keys:
+            wanted[key_terms] = True
+        held = [wanted[row_terms] for row_terms, _ in rows]
+        terms = np.concatenate([row[0][mask] for row, mask in zip(rows, held, strict=True)])
+        weights = np.concatenate([row[1][mask] for row, mask in zip(rows, held, strict=True)])
+        owners = np.repeat(np.arange(len(rows)), [int(mask.sum()) for mask in held])
+        order = np.argsort(terms, kind="stable")
+        self.bounds = np.searchsorted(terms[order], np.arange(size + 1)).tolist()
+        self.owners, self.weights = owners[order], weights[order]
+
+    def holders(self, term: int) -> np.ndarray:
+        return self.owners[self.bounds[term] : self.bounds[term + 1]]
+
+    def weights_of(self, term: int) -> np.ndarray:
+        return self.weights[self.bounds[term] : self.bounds[term + 1]]
+
+
+def _candidate_pairs(keys: Rows, postings: _Postings, count: int) -> dict[int, np.ndarray]:
+    """For each row i, the rows j > i worth an exact cosine: those whose dot product
+    with row i over row i's distinctive terms (``_key_terms``), or row i's with theirs,
+    reaches CANDIDATE_FLOOR. Found from both sides, so the result does not depend on
+    the order of rows; a cosine is computed only where a distinctive term makes it
+    likely."""
+    codes = []
+    for i, (key_terms, key_weights) in enumerate(keys):
+        if not len(key_terms):
             continue
-        holders = np.concatenate([postings[t][0] for t in keys])
+        terms = key_terms.tolist()
+        holders = np.concatenate([postings.holders(t) for t in terms])
         products = np.concatenate(
-            [postings[t][1] * weight for t, weight in zip(keys, key_weights.tolist(), strict=True)]
+            [
+                postings.weights_of(t) * weight
+                for t, weight in zip(terms, key_weights.tolist(), strict=True)
+            ]
         )
         partners, slot = np.unique(holders, return_inverse=True)
         partial = np.bincount(slot, weights=products)
@@ -137,26 +175,12 @@ def _candidate_pairs(
 
 def _row(vector: Mapping[str, float], vocabulary: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """The vector's term ids (new terms numbered in the order met) and weights. C-level
-    passes only: this runs for every term of every report in the window."""
+    passes only: this runs for every term of every report in the window. Ids are 32-bit:
+    a window holds millions of them."""
     new = list(filterfalse(vocabulary.__contains__, vector))
     vocabulary.update(zip(new, range(len(vocabulary), len(vocabulary) + len(new)), strict=True))
-    terms = np.fromiter(map(vocabulary.__getitem__, vector), dtype=np.int64, count=len(vector))
+    terms = np.fromiter(map(vocabulary.__getitem__, vector), dtype=np.int32, count=len(vector))
     return terms, np.fromiter(vector.values(), dtype=float, count=len(vector))
-
-
-def _postings(rows: Sequence[tuple[np.ndarray, np.ndarray]], size: int) -> Postings:
-    """For each term id, the rows holding it (ascending) and its weight in each."""
-    if not rows:
-        return []
-    terms = np.concatenate([terms for terms, _ in rows])
-    weights = np.concatenate([weights for _, weights in rows])
-    owners = np.concatenate([np.full(len(t), i) for i, (t, _) in enumerate(rows)])
-    order = np.argsort(terms, kind="stable")
-    bounds = np.searchsorted(terms[order], np.arange(size + 1))
-    owners, weights = owners[order], weights[order]
-    return [
-        (owners[bounds[t] : bounds[t + 1]], weights[bounds[t] : bounds[t + 1]]) for t in range(size)
-    ]
 
 
 def average_link(
