@@ -117,9 +117,10 @@ def _key_terms(rows: Rows, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 class _Postings:
     """For each key term (distinctive for some row), the rows holding it (ascending)
-    and its weight in each: three flat arrays, not one pair per term. Only key terms
-    are looked up, so only their entries are gathered: a window of 20,000 reports has
-    ten million (term, row) entries, and all of them sorted at once took half a GB."""
+    and its weight in each: two flat arrays cut by ``bounds``, not a pair of arrays per
+    term. Only key terms are looked up, so only their entries are gathered: a window of
+    20,000 reports has ten million (term, row) entries, and sorting all of them at once
+    took some 48 bytes an entry, half a GB."""
 
     def __init__(self, rows: Rows, keys: Rows, size: int) -> None:
         wanted = np.zeros(size, dtype=bool)
