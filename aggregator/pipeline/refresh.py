@@ -89,9 +89,11 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
         except DatabaseUnwritable:
             stage.shutdown(wait=False, cancel_futures=True)  # feeds not begun stay unfetched
             raise
+    # Counts written first: the refinement is the refresh's memory peak, and the counts
+    # waiting hold each of up to COUNTS_WRITTEN_EVERY articles' terms (~30 KB apiece).
+    _write_counts(ctx)
     if any(outcome.new_articles for outcome in outcomes) and not ctx.stop.is_set():
         refine_window(ctx, last_article)  # the open stories again, on all their reports
-    _write_counts(ctx)
     # Stored as they arrived; reported in the order asked for, as before.
     order = {source.url: index for index, source in enumerate(sources)}
     return sorted(outcomes, key=lambda outcome: order[outcome.url])

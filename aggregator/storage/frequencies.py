@@ -17,7 +17,6 @@ command) are seen through SQLite's ``data_version``: the cache is then read agai
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,12 +126,8 @@ class FrequencyStorage(SqlDoor):
 
     def count_document(self, article_id: int, terms: Iterable[str]) -> None:
         """Add a stored article's distinct terms to the document frequencies (in
-        memory until ``flush_frequencies``). Call in the transaction that stored it.
-
-        The terms are kept (``DocumentCounts.pending``) until written, up to thousands
-        of articles: interned, each distinct term is one string, not one per article
-        (each article's terms arrive as new strings from an extraction worker)."""
-        distinct = tuple(map(sys.intern, dict.fromkeys(terms)))
+        memory until ``flush_frequencies``). Call in the transaction that stored it."""
+        distinct = tuple(dict.fromkeys(terms))
         counts = self._fresh_counts()
         counts.add(article_id, distinct)
         if self.db.conn.in_transaction:
