@@ -321,8 +321,10 @@ def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[Page]) -> Re
 
 
 # Articles counted in memory (storage/frequencies.py) before the counts are written
-# during a refresh, not only at its end: bounds what a crash leaves to count again.
-COUNTS_WRITTEN_EVERY = 2000
+# during a refresh, not only at its end: bounds what a crash leaves to count again, and
+# the memory the waiting counts hold (each article's terms: medium bench, main process
+# 241 MB while storing at 2,000, 205 MB at 1,000).
+COUNTS_WRITTEN_EVERY = 1000
 
 
 def _write_counts(ctx: PipelineContext, *, at_least: int = 1) -> None:
