@@ -29,10 +29,14 @@ feeds:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write and move the mtime on, as a save a second later would."""
-    path.write_text(text)
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    """Write and move the mtime on, as a save a second later would; whole, as an
+    editor saves (a new file renamed over the old): written in place, a poll could
+    read it half written, and the test then saw that error instead of its own."""
+    draft = path.with_name(path.name + ".draft")
+    draft.write_text(text)
+    stat = draft.stat()
+    os.utime(draft, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    os.replace(draft, path)
 
 
 def _watcher(tmp_path: Path, text: str) -> tuple[ConfigWatcher, list[Config], Path]:
