@@ -107,8 +107,14 @@ def baseline_labels(docs: Sequence[Doc], distance: float = BASELINE_DISTANCE) ->
     """The issue's batch reference: TF-IDF (sublinear tf, English stop words, title +
     text) over all articles at once, average link, cut at cosine distance ``distance``.
     scikit-learn is a bench-only dependency."""
-    from sklearn.cluster import AgglomerativeClustering
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    try:
+        from sklearn.cluster import AgglomerativeClustering
+        from sklearn.feature_extraction.text import TfidfVectorizer
+    except ImportError as exc:  # .ci/run makes a fresh .venv without the bench extra
+        raise SystemExit(
+            "the batch baseline needs scikit-learn, a bench-only extra: run"
+            " `scripts/install bench` (`.ci/run` makes a fresh .venv without it)"
+        ) from exc
 
     texts = [f"{doc.title}\n{doc.text}" for doc in docs]
     matrix = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit_transform(texts)
