@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import add, ge, le, mul
+from operator import le, mul
 
 from wordfreq import zipf_frequency
 
@@ -144,30 +144,20 @@ def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> di
     imagined documents (so a young database does not treat "navy" as rare, and a big
     one weighs "Trump" by how often *its* articles name him, not English at large). A
     term in every document weighs about 0: it tells no story from another. Computed
-    once per article (hot loops only look it up).
-
-    On the path of every new article, over its ~500 terms: the lookups are C-level
-    passes (map), the arithmetic one comprehension."""
+    once per article (hot loops only look it up)."""
     total = documents + PRIOR_DOCUMENTS + 1.0
-    names = list(terms)
-    counts = map(df.get, names, repeat(0))
-    idf = [
-        math.log(total / (count + PRIOR_DOCUMENTS * share + 0.5))
-        for count, share in zip(counts, _background_shares_of(names), strict=True)
-    ]
-    return dict(zip(names, idf, strict=True))
-
-
-def _background_shares_of(terms: list[str]) -> list[float]:
-    """``background_share`` of each term: one lookup pass when all are remembered (the
-    worker that computed the terms sent their shares), wordfreq only for the others."""
-    shares = list(map(_BACKGROUND_SHARES.get, terms))
-    if None in shares:
-        return [
-            background_share(term) if share is None else share
-            for term, share in zip(terms, shares, strict=True)
-        ]
-    return shares  # type: ignore[return-value]  # no None left
+    shares = _BACKGROUND_SHARES
+    return {
+        term: math.log(
+            total
+            / (
+                df.get(term, 0)
+                + PRIOR_DOCUMENTS * (shares.get(term) or background_share(term))
+                + 0.5
+            )
+        )
+        for term in terms
+    }
 
 
 @dataclass(frozen=True)
@@ -202,8 +192,8 @@ def query_terms(vector: Mapping[str, float], df: Mapping[str, int], documents: i
     event; skipping those keeps the cost per article flat as the database grows.
     """
     most = max(MIN_LOOKUP_DF, int(documents * MAX_LOOKUP_DF_SHARE))
-    is_rare = map(ge, repeat(most), map(df.get, vector, repeat(0)))  # df <= most, C-level
-    return top_terms(dict(compress(vector.items(), is_rare)), QUERY_TERMS)
+    rare = {term: weight for term, weight in vector.items() if df.get(term, 0) <= most}
+    return top_terms(rare, QUERY_TERMS)
 
 
 def top_terms(vector: Mapping[str, float], count: int) -> list[str]:
@@ -244,8 +234,8 @@ def grown_centroid(centroid: Mapping[str, float], added: Mapping[str, float]) ->
     """A story's summed report vectors with one more report's unit vector (or another
     story's sum) added, pruned to its heaviest terms."""
     grown = dict(centroid)
-    sums = list(map(add, map(grown.get, added, repeat(0.0)), added.values()))
-    grown.update(zip(added, sums, strict=True))
+    for term, weight in added.items():
+        grown[term] = grown.get(term, 0.0) + weight
     return {term: grown[term] for term in top_terms(grown, STORY_PROFILE_TERMS)}
 
 
@@ -257,5 +247,4 @@ def index_keys(centroid: Mapping[str, float]) -> list[str]:
 
 def centroid_norm(centroid: Mapping[str, float]) -> float:
     """Length of a story's summed report vectors (stored with the story)."""
-    weights = list(centroid.values())
-    return math.sqrt(sum(map(mul, weights, weights)))
+    return math.sqrt(sum(weight * weight for weight in centroid.values()))
