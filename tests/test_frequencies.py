@@ -124,6 +124,33 @@ def test_an_article_deleted_before_the_flush_is_left_out(tmp_path: Path) -> None
         other.close()
 
 
+def test_a_flush_after_a_deletion_leaves_an_article_without_stored_terms_uncounted(
+    tmp_path: Path,
+) -> None:
+    # The survivors of a flush that finds deleted articles are counted from their stored
+    # terms; one stored without them waits for the next refresh, which computes them.
+    mine = Storage.open(tmp_path / "a.db")
+    other = Storage.open(tmp_path / "a.db")
+    try:
+        store(mine, "a", FRIGATE)
+        store(mine, "b", CONVOY)
+        bare = store(mine, "c", FRIGATE)
+        mine.db.execute("UPDATE articles SET terms = NULL WHERE id = ?", [bare])
+        with other.transaction():
+            other.delete_stories(["story-a"])
+        assert mine.flush_frequencies() == 1
+        assert written(mine) == (1, {"kelvik": 1, "convoy": 1})
+        assert [row["id"] for row in mine.uncounted_articles()] == [bare]
+        assert count_uncounted(mine) == 1  # its terms computed from its title and text
+        mine.flush_frequencies()
+        documents, df = written(mine)
+        assert documents == 2 and df["convoy"] == 1 and df["kelvik"] >= 1
+        assert mine.uncounted_articles() == [] and mine.pending_counts() == 0
+    finally:
+        mine.close()
+        other.close()
+
+
 @pytest.mark.parametrize("compress", [True, False])
 def test_stored_terms_round_trip_exactly(compress: bool) -> None:
     terms = {"frigate": 1.0 / 3.0, "kelvik’s": 2.5e-17, "f-35": 1e300, "année": 0.1}

@@ -13,6 +13,12 @@ adds its terms to ``term_stats``. Articles a crash left uncounted are counted ag
 the next refresh (``uncounted_articles``). A count made inside a transaction that
 rolls back is taken back with it. Another connection's writes (a prune, an admin's
 command) are seen through SQLite's ``data_version``: the cache is then read again.
+
+Memory: what waits to be written is the pending articles' ids and the sum of their
+terms' counts, not each article's terms (~30 KB an article); only the open
+transaction's articles keep theirs, for a rollback. When a flush finds that some
+pending articles were deleted meanwhile (a prune), the survivors are counted again
+from their stored terms.
 """
 
 from __future__ import annotations
@@ -37,9 +43,11 @@ class DocumentCounts:
 
     df: Counter[str] = field(default_factory=Counter)  # read so far: database + pending
     documents: int | None = None  # database + pending; None: not read yet
-    pending: dict[int, tuple[str, ...]] = field(default_factory=dict)  # id: distinct terms
-    pending_df: Counter[str] = field(default_factory=Counter)
-    in_transaction: list[int] = field(default_factory=list)  # counted in the open one
+    pending: set[int] = field(default_factory=set)  # articles counted, not written
+    pending_df: Counter[str] = field(default_factory=Counter)  # their terms' counts
+    # The articles counted in the open transaction, with their distinct terms: what a
+    # rollback takes back.
+    in_transaction: dict[int, tuple[str, ...]] = field(default_factory=dict)
     data_version: int | None = None
     # data_version was read in the open transaction, which holds the write lock (BEGIN
     # IMMEDIATE): no other connection can write before it ends.
@@ -51,7 +59,7 @@ class DocumentCounts:
         self.documents = None
 
     def add(self, article_id: int, terms: tuple[str, ...]) -> None:
-        self.pending[article_id] = terms
+        self.pending.add(article_id)
         self.pending_df.update(terms)
         # filterfalse over the terms, not a set difference: that copies the whole cache
         unread = list(filterfalse(self.df.__contains__, terms))  # usually none
@@ -61,10 +69,11 @@ class DocumentCounts:
         if self.documents is not None:
             self.documents += 1
 
-    def take_back(self, article_ids: Iterable[int]) -> None:
-        for article_id in article_ids:
-            terms = self.pending.pop(article_id, ())
-            self.pending_df.subtract(terms)
+    def take_back(self, counted: Mapping[int, tuple[str, ...]]) -> None:
+        for article_id, terms in counted.items():
+            if article_id in self.pending:
+                self.pending.discard(article_id)
+                self.pending_df.subtract(terms)
         self.pending_df = +self.pending_df  # drop the zeros
         self.forget_reads()
 
@@ -131,7 +140,7 @@ class FrequencyStorage(SqlDoor):
         counts = self._fresh_counts()
         counts.add(article_id, distinct)
         if self.db.conn.in_transaction:
-            counts.in_transaction.append(article_id)
+            counts.in_transaction[article_id] = distinct
 
     def _rolled_back(self) -> None:
         counts = self._counts
@@ -155,28 +164,29 @@ class FrequencyStorage(SqlDoor):
         if not counts.pending:
             return 0
         with self.transaction():
-            alive = self._uncounted_among(list(counts.pending))
-            df: Counter[str] = Counter()
-            for article_id in alive:
-                df.update(counts.pending[article_id])
+            waiting = sorted(counts.pending)
+            alive = self._uncounted_among(waiting)
+            df, counted = counts.pending_df, alive
+            if len(alive) < len(waiting):  # some were deleted: count the others again
+                df, counted = self._stored_counts(alive)
             self.db.conn.executemany(
                 "INSERT INTO term_stats (term, df) VALUES (?, ?)"
                 " ON CONFLICT (term) DO UPDATE SET df = df + excluded.df",
-                list(df.items()),
+                [(term, count) for term, count in df.items() if count],
             )
             self.db.conn.execute(
                 "INSERT INTO corpus_stats (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                [DOCUMENTS, len(alive)],
+                [DOCUMENTS, len(counted)],
             )
             self.db.conn.executemany(
                 "DELETE FROM uncounted_articles WHERE article_id = ?",
-                [(article_id,) for article_id in alive],
+                [(article_id,) for article_id in counted],
             )
-        if len(alive) < len(counts.pending):
+        if len(counted) < len(waiting):
             counts.forget_reads()  # the cache counted articles that are gone
         counts.written()
-        return len(alive)
+        return len(counted)
 
     def _uncounted_among(self, article_ids: list[int]) -> list[int]:
         alive: list[int] = []
@@ -191,6 +201,23 @@ class FrequencyStorage(SqlDoor):
                 )
             ]
         return alive
+
+    def _stored_counts(self, article_ids: list[int]) -> tuple[Counter[str], list[int]]:
+        """The document frequencies of these articles' stored terms, and the articles
+        counted (one stored without terms stays in ``uncounted_articles``: the next
+        refresh computes them)."""
+        df: Counter[str] = Counter()
+        counted: list[int] = []
+        for start in range(0, len(article_ids), CHUNK):
+            chunk = article_ids[start : start + CHUNK]
+            for row in self._rows(
+                f"SELECT id, terms FROM articles WHERE id IN ({placeholders(chunk)})", chunk
+            ):
+                terms = with_terms_unpacked(row)["terms"]
+                if terms is not None:
+                    df.update(terms.keys())
+                    counted.append(row["id"])
+        return df, counted
 
     def uncounted_articles(self) -> list[dict[str, Any]]:
         """Articles stored but not counted, and not counted in memory here either (a
