@@ -125,6 +125,34 @@ def test_a_refresh_that_brings_articles_ends_with_a_refinement(
     assert calls == [19]
 
 
+@pytest.mark.parametrize("one_shot", [True, False])
+def test_a_one_shot_refresh_lets_its_workers_go_before_the_refinement(
+    site: DemoSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_shot: bool
+) -> None:
+    # issue 18: the refinement is the refresh's memory peak; `aggregator refresh` has
+    # no page left to extract by then, the daemon keeps its workers for the next cycle
+    from aggregator.pipeline import refine as pipeline
+
+    events: list[str] = []
+    real = pipeline.refine_open_stories
+
+    def refining(storage: Storage, now: datetime, settings: Any) -> object:
+        events.append("refine")
+        return real(storage, now, settings)
+
+    monkeypatch.setattr(pipeline, "refine_open_stories", refining)
+    config = make_config(site, tmp_path)
+    storage = Storage.open(config.database_path)
+    ctx = PipelineContext.create(config, storage, workers=0, one_shot=one_shot)
+    monkeypatch.setattr(ctx.pool, "release", lambda: events.append("release"))
+    try:
+        refresh_feeds(ctx, config.enabled_feeds)
+    finally:
+        ctx.close()
+        storage.close()
+    assert events == (["release", "refine"] if one_shot else ["refine"])
+
+
 def test_a_changed_feed_body_only_adds_the_new_entries(
     site: DemoSite, tmp_path: Path, refresh
 ) -> None:

@@ -271,3 +271,21 @@ def test_a_dead_extraction_worker_is_replaced_not_the_end_of_extraction() -> Non
         wait_for(lambda: not any(alive(pid) for pid in _spawned_workers()), timeout=30)
         again = list(pool.extract_many([(ARTICLE, "http://audit.test/b")] * 2))
         assert len(again) == 2 and all(article is not None for article in again)
+
+
+def test_released_workers_exit_and_the_next_job_starts_new_ones() -> None:
+    """``release()`` gives the workers' memory back (a one-shot refresh does it before
+    its refinement); the pool still extracts afterwards, on new workers."""
+    from aggregator.extract.pool import ExtractionPool
+
+    with ExtractionPool(1) as pool:
+        assert next(iter(pool.extract_many([(ARTICLE, "http://audit.test/a")]))) is not None
+        first = _spawned_workers()
+        assert first
+        pool.release()
+        assert not any(alive(pid) for pid in first)
+        assert _spawned_workers() == []
+        again = list(pool.extract_many([(ARTICLE, "http://audit.test/b")]))
+        assert len(again) == 1 and again[0] is not None
+        assert _spawned_workers() and not set(_spawned_workers()) & set(first)
+    assert _spawned_workers() == []  # closed: none left, none started again

@@ -73,7 +73,7 @@ def refresh(ctx: click.Context, workers: int | None) -> None:
     with open_storage(ctx) as (config, storage):
         for warning in config_warnings(config):
             log.warning(warning)
-        pipeline = PipelineContext.create(config, storage, workers=workers)
+        pipeline = PipelineContext.create(config, storage, workers=workers, one_shot=True)
         try:
             outcomes = refresh_feeds(pipeline, config.enabled_feeds)
             publish(pipeline)

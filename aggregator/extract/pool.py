@@ -33,12 +33,15 @@ class ExtractionPool:
     forked child could inherit a held lock. They ignore Ctrl-C and exit when this
     process dies (processes.py). A worker that dies is replaced: its pages are tried
     once more on new workers, then given no text (the feed's own text is used).
+    ``release()`` lets the workers exit (their memory back to the system); the next
+    job starts new ones.
     """
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
         self._lock = threading.Lock()
         self._executor: Executor | None = self._new_executor() if workers > 0 else None
+        self._closed = False
 
     def _new_executor(self) -> Executor:
         context = multiprocessing.get_context("spawn")
@@ -79,11 +82,11 @@ class ExtractionPool:
     ) -> Iterator[Result]:
         """``function(*job)`` for each job on the workers, or inline without workers;
         ``fallback(job)`` for every job when the workers died twice."""
-        if self._executor is None:
+        if self._workers <= 0:
             return (function(*job) for job in jobs)
         columns = list(zip(*jobs, strict=True)) if jobs else []
         for attempt in (1, 2):
-            executor = self._executor
+            executor = self._started()
             if executor is None:  # closed meanwhile: the process is stopping
                 break
             try:
@@ -105,15 +108,32 @@ class ExtractionPool:
         two chunks a worker keep both busy however the pages' costs differ."""
         return max(1, jobs // (2 * self._workers))
 
+    def _started(self) -> Executor | None:
+        """The executor, a new one after ``release()``; None once closed."""
+        with self._lock:
+            if self._executor is None and not self._closed:
+                self._executor = self._new_executor()
+            return self._executor
+
     def _replace(self, broken: Executor) -> None:
         with self._lock:
             if self._executor is broken:  # not already replaced by another thread
                 broken.shutdown(wait=False, cancel_futures=True)
                 self._executor = self._new_executor()
 
+    def release(self) -> None:
+        """Let the workers exit once their jobs are done: a refresh that extracts no
+        more pages gives their memory back (about 120 MB each) before its refinement,
+        its memory peak. A later job starts new workers (a second or so each)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
     def close(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
+            self._closed = True
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 

@@ -39,6 +39,10 @@ class PipelineContext:
     # Article page downloads in flight per site, over every feed; its limit is set from
     # page_per_host_limit at the start of each refresh.
     page_slots: HostSlots = field(default_factory=lambda: HostSlots(1))
+    # A process that refreshes once (``aggregator refresh``) lets its extraction workers
+    # go when the pages are extracted: the refinement after them is the refresh's memory
+    # peak. The daemon keeps them for its next cycle (starting them costs CPU).
+    one_shot: bool = False
 
     @property
     def policy(self) -> SchedulePolicy:
@@ -47,7 +51,12 @@ class PipelineContext:
 
     @classmethod
     def create(
-        cls, config: Config, storage: Storage, *, workers: int | None = None
+        cls,
+        config: Config,
+        storage: Storage,
+        *,
+        workers: int | None = None,
+        one_shot: bool = False,
     ) -> PipelineContext:
         settings = config.settings
         processes = settings.worker_count if workers is None else workers
@@ -59,6 +68,7 @@ class PipelineContext:
             pool=ExtractionPool(processes),
             parser=ParsePool(processes),
             page_slots=HostSlots(settings.page_per_host_limit),
+            one_shot=one_shot,
         )
 
     def interval_for(self, source: FeedSource) -> timedelta:

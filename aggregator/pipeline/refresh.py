@@ -89,6 +89,8 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
         except DatabaseUnwritable:
             stage.shutdown(wait=False, cancel_futures=True)  # feeds not begun stay unfetched
             raise
+    if ctx.one_shot:
+        ctx.pool.release()  # no more pages to extract: the workers' memory back first
     # Counts written first: the refinement is the refresh's memory peak, and the counts
     # waiting hold each of up to COUNTS_WRITTEN_EVERY articles' terms (~30 KB apiece).
     _write_counts(ctx)
