@@ -92,7 +92,7 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
     if ctx.one_shot:
         ctx.pool.release()  # no more pages to extract: the workers' memory back first
     # Counts written first: the refinement is the refresh's memory peak, and the counts
-    # waiting hold each of up to COUNTS_WRITTEN_EVERY articles' terms (~30 KB apiece).
+    # waiting hold the sums of up to COUNTS_WRITTEN_EVERY articles' terms.
     _write_counts(ctx)
     if any(outcome.new_articles for outcome in outcomes) and not ctx.stop.is_set():
         refine_window(ctx, last_article)  # the open stories again, on all their reports
@@ -324,8 +324,7 @@ def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[Page]) -> Re
 
 # Articles counted in memory (storage/frequencies.py) before the counts are written
 # during a refresh, not only at its end: bounds what a crash leaves to count again, and
-# the memory the waiting counts hold (each article's terms: medium bench, main process
-# 241 MB while storing at 2,000, 205 MB at 1,000).
+# the memory the waiting counts hold (the sums of their terms' counts).
 COUNTS_WRITTEN_EVERY = 1000
 
 
