@@ -153,6 +153,20 @@ def test_a_one_shot_refresh_lets_its_workers_go_before_the_refinement(
     assert events == (["release", "refine"] if one_shot else ["refine"])
 
 
+def test_a_refresh_adds_its_articles_to_the_search_index_when_it_ends(
+    site: DemoSite, tmp_path: Path, refresh
+) -> None:
+    # issue 18: queued in each feed's transaction, indexed in one statement at the end
+    from aggregator.models import StoryFilter
+
+    _, storage = refresh(make_config(site, tmp_path))
+    queued = storage.db.execute("SELECT COUNT(*) FROM unindexed_articles").fetchone()[0]
+    found = storage.published_stories(10, StoryFilter(query="Frostmark"))
+    assert queued == 0
+    titles = [story.title for story in found]
+    assert "Ice-class supply ship Frostmark launched for Vesmark coast guard" in titles
+
+
 def test_a_changed_feed_body_only_adds_the_new_entries(
     site: DemoSite, tmp_path: Path, refresh
 ) -> None:

@@ -39,6 +39,7 @@ def add_article(storage: Storage, feed_id: int, key: str, story: str | None) -> 
     assignment = Assignment(story, "url" if story else "new", 1.0 if story else None)
     with storage.transaction():
         storage.add_article(article, assignment, f"story-{key}")
+    storage.index_for_search()  # as at the end of the refresh that stored it
 
 
 @contextmanager

@@ -5,6 +5,7 @@ slices in feeds.yaml (`outputs:`); `aggregator feed` with filters."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def add(
     text: str = "Plain body text.",
     hours: int = 0,
 ) -> None:
-    """Store one article; ``story`` joins an existing story, else a new one ``s-KEY``."""
+    """Store one article; ``story`` joins an existing story, else a new one ``s-KEY``.
+    It is added to the search index as at the end of the refresh that stored it."""
     moment = T0 + timedelta(hours=hours)
     article = NewArticle(
         feed_id=feed_id, entry_key=key, guid=None, url=f"https://outlet{feed_id}.test/{key}",
@@ -54,6 +56,7 @@ def add(
     assignment = Assignment(story, "near-duplicate" if story else "new", 0.9 if story else None)
     with storage.transaction():
         storage.add_article(article, assignment, f"s-{key}")
+    storage.index_for_search()
 
 
 def fill_newsroom(storage: Storage) -> Storage:
@@ -126,6 +129,84 @@ def test_fts_query_quotes_words_and_bounds_them() -> None:
 def test_search_index_follows_new_articles(newsroom: Storage) -> None:
     add(newsroom, 3, "late", story="s-a1", hours=6, text="Refuelling booms certified.")
     assert ids(newsroom, StoryFilter(query="booms")) == ["s-a1"]
+
+
+SONOBUOYS = NewArticle(
+    feed_id=3, entry_key="queued", guid=None, url="https://outlet3.test/queued",
+    canonical_url="https://outlet3.test/queued", title="Sonar buoys delivered",
+    author=None, summary="", feed_content="", text="Sonobuoys for the patrol wing.",
+    html="<p>Sonobuoys for the patrol wing.</p>", image=None, published_at=T0,
+    fetched_at=T0, extraction_status="extracted", extraction_note="", signature=None,
+    bands=(),
+)  # fmt: skip
+
+
+def search_index_is_sound(storage: Storage) -> bool:
+    try:  # FTS5 compares its index with the articles table (rank 1), row by row
+        storage.db.execute(
+            "INSERT INTO article_search (article_search, rank) VALUES ('integrity-check', 1)"
+        )
+    except Exception:
+        return False
+    return True
+
+
+def test_articles_are_found_once_added_to_the_search_index(newsroom: Storage) -> None:
+    # issue 18: a refresh queues its articles and indexes them in one statement
+    with newsroom.transaction():
+        newsroom.add_article(SONOBUOYS, Assignment(None, "new"), "s-queued")
+    assert ids(newsroom, StoryFilter(query="sonobuoys")) == []  # stored, not indexed yet
+    assert newsroom.index_for_search() == 1
+    assert ids(newsroom, StoryFilter(query="sonobuoys")) == ["s-queued"]
+    assert newsroom.index_for_search() == 0  # nothing twice
+    assert search_index_is_sound(newsroom)  # sound while nothing is queued
+
+
+def test_articles_a_crash_left_queued_are_indexed_by_the_next_process(
+    newsroom: Storage, tmp_path: Path
+) -> None:
+    with newsroom.transaction():  # stored, then the process is killed before its end
+        newsroom.add_article(
+            replace(SONOBUOYS, entry_key="crashed"), Assignment(None, "new"), "s-crashed"
+        )
+    newsroom.close()
+    after = Storage.open(tmp_path / "test.db")
+    try:
+        assert after.index_for_search() == 1
+        assert ids(after, StoryFilter(query="sonobuoys")) == ["s-crashed"]
+    finally:
+        after.close()
+
+
+def test_a_queued_article_deleted_or_edited_leaves_the_index_sound(newsroom: Storage) -> None:
+    # FTS5 must never be told to delete a row it did not index (that corrupts it), nor
+    # index one twice: a queued article's edit and delete change the queue only
+    draft = NewArticle(
+        feed_id=3, entry_key="edited", guid=None, url="https://outlet3.test/edited",
+        canonical_url="https://outlet3.test/edited", title="Radar upgrade",
+        author=None, summary="", feed_content="", text="First draft about turbines.",
+        html="<p>First draft about turbines.</p>", image=None, published_at=T0,
+        fetched_at=T0, extraction_status="feed", extraction_note="", signature=None,
+        bands=(),
+    )  # fmt: skip
+    gone = replace(
+        draft, entry_key="gone", url="https://outlet3.test/gone",
+        canonical_url="https://outlet3.test/gone",
+    )  # fmt: skip
+    with newsroom.transaction():
+        newsroom.add_article(draft, Assignment(None, "new"), "s-edited")
+        newsroom.db.execute(
+            "UPDATE articles SET text = 'Corrected copy about gyroscopes.'"
+            " WHERE entry_key = 'edited'"
+        )
+        newsroom.add_article(gone, Assignment(None, "new"), "s-gone")
+    newsroom.delete_stories(["s-gone"])  # deleted while still queued
+    newsroom.delete_stories(["s-w1"])  # indexed long ago: taken out of the index
+    assert newsroom.index_for_search() == 1
+    assert search_index_is_sound(newsroom)
+    assert ids(newsroom, StoryFilter(query="gyroscopes")) == ["s-edited"]
+    assert ids(newsroom, StoryFilter(query="turbines")) == []
+    assert ids(newsroom, StoryFilter(query="budget")) == []  # s-w1's title, gone
 
 
 def test_filters_combine(newsroom: Storage) -> None:

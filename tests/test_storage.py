@@ -494,7 +494,12 @@ def test_migration_9_unties_related_reports_and_drops_the_old_centroids(tmp_path
                 [key, f"https://w.test/{key}", f"https://w.test/{key}", NOW.isoformat(),
                  method, copy_of],
             )  # fmt: skip
-        assert older.migrate() == ["m009_refinement", "m010_stored_terms", "m011_indexes_at_scale"]
+        assert older.migrate() == [
+            "m009_refinement",
+            "m010_stored_terms",
+            "m011_indexes_at_scale",
+            "m012_search_queue",
+        ]
         copies = dict(older.db.execute("SELECT entry_key, copy_of FROM articles").fetchall())
         assert copies == {"a": None, "b": None, "c": 1}
         # the old centroid is gone (m010 moved what was left of story_terms: nothing)
@@ -532,7 +537,11 @@ def test_migration_10_moves_story_centroids_into_one_value_and_marks_articles_co
         older.db.conn.executemany(
             "INSERT INTO story_terms VALUES ('s1', ?, ?)", [("frigate", 0.75), ("kelvik", 1.0)]
         )
-        assert older.migrate() == ["m010_stored_terms", "m011_indexes_at_scale"]
+        assert older.migrate() == [
+            "m010_stored_terms",
+            "m011_indexes_at_scale",
+            "m012_search_queue",
+        ]
         assert older.story_centroid("s1") == {"frigate": 0.75, "kelvik": 1.0}
         assert older.db.execute("SELECT terms FROM articles").fetchone() == (None,)
         assert older.uncounted_articles() == []

@@ -292,6 +292,7 @@ def add_dated(storage: Storage, feed_id: int, key: str, story: str | None, *, ho
     assignment = Assignment(story, "related" if story else "new", 0.7 if story else None)
     with storage.transaction():
         storage.add_article(article, assignment, f"story-{key}")
+    storage.index_for_search()  # as at the end of the refresh that stored it
 
 
 def test_page_renders_stories_in_headless_chromium(

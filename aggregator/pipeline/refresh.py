@@ -93,7 +93,7 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
         ctx.pool.release()  # no more pages to extract: the workers' memory back first
     # Counts written first: the refinement is the refresh's memory peak, and the counts
     # waiting hold the sums of up to COUNTS_WRITTEN_EVERY articles' terms.
-    _write_counts(ctx)
+    _write_waiting(ctx)
     if any(outcome.new_articles for outcome in outcomes) and not ctx.stop.is_set():
         refine_window(ctx, last_article)  # the open stories again, on all their reports
     # Stored as they arrived; reported in the order asked for, as before.
@@ -301,7 +301,7 @@ def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[Page]) -> Re
             ingest.store_article(ctx, state, page, source)
         apply_edits(ctx, state, sorted_entries, now)
         record_success(ctx, state, result, now, ctx.interval_for(source), parsed, body=fetched.body)
-    _write_counts(ctx, at_least=COUNTS_WRITTEN_EVERY)
+    _write_waiting(ctx, at_least=COUNTS_WRITTEN_EVERY)
     _count_articles(pages)
     metrics.FEED_FETCHES.labels("ok").inc()
     log.info(
@@ -322,24 +322,27 @@ def _finish_feed(ctx: PipelineContext, work: _FeedWork, pages: list[Page]) -> Re
     )
 
 
-# Articles counted in memory (storage/frequencies.py) before the counts are written
-# during a refresh, not only at its end: bounds what a crash leaves to count again, and
-# the memory the waiting counts hold (the sums of their terms' counts).
+# Articles counted in memory (storage/frequencies.py) and queued for the search index
+# before both are written during a refresh, not only at its end: bounds what a crash
+# leaves to count again, the memory the waiting counts hold (the sums of their terms'
+# counts), and how long a long refresh's first articles wait to be found by `?q=`.
 COUNTS_WRITTEN_EVERY = 1000
 
 
-def _write_counts(ctx: PipelineContext, *, at_least: int = 1) -> None:
-    """Write the document frequencies counted in memory, once ``at_least`` articles
-    wait. A failure is logged: the articles stay counted in memory, and are counted
-    again from the database after a restart."""
-    if ctx.storage.pending_counts() < at_least:
+def _write_waiting(ctx: PipelineContext, *, at_least: int = 0) -> None:
+    """Write the document frequencies counted in memory and add the articles stored
+    since to the search index, once ``at_least`` articles wait (0: whatever waits). A
+    failure is logged: the articles stay counted in memory (counted again from the
+    database after a restart) and queued for the index."""
+    if at_least and ctx.storage.pending_counts() < at_least:
         return
     try:
         ctx.storage.flush_frequencies()
+        ctx.storage.index_for_search()
     except DatabaseUnwritable:
         raise
     except StorageError:
-        log.exception("writing the document frequencies failed; will retry")
+        log.exception("writing the document frequencies or the search index failed; will retry")
 
 
 def _count_articles(pages: Sequence[Page]) -> None:

@@ -176,6 +176,22 @@ class ArticleStorage(SqlDoor):
         self.refresh_story(story_id, article.fetched_at)
         return article_id
 
+    def index_for_search(self) -> int:
+        """Add the articles stored since the last call to the search index (``?q=``) in
+        one transaction (call outside one), and return how many. Until then they are
+        stored but not found by a search: a refresh calls this at its end, and every
+        so many articles (migration m012 says why)."""
+        with self.transaction():
+            queued = self.db.conn.execute("SELECT COUNT(*) FROM unindexed_articles").fetchone()
+            if queued[0]:
+                self.db.conn.execute(
+                    "INSERT INTO article_search (rowid, title, text)"
+                    " SELECT a.id, a.title, a.text FROM unindexed_articles u"
+                    " JOIN articles a ON a.id = u.article_id ORDER BY a.id"
+                )
+                self.db.conn.execute("DELETE FROM unindexed_articles")
+        return int(queued[0])
+
     def _create_story(self, story_id: str, article: NewArticle) -> None:
         moment = iso(article.published_at or article.fetched_at)
         self.db.execute(
