@@ -6,7 +6,10 @@
 workers are not in it):
 
 * storing each feed (its articles stored, grouped, indexed, and its fetch state): the
-  CPU divided by the feed's new articles, one figure per feed with new articles;
+  CPU divided by the feed's new articles, one figure per feed with new articles, less
+  the writes below when a feed's storing made them;
+* writing what waits (the document frequencies counted in memory and the search
+  index's queue): every 1,000 articles and at the end, each call's CPU;
 * the refinement of the open stories after the refresh, once.
 
 At exit it prints one line, ``bench-timings: {json}``, that ``python -m bench`` reads.
@@ -27,16 +30,18 @@ from aggregator.pipeline import refresh as refresh_module
 PREFIX = "bench-timings: "
 _per_article: list[tuple[int, float]] = []  # (new articles, CPU seconds) per stored feed
 _refine: list[float] = []
+_writes: list[float] = []
 
 
 def _timed_finish(original: Callable[..., Any]) -> Callable[..., Any]:
     def finish(ctx: Any, work: Any, pages: list[Any]) -> Any:
-        started = time.thread_time()
+        started, written = time.thread_time(), sum(_writes)
         try:
             return original(ctx, work, pages)
         finally:
             if pages:
-                _per_article.append((len(pages), time.thread_time() - started))
+                writing = sum(_writes) - written  # counted apart, in "write"
+                _per_article.append((len(pages), time.thread_time() - started - writing))
 
     return finish
 
@@ -52,12 +57,28 @@ def _timed_refine(original: Callable[..., Any]) -> Callable[..., Any]:
     return refine
 
 
+def _timed_write(original: Callable[..., Any]) -> Callable[..., Any]:
+    def write(*args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _writes.append(time.thread_time() - started)
+
+    return write
+
+
 def _report() -> None:
-    print(PREFIX + json.dumps({"store": _per_article, "refine": _refine}), flush=True)
+    timings = {"store": _per_article, "refine": _refine, "write": _writes}
+    print(PREFIX + json.dumps(timings), flush=True)
 
 
 def main() -> None:
-    for name, wrap in (("_finish_feed", _timed_finish), ("refine_window", _timed_refine)):
+    for name, wrap in (
+        ("_finish_feed", _timed_finish),
+        ("refine_window", _timed_refine),
+        ("_write_waiting", _timed_write),
+    ):
         setattr(refresh_module, name, wrap(getattr(refresh_module, name)))
     atexit.register(_report)
     from aggregator.cli import main as cli_main
