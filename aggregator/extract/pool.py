@@ -124,11 +124,12 @@ class ExtractionPool:
     def release(self) -> None:
         """Let the workers exit once their jobs are done: a refresh that extracts no
         more pages gives their memory back (about 120 MB each) before its refinement,
-        its memory peak. A later job starts new workers (a second or so each)."""
+        its memory peak. A later job starts new workers (a second or so each). Not
+        waited for: they exit while the caller goes on (a quarter of a second)."""
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=False)
 
     def close(self) -> None:
         with self._lock:
