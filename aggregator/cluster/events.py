@@ -21,10 +21,11 @@ import math
 import re
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import le, mul
+from typing import cast
 
 from wordfreq import zipf_frequency
 
@@ -170,15 +171,30 @@ class TermStats:
     documents: int  # documents counted so far
 
 
-def term_stats(terms: Mapping[str, float], df: dict[str, int], documents: int) -> TermStats:
-    """Weigh an article's ``event_terms`` by the stream's frequencies of its terms."""
-    return TermStats(weigh(terms, idf_table(terms, df, documents)), df, documents)
+def term_stats(terms: Mapping[str, float], counts: Sequence[int], documents: int) -> TermStats:
+    """Weigh an article's ``event_terms`` by the stream's frequencies of its terms:
+    ``counts`` holds each one's document frequency, in the order of ``terms``. The
+    same arithmetic as ``weigh(terms, idf_table(...))``, over lists instead of dicts
+    (a new article's path: some 500 terms)."""
+    total = documents + PRIOR_DOCUMENTS + 1.0
+    remembered = list(map(_BACKGROUND_SHARES.get, terms))
+    if None in remembered:  # forgotten since it came (the memory was full): looked up again
+        remembered = list(map(background_share, terms))
+    shares = cast("list[float]", remembered)
+    log = math.log
+    pairs = zip(counts, shares, strict=True)
+    idf = [log(total / (df + PRIOR_DOCUMENTS * share + 0.5)) for df, share in pairs]
+    vector = _unit_vector(terms, list(map(mul, terms.values(), idf)))
+    return TermStats(vector, dict(zip(terms, counts, strict=True)), documents)
 
 
 def weigh(terms: Mapping[str, float], idf_of: Mapping[str, float]) -> dict[str, float]:
     """TF-IDF vector of ``terms``, scaled to unit length (C-level passes where it can:
     the same products and sums, in the same order, as one term at a time)."""
-    weights = list(map(mul, terms.values(), map(idf_of.__getitem__, terms)))
+    return _unit_vector(terms, list(map(mul, terms.values(), map(idf_of.__getitem__, terms))))
+
+
+def _unit_vector(terms: Iterable[str], weights: list[float]) -> dict[str, float]:
     norm = math.sqrt(sum(map(mul, weights, weights)))
     if norm:
         weights = [weight / norm for weight in weights]

@@ -59,8 +59,7 @@ def add_article_to_story(
     terms = article.terms or {}
     documents, counts = storage.term_counts(list(terms))
     # Weighed as counted together with the article itself (counted once stored, below).
-    with_itself = dict(zip(terms, [count + 1 for count in counts], strict=True))
-    stats = clusterer.term_stats(terms, with_itself, documents + 1)
+    stats = clusterer.term_stats(terms, [count + 1 for count in counts], documents + 1)
     assignment = _choose_story(storage, article, settings, stats)
     article_id = storage.add_article(article, assignment, new_story_id)
     storage.count_document(article_id, terms)
