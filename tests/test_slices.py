@@ -181,13 +181,11 @@ def test_articles_a_crash_left_queued_are_indexed_by_the_next_process(
 def test_a_queued_article_deleted_or_edited_leaves_the_index_sound(newsroom: Storage) -> None:
     # FTS5 must never be told to delete a row it did not index (that corrupts it), nor
     # index one twice: a queued article's edit and delete change the queue only
-    draft = NewArticle(
-        feed_id=3, entry_key="edited", guid=None, url="https://outlet3.test/edited",
+    draft = replace(
+        SONOBUOYS, entry_key="edited", url="https://outlet3.test/edited",
         canonical_url="https://outlet3.test/edited", title="Radar upgrade",
-        author=None, summary="", feed_content="", text="First draft about turbines.",
-        html="<p>First draft about turbines.</p>", image=None, published_at=T0,
-        fetched_at=T0, extraction_status="feed", extraction_note="", signature=None,
-        bands=(),
+        text="First draft about turbines.", html="<p>First draft about turbines.</p>",
+        extraction_status="feed",
     )  # fmt: skip
     gone = replace(
         draft, entry_key="gone", url="https://outlet3.test/gone",
