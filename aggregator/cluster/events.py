@@ -21,7 +21,7 @@ import math
 import re
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import le, mul
@@ -146,19 +146,22 @@ def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> di
     one weighs "Trump" by how often *its* articles name him, not English at large). A
     term in every document weighs about 0: it tells no story from another. Computed
     once per article (hot loops only look it up)."""
+    names = list(terms)
+    idf = _idf_values(names, list(map(df.get, names, repeat(0))), documents)
+    return dict(zip(names, idf, strict=True))
+
+
+def _idf_values(terms: Collection[str], counts: Sequence[int], documents: int) -> list[float]:
+    """``idf_table``'s values, in order, for terms whose document frequencies are
+    ``counts`` (in the same order): lists, not dicts, on a new article's ~500 terms."""
     total = documents + PRIOR_DOCUMENTS + 1.0
-    shares = _BACKGROUND_SHARES
-    return {
-        term: math.log(
-            total
-            / (
-                df.get(term, 0)
-                + PRIOR_DOCUMENTS * (shares.get(term) or background_share(term))
-                + 0.5
-            )
-        )
-        for term in terms
-    }
+    remembered = list(map(_BACKGROUND_SHARES.get, terms))
+    if None in remembered:  # forgotten since it came (the memory was full): looked up again
+        remembered = list(map(background_share, terms))
+    shares = cast("list[float]", remembered)
+    log = math.log
+    pairs = zip(counts, shares, strict=True)
+    return [log(total / (df + PRIOR_DOCUMENTS * share + 0.5)) for df, share in pairs]
 
 
 @dataclass(frozen=True)
@@ -174,16 +177,8 @@ class TermStats:
 def term_stats(terms: Mapping[str, float], counts: Sequence[int], documents: int) -> TermStats:
     """Weigh an article's ``event_terms`` by the stream's frequencies of its terms:
     ``counts`` holds each one's document frequency, in the order of ``terms``. The
-    same arithmetic as ``weigh(terms, idf_table(...))``, over lists instead of dicts
-    (a new article's path: some 500 terms)."""
-    total = documents + PRIOR_DOCUMENTS + 1.0
-    remembered = list(map(_BACKGROUND_SHARES.get, terms))
-    if None in remembered:  # forgotten since it came (the memory was full): looked up again
-        remembered = list(map(background_share, terms))
-    shares = cast("list[float]", remembered)
-    log = math.log
-    pairs = zip(counts, shares, strict=True)
-    idf = [log(total / (df + PRIOR_DOCUMENTS * share + 0.5)) for df, share in pairs]
+    same arithmetic as ``weigh(terms, idf_table(...))``, over lists instead of dicts."""
+    idf = _idf_values(terms, counts, documents)
     vector = _unit_vector(terms, list(map(mul, terms.values(), idf)))
     return TermStats(vector, dict(zip(terms, counts, strict=True)), documents)
 
