@@ -24,7 +24,7 @@ from their stored terms.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import filterfalse
 from typing import Any
@@ -87,6 +87,7 @@ class FrequencyStorage(SqlDoor):
     """Mixed into Storage."""
 
     _counts: DocumentCounts
+    report_terms: Callable[[Sequence[int]], dict[int, dict[str, Any]]]  # story_index.py's
 
     def corpus_frequencies(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
         """The number of documents counted so far, and the df of each given term
@@ -172,7 +173,7 @@ class FrequencyStorage(SqlDoor):
             self.db.conn.executemany(
                 "INSERT INTO term_stats (term, df) VALUES (?, ?)"
                 " ON CONFLICT (term) DO UPDATE SET df = df + excluded.df",
-                [(term, count) for term, count in df.items() if count],
+                list(df.items()),
             )
             self.db.conn.execute(
                 "INSERT INTO corpus_stats (name, value) VALUES (?, ?)"
@@ -208,15 +209,10 @@ class FrequencyStorage(SqlDoor):
         refresh computes them)."""
         df: Counter[str] = Counter()
         counted: list[int] = []
-        for start in range(0, len(article_ids), CHUNK):
-            chunk = article_ids[start : start + CHUNK]
-            for row in self._rows(
-                f"SELECT id, terms FROM articles WHERE id IN ({placeholders(chunk)})", chunk
-            ):
-                terms = with_terms_unpacked(row)["terms"]
-                if terms is not None:
-                    df.update(terms.keys())
-                    counted.append(row["id"])
+        for article_id, row in self.report_terms(article_ids).items():
+            if row["terms"] is not None:
+                df.update(row["terms"].keys())
+                counted.append(article_id)
         return df, counted
 
     def uncounted_articles(self) -> list[dict[str, Any]]:
