@@ -40,7 +40,7 @@ class ExtractionPool:
     def __init__(self, workers: int) -> None:
         self._workers = workers
         self._lock = threading.Lock()
-        self._executor: Executor | None = self._new_executor() if workers > 0 else None
+        self._executor: Executor | None = None  # started by the first job (_started)
         self._closed = False
 
     def _new_executor(self) -> Executor:
