@@ -22,7 +22,7 @@ Reconciling the result with the stories as they stand (ids, aliases, moves) is
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import filterfalse
 
 import numpy as np
@@ -78,12 +78,20 @@ def similarity_edges(
     """(i, j, cosine) for i < j, every pair of ``vectors`` (unit length) whose cosine is
     at least ``floor`` and whose distinctive terms already show it likely
     (``_candidate_pairs``); the cosine itself is exact."""
+    return list(iter_similarity_edges(vectors, floor=floor))
+
+
+def iter_similarity_edges(
+    vectors: Sequence[Mapping[str, float]] | SparseRows, *, floor: float = EDGE_FLOOR
+) -> Iterator[tuple[int, int, float]]:
+    """``similarity_edges`` one at a time, for a caller that reads them once: a large
+    window has near a million, some 35 MB as a list of tuples."""
     sparse = vectors if isinstance(vectors, SparseRows) else SparseRows.of(vectors)
     rows, size = sparse.rows, len(sparse.vocabulary)
     keys = _key_terms(rows, size)
     later_of = _candidate_pairs(keys, _Postings(rows, keys, size), len(rows))
+    del keys
     scratch = np.zeros(size)
-    edges: list[tuple[int, int, float]] = []
     for i, later in later_of.items():
         terms, weights = rows[i]
         scratch[terms] = weights
@@ -92,8 +100,8 @@ def similarity_edges(
         sims = np.add.reduceat(gathered, np.concatenate(([0], np.cumsum(lengths)[:-1])))
         scratch[terms] = 0.0
         keep = sims >= floor
-        edges += zip([i] * int(keep.sum()), later[keep].tolist(), sims[keep].tolist(), strict=True)
-    return edges
+        partners, kept = later[keep].tolist(), sims[keep].tolist()
+        yield from zip([i] * len(kept), partners, kept, strict=True)
 
 
 Rows = Sequence[tuple[np.ndarray, np.ndarray]]

@@ -76,15 +76,17 @@ def refine_open_stories(storage: Storage, now: datetime, settings: Settings) -> 
     window = settings.clustering
     rows = storage.open_story_reports(since=now - window.window, first_since=now - window.max_age)
     reports = reports_of(rows)
+    created = {row["story_id"]: row["created_at"] for row in rows}
+    unbuilt = {row["story_id"] for row in rows if not row["centroid_norm"]}
+    del rows  # a dict per article of the window: gone before the edges and the heap
     vectors = report_vectors(storage, reports)
     groups = cluster_refine.average_link(
         len(reports),
-        cluster_refine.similarity_edges(vectors),
+        cluster_refine.iter_similarity_edges(vectors),
         window.merge_threshold,
         together=_kept_whole(storage, reports),
         cannot_link=_kept_apart(storage, reports),
     )
-    created = {row["story_id"]: row["created_at"] for row in rows}
     plan = cluster_reconcile.reconcile(
         [report.story_id for report in reports],
         [len(report.articles) for report in reports],
@@ -92,7 +94,6 @@ def refine_open_stories(storage: Storage, now: datetime, settings: Settings) -> 
         created,
         lambda group: duplicates.new_story_id("refined", f"{reports[group[0]].article_id}:{now}"),
     )
-    unbuilt = {row["story_id"] for row in rows if not row["centroid_norm"]}
     _apply(storage, plan, reports, vectors, groups, now, unbuilt)
     return plan
 
