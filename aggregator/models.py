@@ -16,7 +16,7 @@ for its types (storage never imports the clusterer, nor the clusterer storage):
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -236,6 +236,9 @@ class NewArticle:
     terms: dict[str, float] | None = None
     # The same terms as stored (packed_terms.pack_terms) when a worker packed them.
     packed_terms: bytes | None = None
+    # Each term's events.background_share, in the order of ``terms``, when a worker
+    # computed them: weighing the article then looks none of them up.
+    background: Sequence[float] | None = None
 
 
 @dataclass(frozen=True)

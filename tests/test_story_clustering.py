@@ -428,6 +428,24 @@ def test_term_weights_come_from_the_stream() -> None:
     assert 0 < young["navy"] < young["kelvik"]
 
 
+def test_an_article_is_weighed_by_the_background_shares_its_worker_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The extraction worker computed each term's share with the terms: weighing the
+    # article where it is stored gives the same vector and looks none of them up.
+    terms = clusterer.event_terms("Frigate Kelvik launched", "The navy launched the frigate.")
+    shares = clusterer.background_shares(terms)
+    looked_up = clusterer.term_stats(terms, [3] * len(terms), 40)
+    monkeypatch.setattr(clusterer, "_BACKGROUND_SHARES", {})
+    monkeypatch.setattr(clusterer, "background_share", _never_looked_up)
+    sent = clusterer.term_stats(terms, [3] * len(terms), 40, shares=shares)
+    assert sent == looked_up
+
+
+def _never_looked_up(term: str) -> float:
+    raise AssertionError(f"{term} was looked up")
+
+
 def test_near_identical_flood_is_compared_with_a_bounded_number_of_copies(
     storage: Storage,
 ) -> None:

@@ -151,14 +151,21 @@ def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> di
     return dict(zip(names, idf, strict=True))
 
 
-def _idf_values(terms: Collection[str], counts: Sequence[int], documents: int) -> list[float]:
+def _idf_values(
+    terms: Collection[str],
+    counts: Sequence[int],
+    documents: int,
+    shares: Sequence[float] | None = None,
+) -> list[float]:
     """``idf_table``'s values, in order, for terms whose document frequencies are
-    ``counts`` (in the same order): lists, not dicts, on a new article's ~500 terms."""
+    ``counts`` (in the same order): lists, not dicts, on a new article's ~500 terms.
+    ``shares``: the terms' ``background_share`` when known (in the same order)."""
     total = documents + PRIOR_DOCUMENTS + 1.0
-    remembered = list(map(_BACKGROUND_SHARES.get, terms))
-    if None in remembered:  # forgotten since it came (the memory was full): looked up again
-        remembered = list(map(background_share, terms))
-    shares = cast("list[float]", remembered)
+    if shares is None:
+        remembered = list(map(_BACKGROUND_SHARES.get, terms))
+        if None in remembered:  # forgotten since it came (the memory was full): again
+            remembered = list(map(background_share, terms))
+        shares = cast("list[float]", remembered)
     log = math.log
     pairs = zip(counts, shares, strict=True)
     return [log(total / (df + PRIOR_DOCUMENTS * share + 0.5)) for df, share in pairs]
@@ -174,11 +181,19 @@ class TermStats:
     documents: int  # documents counted so far
 
 
-def term_stats(terms: Mapping[str, float], counts: Sequence[int], documents: int) -> TermStats:
+def term_stats(
+    terms: Mapping[str, float],
+    counts: Sequence[int],
+    documents: int,
+    *,
+    shares: Sequence[float] | None = None,
+) -> TermStats:
     """Weigh an article's ``event_terms`` by the stream's frequencies of its terms:
-    ``counts`` holds each one's document frequency, in the order of ``terms``. The
-    same arithmetic as ``weigh(terms, idf_table(...))``, over lists instead of dicts."""
-    idf = _idf_values(terms, counts, documents)
+    ``counts`` holds each one's document frequency, in the order of ``terms``, and
+    ``shares`` (if given) each one's ``background_share`` (as an extraction worker
+    computed them: ``background_shares``). The same arithmetic as
+    ``weigh(terms, idf_table(...))``, over lists instead of dicts."""
+    idf = _idf_values(terms, counts, documents, shares)
     vector = _unit_vector(terms, list(map(mul, terms.values(), idf)))
     return TermStats(vector, dict(zip(terms, counts, strict=True)), documents)
 

@@ -240,6 +240,7 @@ def _new_article(
         bands=features.bands,
         terms=features.terms,
         packed_terms=features.packed_terms,
+        background=features.background,
     )
 
 

@@ -58,8 +58,13 @@ def add_article_to_story(
         article = replace(article, terms=clusterer.event_terms(article.title, article.text))
     terms = article.terms or {}
     documents, counts = storage.term_counts(list(terms))
+    shares = article.background
+    if shares is not None and len(shares) != len(terms):
+        shares = None  # not the shares of these terms: looked up instead
     # Weighed as counted together with the article itself (counted once stored, below).
-    stats = clusterer.term_stats(terms, [count + 1 for count in counts], documents + 1)
+    stats = clusterer.term_stats(
+        terms, [count + 1 for count in counts], documents + 1, shares=shares
+    )
     assignment = _choose_story(storage, article, settings, stats)
     article_id = storage.add_article(article, assignment, new_story_id)
     storage.count_document(article_id, terms)

@@ -19,6 +19,11 @@ from aggregator.storage.sql import SqlDoor, iso
 MAX_BAND_CANDIDATES = 50
 # Methods by which an article joins as a copy of another (not independent coverage).
 COPY_METHODS = frozenset({"url", "guid", "near-duplicate"})
+# NewArticle's fields stored otherwise (bands, dates, packed terms) or not at all (the
+# background shares, read once to weigh the terms).
+_NOT_COLUMNS = frozenset(
+    {"bands", "published_at", "fetched_at", "terms", "packed_terms", "background"}
+)
 # Extracted text at least this long counts as complete when choosing a story's lead.
 COMPLETE_TEXT_CHARS = 1000
 
@@ -201,11 +206,7 @@ class ArticleStorage(SqlDoor):
         )
 
     def _insert_article(self, article: NewArticle, assignment: Assignment, story_id: str) -> int:
-        values = {
-            key: value
-            for key, value in vars(article).items()
-            if key not in {"bands", "published_at", "fetched_at", "terms", "packed_terms"}
-        }
+        values = {key: value for key, value in vars(article).items() if key not in _NOT_COLUMNS}
         packed = article.packed_terms
         if packed is None and article.terms is not None:
             packed = pack_terms(article.terms)
