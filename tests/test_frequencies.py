@@ -5,6 +5,7 @@ count, and another connection's writes are seen."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from aggregator.models import Assignment, NewArticle
 from aggregator.packed_terms import pack_terms, unpack_terms
 from aggregator.pipeline.stories import count_uncounted
 from aggregator.storage import Storage
+from aggregator.storage.frequencies import DocumentCounts
 from tests.test_storage import WIRE, feed_ids, new_article
 
 NEW = Assignment(None, "new")
@@ -60,6 +62,21 @@ def test_term_counts_answer_in_the_order_asked_with_zeros(storage: Storage) -> N
     store(storage, "a", FRIGATE)
     store(storage, "b", CONVOY)
     assert storage.term_counts(["tank", "kelvik", "convoy"]) == (2, [0, 2, 1])
+
+
+def test_an_article_counted_with_terms_never_read_is_counted_right() -> None:
+    # The storing reads an article's counts before counting it; counted without that
+    # read, its unread terms are not cached as 1 (they are read later, with the
+    # database's value added).
+    counts = DocumentCounts(df=Counter({"kelvik": 3, "tank": 0}), documents=7)
+    counts.add(1, ("kelvik", "frigate", "tank"))
+    assert counts.df["kelvik"] == 4
+    assert "frigate" not in counts.df  # never read: read later
+    assert counts.df.get("tank", 1) == 1  # read as 0: 1 now, or read again later
+    assert counts.pending_df == Counter({"kelvik": 1, "frigate": 1, "tank": 1})
+    assert counts.documents == 8
+    counts.add(2, ("kelvik",))  # every term read: the one pass
+    assert counts.df["kelvik"] == 5
 
 
 def test_a_rolled_back_article_is_not_counted(storage: Storage) -> None:

@@ -26,8 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import filterfalse
-from typing import Any
+from typing import Any, cast
 
 from aggregator.storage.sql import SqlDoor, placeholders
 from aggregator.storage.terms import with_terms_unpacked
@@ -61,11 +60,14 @@ class DocumentCounts:
     def add(self, article_id: int, terms: tuple[str, ...]) -> None:
         self.pending.add(article_id)
         self.pending_df.update(terms)
-        # filterfalse over the terms, not a set difference: that copies the whole cache
-        unread = list(filterfalse(self.df.__contains__, terms))  # usually none
+        cached = len(self.df)
         self.df.update(terms)  # one C-level pass
-        for term in unread:  # read later, as the database's value + pending_df
-            del self.df[term]
+        if len(self.df) != cached:  # some were never read (rare: the storing reads first)
+            self.df.subtract(terms)
+            for term in terms:  # drop them: read later, as the database's value + pending
+                if not self.df[term]:  # (a term read as 0 is dropped too: read again)
+                    del self.df[term]
+            self.df.update(filter(self.df.__contains__, terms))
         if self.documents is not None:
             self.documents += 1
 
@@ -102,11 +104,16 @@ class FrequencyStorage(SqlDoor):
         counts = self._fresh_counts()
         if len(counts.df) > MAX_CACHED_TERMS:  # a year's vocabulary: start afresh
             counts.forget_reads()
-        self._read_frequencies(list(filterfalse(counts.df.__contains__, terms)))
+        found = list(map(counts.df.get, terms))  # one pass over a big dict: it costs
+        if None in found:
+            self._read_frequencies(
+                [term for term, df in zip(terms, found, strict=True) if df is None]
+            )
+            found = list(map(counts.df.__getitem__, terms))
         if counts.documents is None:
             row = self._one("SELECT value FROM corpus_stats WHERE name = ?", [DOCUMENTS])
             counts.documents = (row["value"] if row else 0) + len(counts.pending)
-        return counts.documents, list(map(counts.df.__getitem__, terms))
+        return counts.documents, cast("list[int]", found)
 
     def _read_frequencies(self, missing: list[str]) -> None:
         counts = self._counts
