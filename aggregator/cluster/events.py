@@ -127,7 +127,12 @@ def background_shares(terms: Iterable[str]) -> array[float]:
     extraction worker (a wordfreq lookup costs tens of microseconds per new word). An
     array of doubles crosses to the storing process as one value of a few KB (a dict
     of them cost that process as much to unpickle as the terms themselves)."""
-    return array("d", map(background_share, terms))
+    names = list(terms)
+    remembered = list(map(_BACKGROUND_SHARES.get, names))  # C-level: most are known
+    if None in remembered:  # the new words, one at a time
+        pairs = zip(names, remembered, strict=True)
+        remembered = [background_share(name) if share is None else share for name, share in pairs]
+    return array("d", cast("list[float]", remembered))
 
 
 def remember_background_shares(terms: Iterable[str], shares: Iterable[float]) -> None:
