@@ -22,8 +22,9 @@ Reconciling the result with the stories as they stand (ids, aliases, moves) is
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import filterfalse
+from operator import itemgetter
 
 import numpy as np
 
@@ -58,7 +59,12 @@ class SparseRows:
         return rows
 
     def add(self, vector: Mapping[str, float]) -> None:
-        self.rows.append(_row(vector, self.vocabulary))
+        self.rows.append(_row(vector, vector.values(), self.vocabulary))
+
+    def add_weighed(self, terms: Mapping[str, float], idf_of: Mapping[str, float]) -> None:
+        """Add ``clusterer.weigh(terms, idf_of)`` (the same floats) without making it a
+        dict first: the refinement weighs every report of the window."""
+        self.rows.append(_row(terms, clusterer.weighed_values(terms, idf_of), self.vocabulary))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -95,8 +101,13 @@ def iter_similarity_edges(
     for i, later in later_of.items():
         terms, weights = rows[i]
         scratch[terms] = weights
-        lengths = np.array([len(rows[j][0]) for j in later])
-        gathered = np.concatenate([scratch[rows[j][0]] * rows[j][1] for j in later])
+        partner_rows = [rows[j] for j in later.tolist()]
+        lengths = np.fromiter(map(len, map(itemgetter(0), partner_rows)), dtype=np.intp)
+        # one gather and one product over the partners' rows put end to end, not two
+        # numpy calls per partner (the same products, in the same order)
+        partner_terms = np.concatenate([row[0] for row in partner_rows])
+        partner_weights = np.concatenate([row[1] for row in partner_rows])
+        gathered = scratch[partner_terms] * partner_weights
         sims = np.add.reduceat(gathered, np.concatenate(([0], np.cumsum(lengths)[:-1])))
         scratch[terms] = 0.0
         keep = sims >= floor
@@ -182,14 +193,16 @@ def _candidate_pairs(keys: Rows, postings: _Postings, count: int) -> dict[int, n
     }
 
 
-def _row(vector: Mapping[str, float], vocabulary: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The vector's term ids (new terms numbered in the order met) and weights. C-level
-    passes only: this runs for every term of every report in the window. Ids are 32-bit:
-    a window holds millions of them."""
-    new = list(filterfalse(vocabulary.__contains__, vector))
+def _row(
+    terms: Collection[str], weights: Iterable[float], vocabulary: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The terms' ids (new terms numbered in the order met) and their weights (in the
+    same order). C-level passes only: this runs for every term of every report in the
+    window. Ids are 32-bit: a window holds millions of them."""
+    new = list(filterfalse(vocabulary.__contains__, terms))
     vocabulary.update(zip(new, range(len(vocabulary), len(vocabulary) + len(new)), strict=True))
-    terms = np.fromiter(map(vocabulary.__getitem__, vector), dtype=np.int32, count=len(vector))
-    return terms, np.fromiter(vector.values(), dtype=float, count=len(vector))
+    ids = np.fromiter(map(vocabulary.__getitem__, terms), dtype=np.int32, count=len(terms))
+    return ids, np.fromiter(weights, dtype=float, count=len(terms))
 
 
 def average_link(

@@ -113,9 +113,11 @@ def report_vectors(storage: Storage, reports: Sequence[Report]) -> cluster_refin
         ids = [report.article_id for report in reports[start : start + REPORTS_READ_AT_ONCE]]
         stored = storage.report_terms(ids)
         terms = [terms_of(stored[article_id]) for article_id in ids]
-        documents, df = storage.corpus_frequencies({term for vector in terms for term in vector})
-        for vector in cluster_refine.unit_vectors(terms, df, documents):
-            vectors.add(vector)
+        vocabulary = {term for vector in terms for term in vector}
+        documents, df = storage.corpus_frequencies(vocabulary)
+        idf_of = clusterer.idf_table(vocabulary, df, documents)  # as unit_vectors weighs
+        for vector in terms:
+            vectors.add_weighed(vector, idf_of)
     return vectors
 
 
