@@ -135,13 +135,13 @@ def background_shares(terms: Iterable[str]) -> array[float]:
     return array("d", cast("list[float]", remembered))
 
 
-def remember_background_shares(terms: Iterable[str], shares: Iterable[float]) -> None:
-    """Take the shares of ``terms`` computed in another process into this one's memory,
-    so that weighing a new article's terms here never looks a word up in wordfreq."""
-    found = dict(zip(terms, shares, strict=True))
-    if len(_BACKGROUND_SHARES) + len(found) > MAX_BACKGROUND_SHARES:
+def remember_background_shares(terms: Collection[str], shares: Iterable[float]) -> None:
+    """Take the shares of ``terms`` (distinct) computed in another process into this
+    one's memory, so that weighing them again here (the refinement after the refresh, a
+    story's rebuilt sums) never looks a word up in wordfreq."""
+    if len(_BACKGROUND_SHARES) + len(terms) > MAX_BACKGROUND_SHARES:
         _BACKGROUND_SHARES.clear()
-    _BACKGROUND_SHARES.update(found)
+    _BACKGROUND_SHARES.update(zip(terms, shares, strict=True))  # no dict in between
 
 
 def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> dict[str, float]:

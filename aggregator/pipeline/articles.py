@@ -192,7 +192,8 @@ def store_article(ctx: PipelineContext, state: FeedState, page: Page, source: Fe
         text_features,
     )
     features = prepared.features
-    remember_background_shares(features.terms, features.background)  # weighed below, no lookups
+    # the refinement weighs these terms again: their shares, without wordfreq lookups
+    remember_background_shares(features.terms, features.background)
     body = prepared.body
     if body.note:
         log.info("%s: %s: %s", source.display_name, entry.link, body.note)
