@@ -168,7 +168,7 @@ def _idf_values(
     total = documents + PRIOR_DOCUMENTS + 1.0
     if shares is None:
         remembered = list(map(_BACKGROUND_SHARES.get, terms))
-        if None in remembered:  # forgotten since it came (the memory was full): again
+        if None in remembered:  # forgotten (the memory was full): looked up again
             remembered = list(map(background_share, terms))
         shares = cast("list[float]", remembered)
     log = math.log
