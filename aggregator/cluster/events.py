@@ -166,11 +166,8 @@ def _idf_values(
     ``counts`` (in the same order): lists, not dicts, on a new article's ~500 terms.
     ``shares``: the terms' ``background_share`` when known (in the same order)."""
     total = documents + PRIOR_DOCUMENTS + 1.0
-    if shares is None:
-        remembered = list(map(_BACKGROUND_SHARES.get, terms))
-        if None in remembered:  # forgotten (the memory was full): looked up again
-            remembered = list(map(background_share, terms))
-        shares = cast("list[float]", remembered)
+    if shares is None:  # remembered, or (forgotten when the memory was full) looked up
+        shares = background_shares(terms)
     log = math.log
     pairs = zip(counts, shares, strict=True)
     return [log(total / (df + PRIOR_DOCUMENTS * share + 0.5)) for df, share in pairs]
