@@ -63,11 +63,9 @@ class DocumentCounts:
         cached = len(self.df)
         self.df.update(terms)  # one C-level pass
         if len(self.df) != cached:  # some were never read (rare: the storing reads first)
-            self.df.subtract(terms)
-            for term in terms:  # drop them: read later, as the database's value + pending
-                if not self.df[term]:  # (a term read as 0 is dropped too: read again)
+            for term in terms:  # at 1 now: never read, or read as 0. Read later instead,
+                if self.df[term] == 1:  # as the database's value + pending_df
                     del self.df[term]
-            self.df.update(filter(self.df.__contains__, terms))
         if self.documents is not None:
             self.documents += 1
 
