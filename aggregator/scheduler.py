@@ -7,7 +7,8 @@ column, Miniflux-style, computed after every fetch by the pure rules of
 Retry-After, backoff, jitter); a feed stopped by 410 Gone is never due. The politeness
 limits (per host, overall) are applied by the pipeline's fetcher, not here.
 ``max_instances=1`` and ``coalesce=True`` mean a slow refresh is never run twice at
-once nor replayed.
+once nor replayed; the ticks it outlasts are skipped quietly (APScheduler would warn
+at each one, every 30 s of a long first refresh, about what is the design).
 
 A cycle that fails as a whole (the database cannot be written: a full disk) is logged
 in one line and kept in :class:`CycleHealth` for ``/healthz`` until a cycle succeeds;
@@ -80,10 +81,22 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
 
 
+class _QuietSkippedTicks(logging.Filter):
+    """Drops APScheduler's warning for a tick skipped because the job is still running."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_QUIET_SKIPPED_TICKS = _QuietSkippedTicks()
+
+
 def build_scheduler(
     ctx: PipelineContext, *, tick: timedelta = TICK, health: CycleHealth | None = None
 ) -> BackgroundScheduler:
     """A scheduler with the refresh job registered; the first run is immediate."""
+    # Added once, however often this is called (addFilter skips a filter it holds).
+    logging.getLogger("apscheduler.scheduler").addFilter(_QUIET_SKIPPED_TICKS)
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
         run_refresh_job,

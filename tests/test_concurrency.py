@@ -3,7 +3,8 @@ at the same time, without one "database is locked" error.
 
 A real daemon refreshes a loopback feed that gains an item every few tenths of a
 second (so every refresh writes), while threads hammer /feed.xml and friends and the
-CLI reads the same file (`feeds`, `feed`) and copies it (`backup`).
+CLI reads the same file (`feeds`, `feed`) and copies it (`backup`). The hammering goes
+on until the scheduler has stored something, so reads and writes always overlap.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import httpx
 
 from aggregator.demo import DemoSite
 from aggregator.storage import Storage
-from tests.daemon_harness import Daemon, config_text, free_port
+from tests.daemon_harness import Daemon, config_text, free_port, wait_for
 
 HAMMER_SECONDS = 4.0
 READERS = 4
@@ -77,6 +78,12 @@ def _articles(database: Path) -> int:
         storage.close()
 
 
+def _grown_past(database: Path, count: int) -> int:
+    """The number of articles once it is above ``count``; 0 until then."""
+    now = _articles(database)
+    return now if now > count else 0
+
+
 def test_readers_cli_and_refreshes_together_never_see_a_locked_database(tmp_path: Path) -> None:
     with DemoSite() as site:
         site.overrides["/growing/feed.xml"] = _growing_feed(1)
@@ -114,10 +121,12 @@ def test_readers_cli_and_refreshes_together_never_see_a_locked_database(tmp_path
             ]
             commands = [(process.wait(timeout=60), process.communicate()[1]) for process in running]
             time.sleep(max(0.0, HAMMER_SECONDS - (time.monotonic() - started)))
+            # Hammer on until the scheduler has written: under the hammering (and a loaded
+            # CI machine) the first refresh can take longer than the CLI commands do.
+            after = wait_for(lambda: _grown_past(database, before), timeout=60)
             stop.set()
             for thread in threads:
                 thread.join(timeout=15)
-            after = _articles(database)
         finally:
             stop.set()
             assert daemon.stop() == 0

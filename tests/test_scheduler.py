@@ -1,8 +1,12 @@
 """The scheduler registers one refresh job with the intended options, and the pure
-next-fetch rules of aggregator.pipeline.next_check; no real sleeping."""
+next-fetch rules of aggregator.pipeline.next_check; real sleeping only in the one test
+that runs the scheduler (well under a second)."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest.mock import MagicMock
@@ -33,6 +37,32 @@ def test_refresh_job_runs_at_once_then_every_tick_never_overlapping() -> None:
     assert job.coalesce is True
     assert job.trigger.interval == timedelta(seconds=45)
     assert job.next_run_time is not None
+
+
+def test_ticks_a_slow_refresh_outlasts_are_skipped_without_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    runs: list[float] = []
+    finished = threading.Event()
+
+    def slow_refresh(ctx: object) -> list[object]:
+        runs.append(time.monotonic())
+        time.sleep(0.4)  # eight ticks
+        finished.set()
+        return []
+
+    monkeypatch.setattr(scheduler_module, "refresh_due_feeds", slow_refresh)
+    monkeypatch.setattr(scheduler_module, "publish", lambda ctx: None)
+    caplog.set_level(logging.DEBUG, logger="apscheduler")
+    scheduler = build_scheduler(MagicMock(), tick=timedelta(seconds=0.05))
+    scheduler.start()
+    try:
+        assert finished.wait(timeout=10)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert len(runs) >= 1
+    assert "maximum number of running instances" not in caplog.text
+    assert "refresh due feeds" in caplog.text  # APScheduler's other messages still pass
 
 
 def test_a_failing_cycle_is_logged_not_raised(
