@@ -87,6 +87,17 @@ class Article:
     doubt: str = ""  # why the text does not look like the article ("" when it does)
     note: str = ""  # why the extraction chain left out a longer text ("" when it did not)
 
+    @property
+    def looks_short(self) -> bool:
+        """Whether the doubt only says the text is short for the page: it is real text
+        (over the chain's plausible minimum), the article's or part of it, unlike a stub
+        or a wall."""
+        return self.doubt.startswith(SHORT_FOR_THE_PAGE)
+
+
+# How an Article.doubt that only finds the text short for its page starts.
+SHORT_FOR_THE_PAGE = "too short for the page"
+
 
 @dataclass(frozen=True)
 class TextFeatures:

@@ -35,6 +35,7 @@ from aggregator.extract.extractor import (
     extract_article,
 )
 from aggregator.extract.options import ExtractOptions
+from aggregator.extract.page import load_page
 from aggregator.extract.pool import ExtractionPool
 from aggregator.extract.text import detect_language, html_to_text
 from aggregator.models import Article, Entry
@@ -488,3 +489,28 @@ def test_the_byline_search_reads_class_names_with_control_characters() -> None:
     page = '<p class="x\x0by">Text</p><p class="by\x0bauthor">Lise Arno</p>'
     tree = lxml.html.fromstring(f"<html><body>{page}</body></html>")
     assert find_author(tree) == "Lise Arno"
+
+
+LOADED_PAGES: dict[str, bytes | str] = {
+    "a page": "<html><head><title>Trials</title></head><body><p>Hull 3 sails.</p></body></html>",
+    "bytes, another charset": '<html><head><meta charset="iso-8859-1"></head>'
+    "<body><p>Kj\xf8l laid at Brennholm.</p></body></html>".encode("latin-1"),
+    "an XML declaration": '<?xml version="1.0" encoding="utf-8"?>\n<html><body><p>Refit '
+    "done.</p></body></html>",
+    "a self-closing html": "<!DOCTYPE html>\n<html/>\n<body><p>Drydock two.</p></body>",
+    "not a page": "just a line of text",
+    "a fragment": "<p>One paragraph, no page around it.</p>",
+    "nothing": "",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOADED_PAGES))
+def test_pages_load_as_trafilatura_loads_them(name: str) -> None:
+    # load_page (a parser without lxml.html's per-element Python class lookup) must read
+    # every page as trafilatura's load_html does: same tree, same refusals
+    page = LOADED_PAGES[name]
+    ours, theirs = load_page(page), load_html(page)
+    assert (ours is None) == (theirs is None)
+    if ours is not None:
+        assert lxml.html.tostring(ours) == lxml.html.tostring(theirs)
+        assert all(isinstance(element, lxml.html.HtmlElement) for element in ours.iter())

@@ -8,6 +8,8 @@ The import graph is read from the source with ``ast`` (imports inside functions 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +150,19 @@ def lines_of_code(path: Path) -> int:
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_module_holds_several_rooms(module: str) -> None:
     assert lines_of_code(MODULES[module]) <= MAX_LINES_OF_CODE
+
+
+# Loaded where pages are extracted (the workers), never by merely importing the service:
+# together about a second of CPU that every CLI command and cron refresh would pay.
+WORKER_LIBRARIES = ("trafilatura", "wordfreq", "py3langid", "htmldate", "justext")
+
+
+def test_commands_start_without_the_extraction_libraries() -> None:
+    code = (
+        "import sys, aggregator.cli, aggregator.pipeline, aggregator.daemon\n"
+        f"print(' '.join(name for name in {WORKER_LIBRARIES!r} if name in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.split() == []

@@ -27,8 +27,6 @@ from itertools import compress, repeat
 from operator import le, mul
 from typing import cast
 
-from wordfreq import zipf_frequency
-
 from aggregator.models import StoryProfile
 
 RELATED = "related"
@@ -112,6 +110,10 @@ def background_share(term: str) -> float:
     if share is None:
         if len(_BACKGROUND_SHARES) >= MAX_BACKGROUND_SHARES:
             _BACKGROUND_SHARES.clear()
+        # Imported here: wordfreq takes about a second to load, and a process that
+        # stores articles weighed by the workers, or fetches nothing new, never asks.
+        from wordfreq import zipf_frequency
+
         per_word = 10 ** (zipf_frequency(term, "en") - 9)
         share = _BACKGROUND_SHARES[term] = 1.0 - math.exp(-per_word * BACKGROUND_WORDS)
     return share

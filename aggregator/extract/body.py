@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from aggregator.extract.extractor import extract_article, looks_short
 from aggregator.extract.options import ExtractOptions
 from aggregator.extract.text import detect_language, html_to_text
 from aggregator.models import Article, Entry, TextFeatures
@@ -72,7 +71,7 @@ def choose_body(
 
 def _chosen(article: Article | None, entry: Entry, min_chars: int, reason: str) -> ChosenBody:
     """The page's text unless it is missing, short, or not the article (a wall, a list of
-    links). A page's text that only looks short for the page (``looks_short``) is still
+    links). A page's text that only looks short for the page (``Article.looks_short``) is still
     the article's own: it gives way only to a longer feed text, never to a teaser.
     Whenever the text kept is shorter than another one at hand, the note says why."""
     feed_html, feed_step = entry.content_html, STEP_FEED_CONTENT
@@ -102,7 +101,7 @@ def _chosen(article: Article | None, entry: Entry, min_chars: int, reason: str) 
 
 def _keeps_page_text(article: Article, feed_text: str, min_chars: int) -> bool:
     if article.doubt and feed_text:
-        return looks_short(article.doubt) and len(article.text) >= len(feed_text)
+        return article.looks_short and len(article.text) >= len(feed_text)
     return len(article.text) >= min_chars or len(article.text) > len(feed_text)
 
 
@@ -147,6 +146,10 @@ def prepare_body(job: BodyJob, describe: Describe) -> PreparedBody:
     language and ``describe`` it: run on an extraction worker."""
     article = job.article
     if job.page is not None:
+        # Imported here: trafilatura loads in the processes that extract (the workers),
+        # not in every process that imports the pipeline (a second of every CLI command).
+        from aggregator.extract.extractor import extract_article
+
         article = extract_article(job.page, job.entry.link, options=job.options or ExtractOptions())
     body = choose_body(
         article,

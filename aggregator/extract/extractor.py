@@ -48,7 +48,6 @@ import lxml.html
 import trafilatura
 from trafilatura.htmlprocessing import convert_to_html
 from trafilatura.settings import Document
-from trafilatura.utils import load_html
 
 from aggregator.errors import ExtractTimeout
 from aggregator.extract.markup import (
@@ -66,12 +65,13 @@ from aggregator.extract.page import (
     drop_invisible,
     joined,
     kept_blocks,
+    load_page,
     page_language,
     page_metadata,
     resolve_links,
 )
 from aggregator.extract.text import lines_of
-from aggregator.models import Article
+from aggregator.models import SHORT_FOR_THE_PAGE, Article
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,6 @@ _WALL_WORDS = re.compile(
 )
 _MIN_PLAUSIBLE_CHARS = 200  # below this, an extraction from a page is a stub
 _MIN_SHARE_OF_PAGE = 0.15  # ... or below this share of the page's paragraph text
-_SHORT_FOR_THE_PAGE = "too short for the page"
 # Above both, the fast pass (no fallbacks) is kept: see _is_substantial.
 _SUBSTANTIAL_CHARS = 500
 _SUBSTANTIAL_SHARE = 0.2
@@ -128,7 +127,7 @@ def extract_article(
 
 
 def _extract(page: bytes | str, url: str, options: ExtractOptions) -> Article | None:
-    tree = load_html(page)
+    tree = load_page(page)
     if tree is None:
         return None
     base = base_url(tree, url)
@@ -341,26 +340,21 @@ def _is_substantial(result: _Pass | None, page: _PageFacts) -> bool:
 
 def _doubt(result: _Pass | None, page: _PageFacts) -> str:
     """Why an extraction does not look like the article (a stub, links, a wall), or "".
-    "too short for the page" (``looks_short``) still describes the article's own text."""
+    "too short for the page" (``Article.looks_short``) still describes the article's own
+    text."""
     if result is None:
         return "no main text found"
     text = result.text
     if len(text) < _MIN_PLAUSIBLE_CHARS:
         return f"too short ({len(text)} chars)"
     if len(text) < _MIN_SHARE_OF_PAGE * page.paragraph_chars:
-        return f"{_SHORT_FOR_THE_PAGE} ({len(text)} of {page.paragraph_chars} chars)"
+        return f"{SHORT_FOR_THE_PAGE} ({len(text)} of {page.paragraph_chars} chars)"
     lines = text.splitlines()
     if sum(len(line) for line in lines if line in page.anchor_texts) > MAX_LINK_SHARE * len(text):
         return "mostly link text"
     if len(text) < 1000 and len(_WALL_WORDS.findall(text)) >= 2:
         return "a paywall or cookie wall"
     return ""
-
-
-def looks_short(doubt: str) -> bool:
-    """Whether a doubt only says the text is short for the page: it is real text (over
-    ``_MIN_PLAUSIBLE_CHARS``), the article's or part of it, unlike a stub or a wall."""
-    return doubt.startswith(_SHORT_FOR_THE_PAGE)
 
 
 def _article(

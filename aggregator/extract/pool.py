@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from aggregator.extract.body import BodyJob, Describe, PreparedBody, prepare_body
-from aggregator.extract.extractor import extract_article
 from aggregator.extract.options import DEFAULT_OPTIONS, ExtractOptions
 from aggregator.models import Article
 from aggregator.processes import spawning, worker_initializer
@@ -164,6 +163,8 @@ def _lower_priority() -> None:
 
 
 def _extract_in_worker(page: bytes, url: str, options: ExtractOptions) -> Article | None:
+    from aggregator.extract.extractor import extract_article  # trafilatura: workers only
+
     return extract_article(page, url, options=options)
 
 

@@ -6,13 +6,14 @@ from typing import Any
 
 import lxml.etree
 import lxml.html
-import py3langid
 
 
 def detect_language(text: str) -> str | None:
     """The ISO 639-1 language of a text (py3langid), or None when it is too short."""
     if len(text) < 50:
         return None
+    import py3langid  # its model loads on first use: in the workers, rarely elsewhere
+
     language, _ = py3langid.classify(text[:3000])
     return str(language)
 
