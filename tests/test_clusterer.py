@@ -21,6 +21,7 @@ from aggregator.cluster.duplicates import (
     is_global_guid,
     new_story_id,
 )
+from aggregator.cluster.events import english_zipf
 from aggregator.models import Assignment, Candidate
 
 ARTICLES = Path(__file__).parent / "data" / "articles"
@@ -213,3 +214,14 @@ def test_new_story_id_is_deterministic_16_hex() -> None:
     assert re.fullmatch(r"[0-9a-f]{16}", story_id)
     assert story_id != new_story_id("https://wire.example/feed", "wire-78")
     assert story_id != new_story_id("https://other.example/feed", "wire-77")
+
+
+def test_a_word_s_english_frequency_is_wordfreq_s_to_the_hundredth() -> None:
+    # english_zipf reads plain words straight from wordfreq's table; every kind of term
+    # must get exactly what wordfreq.zipf_frequency gives
+    wordfreq = pytest.importorskip("wordfreq")
+    listed = [word for word in wordfreq.get_frequency_dict("en") if word.isascii()]
+    invented = ["kelvikburg", "ostrander", "brennholm", "qz"]
+    unusual = ["f35", "t-90", "don't", "über", "2026", "x1", "naïve", "k9s", "tu160m"]
+    for term in [*listed[::37], *invented, *unusual]:
+        assert english_zipf(term) == wordfreq.zipf_frequency(term, "en"), term

@@ -110,13 +110,30 @@ def background_share(term: str) -> float:
     if share is None:
         if len(_BACKGROUND_SHARES) >= MAX_BACKGROUND_SHARES:
             _BACKGROUND_SHARES.clear()
-        # Imported here: wordfreq takes about a second to load, and a process that
-        # stores articles weighed by the workers, or fetches nothing new, never asks.
-        from wordfreq import zipf_frequency
-
-        per_word = 10 ** (zipf_frequency(term, "en") - 9)
+        per_word = 10 ** (english_zipf(term) - 9)
         share = _BACKGROUND_SHARES[term] = 1.0 - math.exp(-per_word * BACKGROUND_WORDS)
     return share
+
+
+def english_zipf(term: str) -> float:
+    """wordfreq's ``zipf_frequency(term, "en")``. A term of plain ASCII letters (most) is
+    its own only token, so it is read straight from wordfreq's table with the same
+    arithmetic, without the tokenizer: about 4 instead of 25 microseconds, the same
+    value (a test compares them); the rest goes through ``zipf_frequency``."""
+    # Imported here: wordfreq takes about a second to load, and a process that stores
+    # articles weighed by the workers, or fetches nothing new, never asks.
+    import wordfreq
+
+    if not (term.isascii() and term.isalpha()):
+        return float(wordfreq.zipf_frequency(term, "en"))
+    minimum = wordfreq.zipf_to_freq(0.0)  # zipf_frequency's default floor
+    frequency = wordfreq.get_frequency_dict("en").get(term)  # cached by wordfreq
+    if frequency is None:  # an unknown word gets the floor, unrounded
+        value = minimum
+    else:  # 1/f summed over one token, then 3 significant digits, as word_frequency
+        value = max(1.0 / (1.0 / frequency), minimum)
+        value = round(value, math.floor(-math.log(value, 10)) + 3)
+    return round(math.log(value, 10) + 9, 2)
 
 
 # background_share's memory: a plain dict, read once per term of every new article.
