@@ -8,7 +8,10 @@ a separate process. Then, per repeat, in a fresh database:
 * ``all 304``: the same command again (every feed answers 304);
 * ``5% new``: again after 5% of the feeds gained one new item;
 * ``floor``: feedparser and trafilatura alone over exactly the bytes of the first
-  refresh (every feed body, every article page once), one process per core.
+  refresh (every feed body, every article page once), one process per core; run
+  before the refreshes and again after them, and the mean of the two is the floor
+  (on a shared machine the load drifts within a run: a floor taken only after the
+  refreshes met another load than the first refresh did, by up to a quarter).
 
 For each: wall time, CPU time (user+sys of the process and its workers), peak RSS of
 the whole process tree (sampled), articles, articles/s; the headline is first/floor.
@@ -240,11 +243,16 @@ def one_repeat(
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         config = write_config(Path(tmp), corpus, ports, args.per_site)
+        floors: list[dict[str, Any]] = []
         if seed_database is not None:
             shutil.copyfile(seed_database, Path(tmp) / "bench.db")
             prefix = "grown "
         else:
             prefix = ""
+            floor_dir = Path(tmp) / "floor"
+            floor_dir.mkdir()
+            bodies = write_floor_bytes(corpus, ports, floor_dir)
+            floors.append(run_floor(floor_dir, bodies, args))
         for name in ("first", "all 304", "5% new"):
             generation.value = 1 if name == "5% new" else 0
             before = _cpu_seconds(server.pid)
@@ -255,22 +263,26 @@ def one_repeat(
         rows[prefix + "first"]["db_mb"] = (Path(tmp) / "bench.db").stat().st_size / 1e6
         if seed_database is not None:
             return rows
-        floor_dir = Path(tmp) / "floor"
-        floor_dir.mkdir()
-        bodies = write_floor_bytes(corpus, ports, floor_dir)
-        command = [sys.executable, "-m", "bench.floor", str(floor_dir)]
-        floor = measure([*command, "--processes", str(args.processes)])
-        inner = json.loads(floor["output"].strip().splitlines()[-1])
-        assert inner["bodies"] == bodies, inner
-        # the libraries' own time: the pool's wall, not the interpreters' start-up
+        floors.append(run_floor(floor_dir, bodies, args))
+        before, after = floors
         rows["floor"] = {
-            **floor,
-            "wall": inner["wall"],
-            "cpu": inner["cpu"],
-            "by_library": inner["by_library"],
+            **after,
+            "wall": (before["wall"] + after["wall"]) / 2,
+            "cpu": (before["cpu"] + after["cpu"]) / 2,
+            "walls": (before["wall"], after["wall"]),
             "articles": len(corpus.article_paths),
         }
     return rows
+
+
+def run_floor(floor_dir: Path, bodies: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One run of bench/floor.py over the stored bytes: the libraries' own time (the
+    pool's wall and CPU, not the interpreters' start-up)."""
+    command = [sys.executable, "-m", "bench.floor", str(floor_dir)]
+    floor = measure([*command, "--processes", str(args.processes)])
+    inner = json.loads(floor["output"].strip().splitlines()[-1])
+    assert inner["bodies"] == bodies, inner
+    return {**floor, "wall": inner["wall"], "cpu": inner["cpu"], "by_library": inner["by_library"]}
 
 
 # --------------------------------------------------------------------------- the report
@@ -334,6 +346,8 @@ def report(
         " counted in memory, the search index's queue) over all new articles (a mean:"
         " add it to the store figure for the whole storing); refine s: the refinement's CPU"
     )
+    walls = "; ".join("{:.1f} / {:.1f}".format(*run["floor"]["walls"]) for run in runs)
+    print(f"floor: the mean of a run before the refreshes and one after (wall s: {walls})")
     libraries = runs[-1]["floor"]["by_library"]
     print(
         f"floor CPU by library: feedparser {libraries['feedparser']:.2f} s,"
