@@ -147,7 +147,7 @@ def prepare_body(job: BodyJob, describe: Describe) -> PreparedBody:
     article = job.article
     if job.page is not None:
         # Imported here: trafilatura loads in the processes that extract (the workers),
-        # not in every process that imports the pipeline (a second of every CLI command).
+        # not in every process that imports the pipeline (half a second of every command).
         from aggregator.extract.extractor import extract_article
 
         article = extract_article(job.page, job.entry.link, options=job.options or ExtractOptions())
