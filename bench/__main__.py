@@ -252,7 +252,7 @@ def one_repeat(
             floor_dir = Path(tmp) / "floor"
             floor_dir.mkdir()
             bodies = write_floor_bytes(corpus, ports, floor_dir)
-            floors.append(run_floor(floor_dir, bodies, args))
+            floors.append(measure_floor(floor_dir, bodies, args))
         for name in ("first", "all 304", "5% new"):
             generation.value = 1 if name == "5% new" else 0
             before = _cpu_seconds(server.pid)
@@ -263,7 +263,7 @@ def one_repeat(
         rows[prefix + "first"]["db_mb"] = (Path(tmp) / "bench.db").stat().st_size / 1e6
         if seed_database is not None:
             return rows
-        floors.append(run_floor(floor_dir, bodies, args))
+        floors.append(measure_floor(floor_dir, bodies, args))
         before, after = floors
         rows["floor"] = {
             **after,
@@ -275,7 +275,7 @@ def one_repeat(
     return rows
 
 
-def run_floor(floor_dir: Path, bodies: int, args: argparse.Namespace) -> dict[str, Any]:
+def measure_floor(floor_dir: Path, bodies: int, args: argparse.Namespace) -> dict[str, Any]:
     """One run of bench/floor.py over the stored bytes: the libraries' own time (the
     pool's wall and CPU, not the interpreters' start-up)."""
     command = [sys.executable, "-m", "bench.floor", str(floor_dir)]
