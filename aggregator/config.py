@@ -80,8 +80,9 @@ class ClusteringSettings(_Frozen):
     window: timedelta = timedelta(hours=72)
     max_age: timedelta = timedelta(days=7)
     candidates: int = Field(default=10, ge=1, le=1000)
+    refine_every: timedelta = timedelta(minutes=10)
 
-    @field_validator("window", "max_age", mode="before")
+    @field_validator("window", "max_age", "refine_every", mode="before")
     @classmethod
     def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)

@@ -60,7 +60,7 @@ CLUSTERING_HELP: dict[str, str] = {
     "join_threshold": "Average similarity (cosine of weighted terms) to an open story's "
     "reports at which a new article joins that story as related coverage when it arrives.",
     "merge_threshold": "Average similarity between two groups of reports at which the "
-    "refinement after each refresh keeps them in one story (it merges, splits and moves "
+    "refinement (refine_every) keeps them in one story (it merges, splits and moves "
     "on this; a single article never merges stories).",
     "lead_threshold": "Deprecated, no longer used (the refinement weighs all of a story's "
     "reports instead); accepted so that existing configurations still load.",
@@ -69,6 +69,11 @@ CLUSTERING_HELP: dict[str, str] = {
     "report, however steadily it grows; later reports start a new story (copies of its "
     "articles still join it). Keeps a recurring subject from becoming one endless story.",
     "candidates": "Open stories compared with each new article (found by the index).",
+    "refine_every": "The running service refines the open stories at most this often: new "
+    "articles are placed in their stories at once, and the refinement (merging, splitting "
+    "and moving over the whole open window, the refresh's costliest step) follows at the "
+    "first tick this long after the last one. `aggregator refresh` always refines at its "
+    "end; 0s refines after every refresh that brought something.",
 }
 
 FEED_KEYS_HELP: dict[str, str] = {

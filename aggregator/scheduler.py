@@ -27,7 +27,13 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.errors import StorageError
-from aggregator.pipeline import PipelineContext, publish, refresh_due_feeds, summarize
+from aggregator.pipeline import (
+    PipelineContext,
+    publish,
+    refine_if_due,
+    refresh_due_feeds,
+    summarize,
+)
 from aggregator.pipeline.prune import PRUNE_FIRST_DELAY, PRUNE_INTERVAL, run_prune_job
 
 log = logging.getLogger(__name__)
@@ -133,9 +139,12 @@ def run_refresh_job(ctx: PipelineContext, health: CycleHealth | None = None) -> 
         outcomes = refresh_due_feeds(ctx)
         if outcomes:
             log.info(summarize(outcomes))
+        # Articles an earlier tick placed wait for the refinement until refine_every has
+        # passed, whether or not this tick found anything due (a no-op when it refined).
+        refined = refine_if_due(ctx)
         # Also once after a start: a kill between a refresh's commit and its publish
         # must not leave the files in output_dir behind the database until the next change.
-        if outcomes or not ctx.published:
+        if outcomes or refined or not ctx.published:
             publish(ctx)
         if health.error:
             log.info("refresh cycles work again (after: %s)", health.error)

@@ -125,6 +125,73 @@ def test_a_refresh_that_brings_articles_ends_with_a_refinement(
     assert calls == [19]
 
 
+def test_the_daemon_refines_at_most_every_refine_every(
+    site: DemoSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The refinement goes over the whole open window however few articles arrived: the
+    # daemon (a context that is not one-shot) runs it at most every refine_every (10m),
+    # and articles placed meanwhile wait for the next one.
+    from aggregator.pipeline import refine as pipeline
+
+    refined_with: list[int] = []  # the articles stored at each refinement
+    real = pipeline.refine_open_stories
+
+    def counting(storage: Storage, now: datetime, settings: Any) -> object:
+        refined_with.append(storage.counts()["articles"])
+        return real(storage, now, settings)
+
+    monkeypatch.setattr(pipeline, "refine_open_stories", counting)
+    config = make_config(site, tmp_path)
+    storage = Storage.open(config.database_path)
+    ctx = PipelineContext.create(config, storage, workers=0)
+    clock = [NOW]
+    ctx.clock = lambda: clock[0]
+    feeds = config.enabled_feeds
+    try:
+        refresh_feeds(ctx, feeds[:2])  # the process's first refinement: at once
+        first = storage.counts()["articles"]
+        assert refined_with == [first] and 0 < first < 19
+        clock[0] += timedelta(minutes=1)
+        refresh_feeds(ctx, feeds[2:])  # placed; the refinement waits
+        assert refined_with == [first]
+        assert ctx.refinement.after_article_id == storage.last_article_id() - (19 - first)
+        clock[0] += timedelta(minutes=8)
+        assert not pipeline.refine_if_due(ctx)
+        clock[0] += timedelta(minutes=1)  # 10 minutes after the first
+        assert pipeline.refine_if_due(ctx)
+        assert refined_with == [first, 19]
+        clock[0] += timedelta(hours=1)
+        assert not pipeline.refine_if_due(ctx)  # nothing waits
+        refresh_feeds(ctx, feeds)  # nothing new: nothing waits either
+        assert not pipeline.refine_if_due(ctx) and refined_with == [first, 19]
+    finally:
+        ctx.close()
+        storage.close()
+
+
+def test_a_one_shot_refresh_refines_whenever_the_last_refinement_was(
+    site: DemoSite, tmp_path: Path
+) -> None:
+    from aggregator.pipeline import refine as pipeline
+
+    config = make_config(site, tmp_path)
+    storage = Storage.open(config.database_path)
+    ctx = PipelineContext.create(config, storage, workers=0, one_shot=True)
+    ctx.clock = lambda: NOW
+    ctx.refinement.last_run = NOW  # as if it had refined this very moment
+    try:
+        refresh_feeds(ctx, config.enabled_feeds)
+        assert ctx.refinement.after_article_id is None  # refined at the end all the same
+        assert ctx.refinement.last_run == NOW
+        ctx.refinement.wait_for(0)
+        ctx.refinement.last_run = NOW + timedelta(hours=1)  # the clock was set back since
+        ctx.one_shot = False
+        assert pipeline.refine_if_due(ctx)  # a clock set back holds nothing back
+    finally:
+        ctx.close()
+        storage.close()
+
+
 @pytest.mark.parametrize("one_shot", [True, False])
 def test_a_one_shot_refresh_lets_its_workers_go_before_the_refinement(
     site: DemoSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_shot: bool

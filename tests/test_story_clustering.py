@@ -301,6 +301,49 @@ def test_a_refresh_of_articles_dated_days_ago_is_refined_in_their_own_window(
     assert {story_of(storage, case) for case in (wire, harbour, skyline)} == {"stormcrest-wire"}
 
 
+def test_the_daemon_merges_what_it_placed_apart_once_refine_every_has_passed(
+    storage: Storage, tmp_path: Path
+) -> None:
+    # The daemon's refresh job placed three reports of one event in three stories (a
+    # strict placement) a minute after its last refinement: the feed shows them apart
+    # until refine_every (10m) has passed, then the job refines and publishes them as one
+    # story, at a tick that found no feed due.
+    from aggregator.config import load_config
+    from aggregator.pipeline import PipelineContext
+    from aggregator.scheduler import run_refresh_job
+
+    wire, harbour, skyline = (case for case in CASES if case["event"] == "stormcrest")
+    strict = Settings.model_validate({"clustering": {"join_threshold": 0.99}})
+    for case in (wire, harbour, skyline):
+        article = make_article(storage, case)
+        with storage.transaction():
+            add_article_to_story(storage, article, strict, new_story_id=case["id"])
+    config_path = tmp_path / "feeds.yaml"
+    config_path.write_text("settings:\n  output_dir: out\nfeeds: []\n")
+    ctx = PipelineContext.create(load_config(config_path), storage, workers=0)
+    clock = [START + timedelta(hours=wire["hours"] + 1)]
+    ctx.clock = lambda: clock[0]
+    ctx.refinement.last_run = clock[0] - timedelta(minutes=1)
+    ctx.refinement.wait_for(0)  # what the refresh job's last refresh left waiting
+    published = tmp_path / "out" / "feed.json"
+
+    def stories_published() -> int:
+        return len(json.loads(published.read_text())["items"])
+
+    try:
+        run_refresh_job(ctx)  # 1 minute after the last refinement
+        assert stories_published() == 3
+        clock[0] += timedelta(minutes=8, seconds=59)
+        run_refresh_job(ctx)
+        assert len({story_of(storage, case) for case in (wire, harbour, skyline)}) == 3
+        clock[0] += timedelta(seconds=1)  # refine_every after the last refinement
+        run_refresh_job(ctx)
+        assert {story_of(storage, case) for case in (wire, harbour, skyline)} == {"stormcrest-wire"}
+        assert stories_published() == 1
+    finally:
+        ctx.close()
+
+
 def test_one_article_about_two_events_does_not_chain_them(storage: Storage) -> None:
     # A weekly round-up names both the frigate commissioning and the tank deal: online
     # it joins one of them, but the refinement keeps the two events' stories apart

@@ -22,6 +22,25 @@ def utc_now() -> datetime:
 
 
 @dataclass
+class RefinementDue:
+    """What waits for the refinement of the open stories, in this process. The
+    refinement re-clusters the whole open window however few articles arrived, so the
+    daemon runs it at most every ``clustering.refine_every``; articles are placed in
+    their stories meanwhile. Kept in memory only: after a restart, the next refresh that
+    brings anything refines the whole window again, those left waiting included."""
+
+    # The last article id before the first one waiting (the refinement's window is the
+    # one around the newest after it); None: nothing waits.
+    after_article_id: int | None = None
+    last_run: datetime | None = None  # when this process last refined (ctx.clock)
+
+    def wait_for(self, after_article_id: int) -> None:
+        """A refresh stored articles after ``after_article_id``."""
+        if self.after_article_id is None:  # the earliest waiting wins
+            self.after_article_id = after_article_id
+
+
+@dataclass
 class PipelineContext:
     """Everything a refresh needs, built once per process."""
 
@@ -43,6 +62,7 @@ class PipelineContext:
     # go when the pages are extracted: the refinement after them is the refresh's memory
     # peak. The daemon keeps them for its next cycle (starting them costs CPU).
     one_shot: bool = False
+    refinement: RefinementDue = field(default_factory=lambda: RefinementDue())
 
     @property
     def policy(self) -> SchedulePolicy:

@@ -33,6 +33,26 @@ from aggregator.storage import Storage
 log = logging.getLogger(__name__)
 
 
+def refine_if_due(ctx: PipelineContext) -> bool:
+    """Refine the open window if articles wait for it (``ctx.refinement``) and it is
+    time: always in a one-shot ``aggregator refresh``; in the daemon once
+    ``clustering.refine_every`` has passed since its last refinement. True when it ran."""
+    due = ctx.refinement
+    if due.after_article_id is None or ctx.stop.is_set():
+        return False
+    now = ctx.clock()
+    every = ctx.config.settings.clustering.refine_every
+    # A clock set back (last_run ahead of now) must not hold the refinement back.
+    if not ctx.one_shot and due.last_run is not None and due.last_run <= now < due.last_run + every:
+        log.debug("the open stories wait for their refinement until %s", due.last_run + every)
+        return False
+    refine_window(ctx, due.after_article_id)
+    # Also after a failure (logged): the next refresh that brings articles tries again.
+    due.after_article_id = None
+    due.last_run = now
+    return True
+
+
 def refine_window(ctx: PipelineContext, after_article_id: int) -> Plan | None:
     """Cluster the open stories' reports again now that a refresh's articles (those
     after ``after_article_id``) are in: one transaction, after the feeds' own. A

@@ -42,7 +42,7 @@ from aggregator.pipeline.discover import discover_feed, should_discover
 from aggregator.pipeline.entries import SortedEntries, apply_edits, sort_entries
 from aggregator.pipeline.fetch_state import RefreshOutcome, record_failure, record_success
 from aggregator.pipeline.next_check import rss_ttl
-from aggregator.pipeline.refine import refine_window
+from aggregator.pipeline.refine import refine_if_due
 from aggregator.pipeline.stories import count_uncounted
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,9 @@ def refresh_feeds(ctx: PipelineContext, sources: Sequence[FeedSource]) -> list[R
     # Counts written first: the refinement is the refresh's memory peak, and the counts
     # waiting hold the sums of up to COUNTS_WRITTEN_EVERY articles' terms.
     _write_waiting(ctx)
-    if any(outcome.new_articles for outcome in outcomes) and not ctx.stop.is_set():
-        refine_window(ctx, last_article)  # the open stories again, on all their reports
+    if any(outcome.new_articles for outcome in outcomes):
+        ctx.refinement.wait_for(last_article)
+    refine_if_due(ctx)  # the open stories again, on all their reports (refine_every apart)
     # Stored as they arrived; reported in the order asked for, as before.
     order = {source.url: index for index, source in enumerate(sources)}
     return sorted(outcomes, key=lambda outcome: order[outcome.url])
