@@ -62,7 +62,7 @@ class PipelineContext:
     # go when the pages are extracted: the refinement after them is the refresh's memory
     # peak. The daemon keeps them for its next cycle (starting them costs CPU).
     one_shot: bool = False
-    refinement: RefinementDue = field(default_factory=lambda: RefinementDue())
+    refinement: RefinementDue = field(default_factory=RefinementDue)
 
     @property
     def policy(self) -> SchedulePolicy:
