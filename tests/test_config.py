@@ -15,6 +15,7 @@ from aggregator.config import (
     LISTEN_ENV_VAR,
     MAX_CONFIG_BYTES,
     Config,
+    Settings,
     load_config,
     resolve_config_path,
 )
@@ -302,6 +303,11 @@ INVALID = {
         3,
         "settings.clustering.window: write 30s, 15m or 2h",
     ),
+    "bare-refine-every": (
+        "settings:\n  clustering:\n    refine_every: 10\nfeeds: []\n",
+        3,
+        "settings.clustering.refine_every: write 30s, 15m or 2h",
+    ),
 }
 
 
@@ -332,6 +338,14 @@ def test_comma_separated_tags_are_several_tags(tmp_path: Path) -> None:
 def test_different_queries_are_different_feeds(tmp_path: Path) -> None:
     text = "feeds:\n  - url: https://a.example/rss?cat=2\n  - url: https://a.example/rss?cat=3\n"
     assert len(load_config(write_config(tmp_path, text)).feeds) == 2
+
+
+def test_refine_every_takes_a_duration_and_zero(tmp_path: Path) -> None:
+    assert Settings().clustering.refine_every == timedelta(minutes=10)
+    for written, expected in [("2h", timedelta(hours=2)), ("0s", timedelta(0))]:
+        text = f"settings:\n  clustering:\n    refine_every: {written}\nfeeds: []\n"
+        settings = load_config(write_config(tmp_path, text)).settings
+        assert settings.clustering.refine_every == expected
 
 
 def test_integer_second_and_day_keys_stay_plain_numbers(tmp_path: Path) -> None:
