@@ -10,7 +10,7 @@ workers are not in it):
   the writes below when a feed's storing made them;
 * writing what waits (the document frequencies counted in memory and the search
   index's queue): every 1,000 articles and at the end, each call's CPU;
-* the refinement of the open stories after the refresh, once.
+* the refinement of the open stories after the refresh, once (``refine_if_due``).
 
 At exit it prints one line, ``bench-timings: {json}``, that ``python -m bench`` reads.
 Measuring from outside keeps bench hooks out of the product; the wrappers call the
@@ -76,7 +76,7 @@ def _report() -> None:
 def main() -> None:
     for name, wrap in (
         ("_finish_feed", _timed_finish),
-        ("refine_window", _timed_refine),
+        ("refine_if_due", _timed_refine),
         ("_write_waiting", _timed_write),
     ):
         setattr(refresh_module, name, wrap(getattr(refresh_module, name)))

@@ -117,3 +117,27 @@ def test_stories_list_explain_split_and_merge(runner: CliRunner, tmp_path: Path)
         assert "was merged into" in redirected.output or story_id in redirected.output
         missing = runner.invoke(cli, ["--config", str(path), "stories", "merge", story_id, "nope"])
         assert missing.exit_code == 1 and "no story has the id nope" in missing.output
+
+
+def test_the_bench_times_the_real_refresh_command(tmp_path: Path) -> None:
+    # bench/timed_refresh.py wraps pipeline functions by their names: a rename in the
+    # pipeline must fail here, not minutes into `python -m bench`.
+    import subprocess
+    import sys
+
+    from bench.timed_refresh import PREFIX
+
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  database: db.sqlite\nfeeds: []\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.timed_refresh", "--config", str(config), "refresh"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    line = [line for line in done.stdout.splitlines() if line.startswith(PREFIX)][-1]
+    timings = json.loads(line[len(PREFIX) :])
+    assert timings["store"] == [] and len(timings["refine"]) == 1 and timings["write"]
