@@ -743,6 +743,47 @@ def test_polite_map_survives_a_failing_item(caplog: pytest.LogCaptureFixture) ->
     assert "fetch worker failed" in caplog.text
 
 
+def test_polite_map_runs_at_most_ahead_of_what_was_taken() -> None:
+    # The refresh takes fetched feeds as fast as it can store them: with 2,000 feeds,
+    # fetching and parsing them all at the start held the storing process's GIL.
+    started: list[int] = []
+    taken: list[int] = []
+
+    def fetch(item: int) -> int:
+        started.append(item)
+        return item
+
+    for result in polite_map(
+        range(40), fetch, key=lambda item: item % 5, concurrency=4, per_host=1, ahead=6
+    ):
+        taken.append(result)
+        assert len(started) <= len(taken) + 6
+        time.sleep(0.002)  # a caller slower than the fetches
+    assert sorted(taken) == list(range(40))
+
+
+def test_polite_map_ahead_ends_with_failing_items_and_a_stop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def work(item: int) -> int:
+        if item % 3 == 0:
+            raise RuntimeError("bug")
+        return item
+
+    results = list(
+        polite_map(range(12), work, key=lambda i: i % 2, concurrency=2, per_host=1, ahead=1)
+    )
+    assert sorted(results) == [1, 2, 4, 5, 7, 8, 10, 11]
+    stop = threading.Event()
+    taken = []
+    for result in polite_map(
+        range(30), lambda i: i, key=lambda i: i, concurrency=3, per_host=1, stop=stop, ahead=2
+    ):
+        taken.append(result)
+        stop.set()
+    assert 1 <= len(taken) <= 3  # what was in flight or done when it stopped
+
+
 def test_polite_map_with_nothing_to_do() -> None:
     assert list(polite_map([], lambda item: item, key=str, concurrency=3, per_host=1)) == []
 

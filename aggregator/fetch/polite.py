@@ -44,17 +44,22 @@ def polite_map(
     concurrency: int,
     per_host: int,
     stop: threading.Event | None = None,
+    ahead: int | None = None,
 ) -> Iterator[Result]:
     """Run ``work`` over ``items`` on ``concurrency`` threads, never more than ``per_host``
     at once for items with the same ``key``; yield results as they complete.
 
     A host with many feeds waits its turn without holding a thread, so one slow site
     cannot starve the others. ``work`` must not raise. Once ``stop`` is set nothing new
-    starts; the generator ends after the items in flight.
+    starts; the generator ends after the items in flight. ``ahead``: at most this many
+    results done or in flight that the caller has not taken yet (None: no bound), so
+    work runs at the pace the caller takes it rather than all at the start.
     """
-    dispatcher = _PoliteDispatcher(work, key, max(1, per_host), stop)
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fetch") as pool:
-        dispatcher.start(pool, items, max(1, concurrency))
+    slots = max(1, concurrency)
+    pending = slots if ahead is None else max(1, ahead)
+    dispatcher = _PoliteDispatcher(work, key, max(1, per_host), stop, slots, pending)
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fetch") as pool:
+        dispatcher.start(pool, items)
         try:
             yield from dispatcher.results()
         finally:  # the caller stopped early (or raised): start nothing more
@@ -70,20 +75,26 @@ class _PoliteDispatcher(Generic[Item, Result]):
         key: Callable[[Item], Hashable],
         per_host: int,
         stop: threading.Event | None,
+        slots: int,
+        pending: int,
     ) -> None:
         self._work = work
         self._key = key
         self._per_host = per_host
         self._stop = stop or threading.Event()
+        self._slots = slots  # threads: items in flight at most
+        self._pending = pending  # items in flight or done but not taken, at most
         self._lock = threading.Lock()
         self._waiting: dict[Hashable, deque[Item]] = {}
         self._ready: deque[Hashable] = deque()  # hosts with waiting items and a free slot
         self._busy: Counter[Hashable] = Counter()
         self._in_flight = 0
+        self._untaken = 0  # results done, not yet taken by the caller
         self._halted = False
+        self._ended = False
         self._done: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
 
-    def start(self, pool: ThreadPoolExecutor, items: Iterable[Item], slots: int) -> None:
+    def start(self, pool: ThreadPoolExecutor, items: Iterable[Item]) -> None:
         self._pool = pool
         for item in items:
             host = self._key(item)
@@ -92,21 +103,37 @@ class _PoliteDispatcher(Generic[Item, Result]):
                 self._ready.append(host)
             self._waiting[host].append(item)
         with self._lock:
-            for _ in range(slots):
+            for _ in range(self._slots):
                 self._submit_next()
-            if self._in_flight == 0:
-                self._done.put(None)
+            self._end_if_done()
 
     def halt(self) -> None:
         self._halted = True
 
     def results(self) -> Iterator[Result]:
         while (result := self._done.get()) is not None:
+            with self._lock:  # taken: room for one more
+                self._untaken -= 1
+                self._submit_next()
+                self._end_if_done()
             yield result
 
+    def _end_if_done(self) -> None:
+        """Queue the end once nothing is in flight and nothing more will start (call with
+        the lock held): after every result already queued."""
+        if self._ended or self._in_flight:
+            return
+        if self._ready and not (self._halted or self._stop.is_set()):
+            return  # items wait for the caller to take results (``ahead``)
+        self._ended = True
+        self._done.put(None)
+
     def _submit_next(self) -> None:
-        """Start the next item whose host has a free slot (call with the lock held)."""
+        """Start the next item whose host has a free slot, if a thread is free and the
+        caller is not ``ahead`` behind (call with the lock held)."""
         if self._halted or self._stop.is_set() or not self._ready:
+            return
+        if self._in_flight >= self._slots or self._in_flight + self._untaken >= self._pending:
             return
         host = self._ready.popleft()
         item = self._waiting[host].popleft()
@@ -119,17 +146,22 @@ class _PoliteDispatcher(Generic[Item, Result]):
     def _run(self, host: Hashable, item: Item) -> None:
         """On a pool thread: do the work, then free the slot and start the next item."""
         try:
-            self._done.put(self._work(item))
+            result = self._work(item)
         except Exception:  # a bug in ``work``: lose this item, never the whole batch
             logger.exception("fetch worker failed")
+            done = False
+        else:
+            done = True
         with self._lock:
+            if done:  # counted before it can be taken
+                self._untaken += 1
+                self._done.put(result)
             self._busy[host] -= 1
             if self._waiting[host] and self._busy[host] == self._per_host - 1:
                 self._ready.append(host)
             self._in_flight -= 1
             self._submit_next()
-            if self._in_flight == 0:
-                self._done.put(None)
+            self._end_if_done()
 
 
 # How often a thread waiting for a site's slot looks at the stop event.
