@@ -762,6 +762,22 @@ def test_polite_map_runs_at_most_ahead_of_what_was_taken() -> None:
     assert sorted(taken) == list(range(40))
 
 
+def test_polite_map_without_ahead_runs_ahead_of_a_slow_caller() -> None:
+    started: list[int] = []
+
+    def fetch(item: int) -> int:
+        started.append(item)
+        return item
+
+    taken: list[int] = []
+    for result in polite_map(range(12), fetch, key=lambda i: i, concurrency=2, per_host=1):
+        if not taken:
+            time.sleep(0.2)  # every fetch is done before the caller takes its first result
+            assert len(started) == 12
+        taken.append(result)
+    assert sorted(taken) == list(range(12))
+
+
 def test_polite_map_ahead_ends_with_failing_items_and_a_stop(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

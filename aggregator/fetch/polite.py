@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -56,7 +57,7 @@ def polite_map(
     work runs at the pace the caller takes it rather than all at the start.
     """
     slots = max(1, concurrency)
-    pending = slots if ahead is None else max(1, ahead)
+    pending = sys.maxsize if ahead is None else max(1, ahead)
     dispatcher = _PoliteDispatcher(work, key, max(1, per_host), stop, slots, pending)
     with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fetch") as pool:
         dispatcher.start(pool, items)
@@ -83,13 +84,13 @@ class _PoliteDispatcher(Generic[Item, Result]):
         self._per_host = per_host
         self._stop = stop or threading.Event()
         self._slots = slots  # threads: items in flight at most
-        self._pending = pending  # items in flight or done but not taken, at most
+        self._pending = pending  # items started whose result was not taken, at most
         self._lock = threading.Lock()
         self._waiting: dict[Hashable, deque[Item]] = {}
         self._ready: deque[Hashable] = deque()  # hosts with waiting items and a free slot
         self._busy: Counter[Hashable] = Counter()
         self._in_flight = 0
-        self._untaken = 0  # results done, not yet taken by the caller
+        self._outstanding = 0  # items started whose result the caller has not taken
         self._halted = False
         self._ended = False
         self._done: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
@@ -113,7 +114,7 @@ class _PoliteDispatcher(Generic[Item, Result]):
     def results(self) -> Iterator[Result]:
         while (result := self._done.get()) is not None:
             with self._lock:  # taken: room for one more
-                self._untaken -= 1
+                self._outstanding -= 1
                 self._submit_next()
                 self._end_if_done()
             yield result
@@ -133,7 +134,7 @@ class _PoliteDispatcher(Generic[Item, Result]):
         caller is not ``ahead`` behind (call with the lock held)."""
         if self._halted or self._stop.is_set() or not self._ready:
             return
-        if self._in_flight >= self._slots or self._in_flight + self._untaken >= self._pending:
+        if self._in_flight >= self._slots or self._outstanding >= self._pending:
             return
         host = self._ready.popleft()
         item = self._waiting[host].popleft()
@@ -141,21 +142,20 @@ class _PoliteDispatcher(Generic[Item, Result]):
         if self._waiting[host] and self._busy[host] < self._per_host:
             self._ready.append(host)
         self._in_flight += 1
+        self._outstanding += 1
         self._pool.submit(self._run, host, item)
 
     def _run(self, host: Hashable, item: Item) -> None:
         """On a pool thread: do the work, then free the slot and start the next item."""
-        try:
-            result = self._work(item)
+        failed = False
+        try:  # queued at once, without waiting for the lock: results come in the
+            self._done.put(self._work(item))  # order they are done
         except Exception:  # a bug in ``work``: lose this item, never the whole batch
             logger.exception("fetch worker failed")
-            done = False
-        else:
-            done = True
+            failed = True
         with self._lock:
-            if done:  # counted before it can be taken
-                self._untaken += 1
-                self._done.put(result)
+            if failed:  # no result for the caller to take
+                self._outstanding -= 1
             self._busy[host] -= 1
             if self._waiting[host] and self._busy[host] == self._per_host - 1:
                 self._ready.append(host)
