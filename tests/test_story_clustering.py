@@ -273,25 +273,38 @@ def test_stories_merge_on_all_their_reports_not_on_one_article(storage: Storage)
     assert len(storage.published_stories(10)[0].sources) == 3
 
 
+def placed_apart(storage: Storage, event: str) -> list[dict[str, Any]]:
+    """The event's reports, each in a story of its own (as a strict placement leaves
+    them: the refinement is what can bring them together)."""
+    cases = [case for case in CASES if case["event"] == event]
+    strict = Settings.model_validate({"clustering": {"join_threshold": 0.99}})
+    for case in cases:
+        article = make_article(storage, case)
+        with storage.transaction():
+            add_article_to_story(storage, article, strict, new_story_id=case["id"])
+    return cases
+
+
+def context_without_feeds(storage: Storage, tmp_path: Path, settings: str = "") -> Any:
+    """A pipeline context over ``storage`` whose feeds.yaml lists no feed."""
+    from aggregator.config import load_config
+    from aggregator.pipeline import PipelineContext
+
+    config_path = tmp_path / "feeds.yaml"
+    config_path.write_text(settings + "feeds: []\n")
+    return PipelineContext.create(load_config(config_path), storage, workers=0)
+
+
 def test_a_refresh_of_articles_dated_days_ago_is_refined_in_their_own_window(
     storage: Storage, tmp_path: Path
 ) -> None:
     # A replay, or a feed's backlog: the articles are dated two weeks before the clock.
     # Placement used their own dates; the refinement after the refresh must too, or
     # none of their stories would count as open and nothing would be refined.
-    from aggregator.config import load_config
-    from aggregator.pipeline import PipelineContext
     from aggregator.pipeline.refine import refine_window
 
-    wire, harbour, skyline = (case for case in CASES if case["event"] == "stormcrest")
-    strict = Settings.model_validate({"clustering": {"join_threshold": 0.99}})
-    for case in (wire, harbour, skyline):  # three stories, as a strict placement leaves them
-        article = make_article(storage, case)
-        with storage.transaction():
-            add_article_to_story(storage, article, strict, new_story_id=case["id"])
-    config_path = tmp_path / "feeds.yaml"
-    config_path.write_text("feeds: []\n")
-    ctx = PipelineContext.create(load_config(config_path), storage, workers=0)
+    wire, harbour, skyline = placed_apart(storage, "stormcrest")
+    ctx = context_without_feeds(storage, tmp_path)
     ctx.clock = lambda: START + timedelta(days=14)
     try:
         plan = refine_window(ctx, after_article_id=0)
@@ -308,19 +321,10 @@ def test_the_daemon_merges_what_it_placed_apart_once_refine_every_has_passed(
     # strict placement) a minute after its last refinement: the feed shows them apart
     # until refine_every (10m) has passed, then the job refines and publishes them as one
     # story, at a tick that found no feed due.
-    from aggregator.config import load_config
-    from aggregator.pipeline import PipelineContext
     from aggregator.scheduler import run_refresh_job
 
-    wire, harbour, skyline = (case for case in CASES if case["event"] == "stormcrest")
-    strict = Settings.model_validate({"clustering": {"join_threshold": 0.99}})
-    for case in (wire, harbour, skyline):
-        article = make_article(storage, case)
-        with storage.transaction():
-            add_article_to_story(storage, article, strict, new_story_id=case["id"])
-    config_path = tmp_path / "feeds.yaml"
-    config_path.write_text("settings:\n  output_dir: out\nfeeds: []\n")
-    ctx = PipelineContext.create(load_config(config_path), storage, workers=0)
+    wire, harbour, skyline = placed_apart(storage, "stormcrest")
+    ctx = context_without_feeds(storage, tmp_path, "settings:\n  output_dir: out\n")
     clock = [START + timedelta(hours=wire["hours"] + 1)]
     ctx.clock = lambda: clock[0]
     ctx.refinement.last_run = clock[0] - timedelta(minutes=1)
