@@ -254,6 +254,39 @@ def test_new_article_creates_its_story(storage: Storage) -> None:
     assert (article["story_id"], article["method"]) == ("story-a1", "new")
 
 
+@pytest.mark.parametrize(
+    "published",
+    [NOW - HOUR, None, NOW + HOUR],  # dated by the feed, undated, dated after fetching
+)
+def test_a_new_story_is_dated_as_refreshing_it_would_date_it(
+    storage: Storage, published: datetime | None
+) -> None:
+    # A new story is dated and led as it is created (no aggregate queries after):
+    # exactly what refresh_story gives a story of that one article.
+    (feed_id,) = feed_ids(storage, WIRE)
+    article_id = add(storage, new_article(feed_id, "a1", published_at=published))
+    created = storage.db.table("stories").get("story-a1")
+    storage.refresh_story("story-a1", NOW)
+    assert created == storage.db.table("stories").get("story-a1")
+    assert created["lead_article_id"] == article_id
+    assert created["last_member_at"] == (published or NOW).isoformat()
+
+
+def test_a_new_story_whose_id_is_taken_joins_that_story(storage: Storage) -> None:
+    # new_story_id is a hash of the feed and the entry: should it name a story that
+    # exists, the article joins it and the story is dated over both.
+    (feed_id,) = feed_ids(storage, WIRE)
+    first = add(storage, new_article(feed_id, "a1", published_at=NOW - 5 * HOUR))
+    later = new_article(feed_id, "a2", published_at=NOW + HOUR, fetched_at=NOW + 2 * HOUR)
+    with storage.transaction():
+        storage.add_article(later, NEW, "story-a1")
+    story = storage.db.table("stories").get("story-a1")
+    assert story["lead_article_id"] == first
+    assert story["published_at"] == (NOW - 5 * HOUR).isoformat()
+    assert story["last_member_at"] == (NOW + HOUR).isoformat()
+    assert story["updated_at"] == (NOW + 2 * HOUR).isoformat()
+
+
 def test_second_article_joins_the_story_and_moves_updated_at(storage: Storage) -> None:
     wire_id, harbour_id = feed_ids(storage, WIRE, HARBOUR)
     first = add(storage, new_article(wire_id, "a1"))

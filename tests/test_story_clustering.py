@@ -493,6 +493,30 @@ def _never_looked_up(term: str) -> float:
     raise AssertionError(f"{term} was looked up")
 
 
+def test_shares_sent_by_workers_are_remembered_for_the_refinement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The storing process takes each article's shares into memory, so that weighing
+    # the stored terms again (the refinement) looks no word up: a young process takes
+    # all of an article's words at once, a later article's few new words one by one.
+    crew = " ".join(f"sailor{n}" for n in range(40))
+    first = clusterer.event_terms("Frigate Kelvik launched", f"The navy launched it. {crew}")
+    later = clusterer.event_terms(
+        "Frigate Kelvik launched", f"The navy launched it. {crew} Harbour"
+    )
+    assert 0 < len(later.keys() - first.keys()) * 8 < len(later)  # a few new words
+    vocabulary = {**first, **later}
+    expected = clusterer.background_shares(vocabulary)  # looked up in wordfreq
+    sent = [clusterer.background_shares(terms) for terms in (first, later)]
+    monkeypatch.setattr(clusterer, "_BACKGROUND_SHARES", {})
+    clusterer.remember_background_shares(first, sent[0])
+    clusterer.remember_background_shares(later, sent[1])
+    monkeypatch.setattr(clusterer, "background_share", _never_looked_up)
+    assert clusterer.background_shares(vocabulary) == expected
+    with pytest.raises(ValueError, match="2 terms but 1 shares"):
+        clusterer.remember_background_shares(["osk", "navy"], [1.0])
+
+
 def test_near_identical_flood_is_compared_with_a_bounded_number_of_copies(
     storage: Storage,
 ) -> None:

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import le, mul
+from operator import ge, le, mul
 from typing import cast
 
 from aggregator.models import StoryProfile
@@ -154,13 +154,25 @@ def background_shares(terms: Iterable[str]) -> array[float]:
     return array("d", cast("list[float]", remembered))
 
 
-def remember_background_shares(terms: Collection[str], shares: Iterable[float]) -> None:
-    """Take the shares of ``terms`` (distinct) computed in another process into this
-    one's memory, so that weighing them again here (the refinement after the refresh, a
-    story's rebuilt sums) never looks a word up in wordfreq."""
-    if len(_BACKGROUND_SHARES) + len(terms) > MAX_BACKGROUND_SHARES:
+def remember_background_shares(terms: Collection[str], shares: Sequence[float]) -> None:
+    """Take the shares of ``terms`` (distinct, in the order of ``shares``) computed in
+    another process into this one's memory, so that weighing them again here (the
+    refinement after the refresh, a story's rebuilt sums) never looks a word up in
+    wordfreq. Only the words not remembered yet are written: a share never changes,
+    and most of an article's words are known (this runs on every stored article)."""
+    if len(terms) != len(shares):
+        raise ValueError(f"{len(terms)} terms but {len(shares)} shares")
+    new = set(terms).difference(_BACKGROUND_SHARES)  # C-level: a few words an article
+    if not new:
+        return
+    if len(_BACKGROUND_SHARES) + len(new) > MAX_BACKGROUND_SHARES:
         _BACKGROUND_SHARES.clear()
-    _BACKGROUND_SHARES.update(zip(terms, shares, strict=True))  # no dict in between
+    if len(new) * 8 > len(terms):  # a young process: all of them, in one pass
+        _BACKGROUND_SHARES.update(zip(terms, shares, strict=True))
+        return
+    names = list(terms)  # a few new words: found by position
+    for term in new:
+        _BACKGROUND_SHARES[term] = shares[names.index(term)]
 
 
 def idf_table(terms: Iterable[str], df: Mapping[str, int], documents: int) -> dict[str, float]:
@@ -198,7 +210,7 @@ class TermStats:
     what placing the article needs, carried as one value."""
 
     vector: dict[str, float]  # unit length
-    df: dict[str, int]  # the document frequencies of its terms
+    counts: list[int]  # the document frequency of each term, in the vector's order
     documents: int  # documents counted so far
 
 
@@ -216,7 +228,7 @@ def term_stats(
     ``weigh(terms, idf_table(...))``, over lists instead of dicts."""
     idf = _idf_values(terms, counts, documents, shares)
     vector = _unit_vector(terms, list(map(mul, terms.values(), idf)))
-    return TermStats(vector, dict(zip(terms, counts, strict=True)), documents)
+    return TermStats(vector, list(counts), documents)
 
 
 def weigh(terms: Mapping[str, float], idf_of: Mapping[str, float]) -> dict[str, float]:
@@ -240,14 +252,15 @@ def _unit_weights(weights: list[float]) -> list[float]:
     return [weight / norm for weight in weights] if norm else weights
 
 
-def query_terms(vector: Mapping[str, float], df: Mapping[str, int], documents: int) -> list[str]:
+def query_terms(stats: TermStats) -> list[str]:
     """The article's heaviest terms that are rare enough to look up in the index.
 
     A term found in many documents has a long posting list and says little about the
     event; skipping those keeps the cost per article flat as the database grows.
     """
-    most = max(MIN_LOOKUP_DF, int(documents * MAX_LOOKUP_DF_SHARE))
-    rare = {term: weight for term, weight in vector.items() if df.get(term, 0) <= most}
+    most = max(MIN_LOOKUP_DF, int(stats.documents * MAX_LOOKUP_DF_SHARE))
+    # C-level: the vector's terms come in the order of their counts
+    rare = dict(compress(stats.vector.items(), map(ge, repeat(most), stats.counts)))
     return top_terms(rare, QUERY_TERMS)
 
 
@@ -288,9 +301,10 @@ def place_article(
 def grown_centroid(centroid: Mapping[str, float], added: Mapping[str, float]) -> dict[str, float]:
     """A story's summed report vectors with one more report's unit vector (or another
     story's sum) added, pruned to its heaviest terms."""
-    grown = dict(centroid)
-    for term, weight in added.items():
-        grown[term] = grown.get(term, 0.0) + weight
+    grown = dict(centroid or added)  # a new story's first report: 0.0 + weight is weight
+    if centroid:
+        for term, weight in added.items():
+            grown[term] = grown.get(term, 0.0) + weight
     return {term: grown[term] for term in top_terms(grown, STORY_PROFILE_TERMS)}
 
 

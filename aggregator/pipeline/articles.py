@@ -20,10 +20,10 @@ from aggregator.cluster.events import remember_background_shares
 from aggregator.cluster.features import text_features
 from aggregator.config import FeedSource
 from aggregator.errors import BlockedURL, FetchError
-from aggregator.extract.body import BodyJob, ChosenBody, PreparedBody, prepare_body
+from aggregator.extract.body import BodyJob, PreparedBody, prepare_body
 from aggregator.extract.options import ExtractOptions
 from aggregator.fetch import fetch_page
-from aggregator.models import Article, Entry, FeedState, NewArticle, StoredPage, TextFeatures
+from aggregator.models import Article, Entry, FeedState, NewArticle, StoredPage
 from aggregator.pipeline.context import PipelineContext
 from aggregator.pipeline.stories import add_article_to_story
 
@@ -198,8 +198,7 @@ def store_article(ctx: PipelineContext, state: FeedState, page: Page, source: Fe
     if body.note:
         log.info("%s: %s: %s", source.display_name, entry.link, body.note)
     now = ctx.clock()
-    article = _new_article(state, entry, body, prepared.extracted, features, now)
-    article = replace(article, extraction_step=body.step, language=prepared.language)
+    article = _new_article(state, entry, prepared, now)
     placed = add_article_to_story(
         ctx.storage,
         article,
@@ -213,13 +212,9 @@ def store_article(ctx: PipelineContext, state: FeedState, page: Page, source: Fe
 
 
 def _new_article(
-    state: FeedState,
-    entry: Entry,
-    body: ChosenBody,
-    extracted: Article | None,
-    features: TextFeatures,
-    now: datetime,
+    state: FeedState, entry: Entry, prepared: PreparedBody, now: datetime
 ) -> NewArticle:
+    body, extracted, features = prepared.body, prepared.extracted, prepared.features
     return NewArticle(
         feed_id=state.id,
         entry_key=entry.key,
@@ -242,6 +237,8 @@ def _new_article(
         terms=features.terms,
         packed_terms=features.packed_terms,
         background=features.background,
+        extraction_step=body.step,
+        language=prepared.language,
     )
 
 

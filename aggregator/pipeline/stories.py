@@ -94,7 +94,7 @@ def _choose_story(
     window = settings.clustering
     moment = article.published_at or article.fetched_at
     candidates = storage.open_story_candidates(
-        clusterer.query_terms(stats.vector, stats.df, stats.documents),
+        clusterer.query_terms(stats),
         since=moment - window.window,
         first_since=moment - window.max_age,
         limit=window.candidates,

@@ -169,8 +169,7 @@ class ArticleStorage(SqlDoor):
         Call inside ``transaction()`` together with the feed's fetch state.
         """
         story_id = assignment.story_id or new_story_id
-        if assignment.story_id is None:
-            self._create_story(story_id, article)
+        created = assignment.story_id is None and self._create_story(story_id, article)
         article_id = self._insert_article(article, assignment, story_id)
         # counted in memory by the caller; flush_frequencies writes it and drops the row
         self.db.execute("INSERT INTO uncounted_articles (article_id) VALUES (?)", [article_id])
@@ -178,7 +177,12 @@ class ArticleStorage(SqlDoor):
             "INSERT OR IGNORE INTO article_bands (band_key, article_id) VALUES (?, ?)",
             [(band, article_id) for band in article.bands],
         )
-        self.refresh_story(story_id, article.fetched_at)
+        if created:  # its only member: dated by _create_story already, and its lead
+            self.db.execute(
+                "UPDATE stories SET lead_article_id = ? WHERE id = ?", [article_id, story_id]
+            )
+        else:
+            self.refresh_story(story_id, article.fetched_at)
         return article_id
 
     def index_for_search(self) -> int:
@@ -197,13 +201,18 @@ class ArticleStorage(SqlDoor):
                 self.db.conn.execute("DELETE FROM unindexed_articles")
         return int(queued[0])
 
-    def _create_story(self, story_id: str, article: NewArticle) -> None:
+    def _create_story(self, story_id: str, article: NewArticle) -> bool:
+        """A story for ``article`` alone, dated as ``refresh_story`` would date it with
+        that one member; False if a story has this id already (it joins that one)."""
         moment = iso(article.published_at or article.fetched_at)
-        self.db.execute(
-            "INSERT OR IGNORE INTO stories (id, created_at, published_at, updated_at)"
-            " VALUES (?, ?, ?, ?)",
-            [story_id, iso(article.fetched_at), moment, moment],
+        fetched = iso(article.fetched_at)
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO stories"
+            " (id, created_at, published_at, updated_at, last_member_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [story_id, fetched, moment, max(moment, fetched), moment],
         )
+        return cursor.rowcount == 1
 
     def _insert_article(self, article: NewArticle, assignment: Assignment, story_id: str) -> int:
         values = {key: value for key, value in vars(article).items() if key not in _NOT_COLUMNS}

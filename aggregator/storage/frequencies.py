@@ -142,7 +142,7 @@ class FrequencyStorage(SqlDoor):
     def count_document(self, article_id: int, terms: Iterable[str]) -> None:
         """Add a stored article's distinct terms to the document frequencies (in
         memory until ``flush_frequencies``). Call in the transaction that stored it."""
-        distinct = tuple(dict.fromkeys(terms))
+        distinct = tuple(terms if isinstance(terms, Mapping) else dict.fromkeys(terms))
         counts = self._fresh_counts()
         counts.add(article_id, distinct)
         if self.db.conn.in_transaction:
