@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from aggregator.cluster import events as clusterer
 from aggregator.cluster import refine as cluster_refine
 from aggregator.cluster.reconcile import Move, reconcile
 
@@ -45,6 +46,31 @@ def test_similarity_edges_are_the_exact_cosines_of_pairs_sharing_a_distinctive_t
     rng.shuffle(order)
     shuffled = cluster_refine.similarity_edges([vectors[k] for k in order], floor=0.05)
     assert {tuple(sorted((order[i], order[j]))) for i, j, _ in shuffled} == found.keys()
+
+
+def test_reports_weighed_together_are_the_floats_weighed_one_at_a_time() -> None:
+    # The refinement weighs a chunk of reports at once (arrays, one lookup a term):
+    # every row is exactly clusterer.weigh's vector, and a report of zero weight (all
+    # its terms in every document) stays as it is, as _unit_weights leaves it.
+    rng = random.Random(11)
+    words = [f"w{n}" for n in range(300)]
+    reports = [
+        {word: rng.choice([0.5, 1.0, 1.5, 2.0, 3.7]) for word in rng.sample(words, 40)}
+        for _ in range(25)
+    ]
+    reports.append({"w1": 1.0, "w2": 2.0})
+    idf_of = {word: rng.uniform(0.0, 9.0) for word in words}
+    idf_of["w1"] = idf_of["w2"] = 0.0
+    one_at_a_time, together = cluster_refine.SparseRows(), cluster_refine.SparseRows()
+    together.add_weighed({"w5": 1.0}, idf_of)  # a vocabulary begun earlier
+    one_at_a_time.add_weighed({"w5": 1.0}, idf_of)
+    for report in reports:
+        one_at_a_time.add_weighed(report, idf_of)
+    together.add_all_weighed(reports, idf_of)
+    for index in range(len(reports) + 1):
+        assert list(together.vector(index).items()) == list(one_at_a_time.vector(index).items())
+    assert together.vector(len(reports)) == {"w1": 0.0, "w2": 0.0}
+    assert together.vector(1) == clusterer.weigh(reports[0], idf_of)
 
 
 def test_only_the_distinctive_terms_entries_are_gathered_to_find_pairs() -> None:

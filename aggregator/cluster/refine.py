@@ -22,9 +22,10 @@ Reconciling the result with the stories as they stand (ids, aliases, moves) is
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import filterfalse
-from operator import itemgetter
+from operator import itemgetter, mul
 
 import numpy as np
 
@@ -63,8 +64,30 @@ class SparseRows:
 
     def add_weighed(self, terms: Mapping[str, float], idf_of: Mapping[str, float]) -> None:
         """Add ``clusterer.weigh(terms, idf_of)`` (the same floats) without making it a
-        dict first: the refinement weighs every report of the window."""
+        dict first."""
         self.rows.append(_row(terms, clusterer.weighed_values(terms, idf_of), self.vocabulary))
+
+    def add_all_weighed(
+        self, reports: Sequence[Mapping[str, float]], idf_of: Mapping[str, float]
+    ) -> None:
+        """``add_weighed`` each of ``reports``, whose terms are all in ``idf_of``: the
+        refinement weighs every report of the window, a few hundred terms each. The
+        same floats (products, the norm summed in order, quotients), with one lookup
+        per term in a dict of these reports' terms instead of three in the window's
+        big ones (its vocabulary and the IDF): those lookups were most of the time."""
+        names = list(idf_of)
+        new = list(filterfalse(self.vocabulary.__contains__, names))
+        first = len(self.vocabulary)
+        self.vocabulary.update(zip(new, range(first, first + len(new)), strict=True))
+        ids = np.fromiter(map(self.vocabulary.__getitem__, names), dtype=np.int32, count=len(names))
+        idf = np.fromiter(idf_of.values(), dtype=float, count=len(names))
+        position = dict(zip(names, range(len(names)), strict=True))
+        for terms in reports:
+            at = np.fromiter(map(position.__getitem__, terms), dtype=np.intp, count=len(terms))
+            weights = np.fromiter(terms.values(), dtype=float, count=len(terms)) * idf[at]
+            listed = weights.tolist()
+            norm = math.sqrt(sum(map(mul, listed, listed)))  # in order, as _unit_weights
+            self.rows.append((ids[at], weights / norm if norm else weights))
 
     def __len__(self) -> int:
         return len(self.rows)

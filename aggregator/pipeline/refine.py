@@ -136,8 +136,7 @@ def report_vectors(storage: Storage, reports: Sequence[Report]) -> cluster_refin
         vocabulary = set().union(*terms)  # one C-level pass over the chunk's dicts
         documents, df = storage.corpus_frequencies(vocabulary)
         idf_of = clusterer.idf_table(vocabulary, df, documents)  # as unit_vectors weighs
-        for vector in terms:
-            vectors.add_weighed(vector, idf_of)
+        vectors.add_all_weighed(terms, idf_of)
     return vectors
 
 
