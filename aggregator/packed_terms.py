@@ -34,6 +34,13 @@ def pack_terms(terms: Mapping[str, float], *, compress: bool = True) -> bytes:
 
 
 def unpack_terms(stored: bytes) -> dict[str, float]:
+    return dict(zip(*unpack_terms_apart(stored), strict=True))
+
+
+def unpack_terms_apart(stored: bytes) -> tuple[list[str], array[float]]:
+    """``unpack_terms`` as the terms and their weights, in the same order, without a
+    dict: for a reader that makes arrays of them (the refinement, every report of the
+    window)."""
     data = zlib.decompress(stored[1:]) if stored[:1] == _ZLIB else stored[1:]
     (count,) = _COUNT.unpack_from(data)
     end = _COUNT.size + 8 * count
@@ -42,4 +49,4 @@ def unpack_terms(stored: bytes) -> dict[str, float]:
     if sys.byteorder == "big":
         weights.byteswap()
     names = data[end:].decode().split("\0") if count else []
-    return dict(zip(names, weights, strict=True))
+    return names, weights

@@ -66,7 +66,7 @@ def test_reports_weighed_together_are_the_floats_weighed_one_at_a_time() -> None
     one_at_a_time.add_weighed({"w5": 1.0}, idf_of)
     for report in reports:
         one_at_a_time.add_weighed(report, idf_of)
-    together.add_all_weighed(reports, idf_of)
+    together.add_all_weighed([(list(report), list(report.values())) for report in reports], idf_of)
     for index in range(len(reports) + 1):
         assert list(together.vector(index).items()) == list(one_at_a_time.vector(index).items())
     assert together.vector(len(reports)) == {"w1": 0.0, "w2": 0.0}

@@ -5,6 +5,7 @@ count, and another connection's writes are seen."""
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from aggregator.cluster.features import text_features
 from aggregator.models import Assignment, NewArticle
-from aggregator.packed_terms import pack_terms, unpack_terms
+from aggregator.packed_terms import pack_terms, unpack_terms, unpack_terms_apart
 from aggregator.pipeline.stories import count_uncounted
 from aggregator.storage import Storage
 from aggregator.storage.frequencies import DocumentCounts
@@ -174,6 +175,9 @@ def test_stored_terms_round_trip_exactly(compress: bool) -> None:
     assert unpack_terms(pack_terms(terms, compress=compress)) == terms
     assert list(unpack_terms(pack_terms(terms, compress=compress))) == list(terms)
     assert unpack_terms(pack_terms({}, compress=compress)) == {}
+    names, weights = unpack_terms_apart(pack_terms(terms, compress=compress))
+    assert (names, list(weights)) == (list(terms), list(terms.values()))
+    assert unpack_terms_apart(pack_terms({}, compress=compress)) == ([], array("d"))
 
 
 def test_an_article_is_stored_with_the_terms_its_worker_packed(tmp_path: Path) -> None:

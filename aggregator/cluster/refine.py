@@ -68,13 +68,16 @@ class SparseRows:
         self.rows.append(_row(terms, clusterer.weighed_values(terms, idf_of), self.vocabulary))
 
     def add_all_weighed(
-        self, reports: Sequence[Mapping[str, float]], idf_of: Mapping[str, float]
+        self,
+        reports: Sequence[tuple[Sequence[str], Sequence[float]]],
+        idf_of: Mapping[str, float],
     ) -> None:
-        """``add_weighed`` each of ``reports``, whose terms are all in ``idf_of``: the
-        refinement weighs every report of the window, a few hundred terms each. The
-        same floats (products, the norm summed in order, quotients), with one lookup
-        per term in a dict of these reports' terms instead of three in the window's
-        big ones (its vocabulary and the IDF): those lookups were most of the time."""
+        """``add_weighed`` each of ``reports``, given as (terms, weights) in the same
+        order, every term in ``idf_of``: the refinement weighs every report of the
+        window, a few hundred terms each. The same floats (products, the norm summed in
+        order, quotients), with one lookup per term in a dict of these reports' terms
+        instead of three in the window's big ones (its vocabulary and the IDF), and no
+        dict per report: those were most of the time."""
         names = list(idf_of)
         new = list(filterfalse(self.vocabulary.__contains__, names))
         first = len(self.vocabulary)
@@ -82,9 +85,9 @@ class SparseRows:
         ids = np.fromiter(map(self.vocabulary.__getitem__, names), dtype=np.int32, count=len(names))
         idf = np.fromiter(idf_of.values(), dtype=float, count=len(names))
         position = dict(zip(names, range(len(names)), strict=True))
-        for terms in reports:
+        for terms, frequencies in reports:
             at = np.fromiter(map(position.__getitem__, terms), dtype=np.intp, count=len(terms))
-            weights = np.fromiter(terms.values(), dtype=float, count=len(terms)) * idf[at]
+            weights = np.asarray(frequencies, dtype=float) * idf[at]
             listed = weights.tolist()
             norm = math.sqrt(sum(map(mul, listed, listed)))  # in order, as _unit_weights
             self.rows.append((ids[at], weights / norm if norm else weights))

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from aggregator.cluster import duplicates
 from aggregator.cluster import events as clusterer
@@ -131,13 +131,22 @@ def report_vectors(storage: Storage, reports: Sequence[Report]) -> cluster_refin
     vectors = cluster_refine.SparseRows()
     for start in range(0, len(reports), REPORTS_READ_AT_ONCE):
         ids = [report.article_id for report in reports[start : start + REPORTS_READ_AT_ONCE]]
-        stored = storage.report_terms(ids)
-        terms = [terms_of(stored[article_id]) for article_id in ids]
-        vocabulary = set().union(*terms)  # one C-level pass over the chunk's dicts
+        stored = storage.report_terms(ids, apart=True)
+        terms = [_terms_apart(stored[article_id]) for article_id in ids]
+        vocabulary = set().union(*(names for names, _ in terms))  # C-level passes
         documents, df = storage.corpus_frequencies(vocabulary)
         idf_of = clusterer.idf_table(vocabulary, df, documents)  # as unit_vectors weighs
         vectors.add_all_weighed(terms, idf_of)
     return vectors
+
+
+def _terms_apart(row: dict[str, Any]) -> tuple[Sequence[str], Sequence[float]]:
+    """A report's stored terms and weights (``report_terms(..., apart=True)``), or for
+    one stored before terms were, computed now (``terms_of``)."""
+    if row["terms"] is not None:
+        return cast("tuple[Sequence[str], Sequence[float]]", row["terms"])
+    terms = terms_of(row)
+    return list(terms), list(terms.values())
 
 
 def reports_of(rows: Sequence[dict[str, Any]]) -> list[Report]:

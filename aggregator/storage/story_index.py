@@ -14,7 +14,7 @@ from typing import Any
 from aggregator.models import StoryProfile
 from aggregator.packed_terms import pack_terms, unpack_terms
 from aggregator.storage.sql import SqlDoor, from_iso, iso, placeholders
-from aggregator.storage.terms import with_terms_unpacked
+from aggregator.storage.terms import with_terms_apart, with_terms_unpacked
 
 
 class StoryIndexStorage(SqlDoor):
@@ -136,9 +136,13 @@ class StoryIndexStorage(SqlDoor):
             [iso(since), iso(first_since)],
         )
 
-    def report_terms(self, article_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    def report_terms(
+        self, article_ids: Sequence[int], *, apart: bool = False
+    ) -> dict[int, dict[str, Any]]:
         """For each article: its stored terms (None for one stored before they were),
-        and, for such an article only, its title and text."""
+        and, for such an article only, its title and text. ``apart``: the terms as
+        (terms, weights) in their stored order, not a dict."""
+        unpacked = with_terms_apart if apart else with_terms_unpacked
         found: dict[int, dict[str, Any]] = {}
         for start in range(0, len(article_ids), 500):
             chunk = list(article_ids[start : start + 500])
@@ -149,7 +153,7 @@ class StoryIndexStorage(SqlDoor):
                 f" FROM articles WHERE id IN ({placeholders(chunk)})",
                 chunk,
             ):
-                found[row["id"]] = with_terms_unpacked(row)
+                found[row["id"]] = unpacked(row)
         return found
 
     def last_article_id(self) -> int:
