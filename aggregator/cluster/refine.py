@@ -269,7 +269,7 @@ def average_link(
             break
         if version[a] != seen_a or version[b] != seen_b or not size[a] or not size[b]:
             continue  # stale: a or b has merged since
-        if apart[a] & set(members[b]):
+        if apart[a] and not apart[a].isdisjoint(members[b]):
             continue
         a, b = (a, b) if len(sums[a]) >= len(sums[b]) else (b, a)
         _merge(a, b, sums, size, members, apart)
