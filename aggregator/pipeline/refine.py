@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import filterfalse
 from typing import Any, cast
 
 from aggregator.cluster import duplicates
@@ -129,13 +130,19 @@ def report_vectors(storage: Storage, reports: Sequence[Report]) -> cluster_refin
     """Each report's stored terms weighted by the stream's document frequencies, unit
     length, in report order."""
     vectors = cluster_refine.SparseRows()
+    # Each term's IDF, computed once for the whole window (the frequencies do not
+    # change while it is refined): a common word is in nearly every chunk.
+    idf_known: dict[str, float] = {}
     for start in range(0, len(reports), REPORTS_READ_AT_ONCE):
         ids = [report.article_id for report in reports[start : start + REPORTS_READ_AT_ONCE]]
         stored = storage.report_terms(ids, apart=True)
         terms = [_terms_apart(stored[article_id]) for article_id in ids]
-        vocabulary = set().union(*(names for names, _ in terms))  # C-level passes
-        documents, df = storage.corpus_frequencies(vocabulary)
-        idf_of = clusterer.idf_table(vocabulary, df, documents)  # as unit_vectors weighs
+        vocabulary = list(set().union(*(names for names, _ in terms)))  # C-level passes
+        new = list(filterfalse(idf_known.__contains__, vocabulary))
+        if new:
+            documents, df = storage.corpus_frequencies(new)
+            idf_known.update(clusterer.idf_table(new, df, documents))  # as unit_vectors weighs
+        idf_of = dict(zip(vocabulary, map(idf_known.__getitem__, vocabulary), strict=True))
         vectors.add_all_weighed(terms, idf_of)
     return vectors
 
