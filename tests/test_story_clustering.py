@@ -536,6 +536,12 @@ def test_shares_sent_by_workers_are_remembered_for_the_refinement(
     assert clusterer.background_shares(vocabulary) == expected
     with pytest.raises(ValueError, match="2 terms but 1 shares"):
         clusterer.remember_background_shares(["osk", "navy"], [1.0])
+    # memory full: forgotten, then this article's words all remembered (not only the
+    # ones that were new)
+    monkeypatch.setattr(clusterer, "MAX_BACKGROUND_SHARES", len(vocabulary))
+    article = [*vocabulary, "sonar"]
+    clusterer.remember_background_shares(article, [0.5] * len(article))
+    assert clusterer._BACKGROUND_SHARES == dict.fromkeys(article, 0.5)
 
 
 def test_near_identical_flood_is_compared_with_a_bounded_number_of_copies(

@@ -166,7 +166,8 @@ def remember_background_shares(terms: Collection[str], shares: Sequence[float]) 
     if not new:
         return
     if len(_BACKGROUND_SHARES) + len(new) > MAX_BACKGROUND_SHARES:
-        _BACKGROUND_SHARES.clear()
+        _BACKGROUND_SHARES.clear()  # every word of this article is new again
+        new = set(terms)
     if len(new) * 8 > len(terms):  # a young process: all of them, in one pass
         _BACKGROUND_SHARES.update(zip(terms, shares, strict=True))
         return
