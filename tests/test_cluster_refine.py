@@ -61,12 +61,12 @@ def test_reports_weighed_together_are_the_floats_weighed_one_at_a_time() -> None
     reports.append({"w1": 1.0, "w2": 2.0})
     idf_of = {word: rng.uniform(0.0, 9.0) for word in words}
     idf_of["w1"] = idf_of["w2"] = 0.0
-    one_at_a_time, together = cluster_refine.SparseRows(), cluster_refine.SparseRows()
-    together.add_weighed({"w5": 1.0}, idf_of)  # a vocabulary begun earlier
-    one_at_a_time.add_weighed({"w5": 1.0}, idf_of)
-    for report in reports:
-        one_at_a_time.add_weighed(report, idf_of)
+    together = cluster_refine.SparseRows()
+    together.add({"w5": 1.0})  # a vocabulary begun earlier
     together.add_all_weighed([(list(report), list(report.values())) for report in reports], idf_of)
+    one_at_a_time = cluster_refine.SparseRows.of(
+        [{"w5": 1.0}, *(clusterer.weigh(report, idf_of) for report in reports)]
+    )
     for index in range(len(reports) + 1):
         assert list(together.vector(index).items()) == list(one_at_a_time.vector(index).items())
     assert together.vector(len(reports)) == {"w1": 0.0, "w2": 0.0}

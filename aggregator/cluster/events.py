@@ -249,8 +249,14 @@ def _unit_vector(terms: Iterable[str], weights: list[float]) -> dict[str, float]
 
 
 def _unit_weights(weights: list[float]) -> list[float]:
-    norm = math.sqrt(sum(map(mul, weights, weights)))
+    norm = vector_norm(weights)
     return [weight / norm for weight in weights] if norm else weights
+
+
+def vector_norm(weights: Sequence[float]) -> float:
+    """The length of a vector of weights, summed in their order: every unit vector of
+    the grouping is divided by this, so that vectors made apart have the same floats."""
+    return math.sqrt(sum(map(mul, weights, weights)))
 
 
 def query_terms(stats: TermStats) -> list[str]:

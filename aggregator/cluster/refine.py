@@ -22,10 +22,9 @@ Reconciling the result with the stories as they stand (ids, aliases, moves) is
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import filterfalse
-from operator import itemgetter, mul
+from operator import itemgetter
 
 import numpy as np
 
@@ -62,34 +61,25 @@ class SparseRows:
     def add(self, vector: Mapping[str, float]) -> None:
         self.rows.append(_row(vector, vector.values(), self.vocabulary))
 
-    def add_weighed(self, terms: Mapping[str, float], idf_of: Mapping[str, float]) -> None:
-        """Add ``clusterer.weigh(terms, idf_of)`` (the same floats) without making it a
-        dict first."""
-        self.rows.append(_row(terms, clusterer.weighed_values(terms, idf_of), self.vocabulary))
-
     def add_all_weighed(
         self,
         reports: Sequence[tuple[Sequence[str], Sequence[float]]],
         idf_of: Mapping[str, float],
     ) -> None:
-        """``add_weighed`` each of ``reports``, given as (terms, weights) in the same
-        order, every term in ``idf_of``: the refinement weighs every report of the
-        window, a few hundred terms each. The same floats (products, the norm summed in
-        order, quotients), with one lookup per term in a dict of these reports' terms
-        instead of three in the window's big ones (its vocabulary and the IDF), and no
-        dict per report: those were most of the time."""
+        """Add ``clusterer.weigh(terms, idf_of)`` of each of ``reports``, given as
+        (terms, weights) in the same order, every term in ``idf_of``: the refinement
+        weighs every report of the window, a few hundred terms each. The same floats
+        (products, ``clusterer.vector_norm``, quotients), with one lookup per term in a
+        dict of these reports' terms instead of three in the window's big ones (its
+        vocabulary and the IDF), and no dict per report: those were most of the time."""
         names = list(idf_of)
-        new = list(filterfalse(self.vocabulary.__contains__, names))
-        first = len(self.vocabulary)
-        self.vocabulary.update(zip(new, range(first, first + len(new)), strict=True))
-        ids = np.fromiter(map(self.vocabulary.__getitem__, names), dtype=np.int32, count=len(names))
+        ids = _term_ids(names, self.vocabulary)
         idf = np.fromiter(idf_of.values(), dtype=float, count=len(names))
         position = dict(zip(names, range(len(names)), strict=True))
         for terms, frequencies in reports:
             at = np.fromiter(map(position.__getitem__, terms), dtype=np.intp, count=len(terms))
             weights = np.asarray(frequencies, dtype=float) * idf[at]
-            listed = weights.tolist()
-            norm = math.sqrt(sum(map(mul, listed, listed)))  # in order, as _unit_weights
+            norm = clusterer.vector_norm(weights.tolist())
             self.rows.append((ids[at], weights / norm if norm else weights))
 
     def __len__(self) -> int:
@@ -224,11 +214,16 @@ def _row(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The terms' ids (new terms numbered in the order met) and their weights (in the
     same order). C-level passes only: this runs for every term of every report in the
-    window. Ids are 32-bit: a window holds millions of them."""
+    window."""
+    return _term_ids(terms, vocabulary), np.fromiter(weights, dtype=float, count=len(terms))
+
+
+def _term_ids(terms: Collection[str], vocabulary: dict[str, int]) -> np.ndarray:
+    """The terms' ids in ``vocabulary``, new terms numbered in the order given. Ids are
+    32-bit: a window holds millions of them."""
     new = list(filterfalse(vocabulary.__contains__, terms))
     vocabulary.update(zip(new, range(len(vocabulary), len(vocabulary) + len(new)), strict=True))
-    ids = np.fromiter(map(vocabulary.__getitem__, terms), dtype=np.int32, count=len(terms))
-    return ids, np.fromiter(weights, dtype=float, count=len(terms))
+    return np.fromiter(map(vocabulary.__getitem__, terms), dtype=np.int32, count=len(terms))
 
 
 def average_link(
