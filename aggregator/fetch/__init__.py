@@ -4,6 +4,7 @@
 | --- | --- |
 | ``client`` | builds the httpx clients: User-Agent, timeouts, redirect policy |
 | ``transport`` | sockets bounded by the request's deadline; bodies read in small steps |
+| ``pools`` | a connection pool per site, so a request looks only at its own site's connections |
 | ``deadline`` | the total deadline of one request |
 | ``dns`` | name lookups inside the request's limits, on a pool of lookup threads |
 | ``guard`` | the private-address guard for URLs strangers wrote |

@@ -18,10 +18,14 @@ import httpx
 from aggregator.fetch.deadline import time_left
 from aggregator.fetch.dns import system_addresses
 from aggregator.fetch.guard import literal_address
+from aggregator.fetch.pools import PoolPerSite
 
 # Raw body chunks are cut to this size before httpx decompresses them: deflate expands
 # at most ~1032x, so one decode step can never produce more than ~4 MB at once.
 RAW_CHUNK_BYTES = 4096
+# Idle connections kept per site when connections are kept alive: fetches of one site
+# at once are bounded by its per-host limit (1 for feeds and 2 for pages by default).
+SITE_KEEPALIVE = 4
 # Only codings whose expansion is bounded per input byte; see SafeBodyTransport.
 ACCEPT_ENCODING = "gzip, deflate"
 
@@ -93,12 +97,27 @@ class DeadlineTransport(httpx.HTTPTransport):
 
     def __init__(self, limits: httpx.Limits) -> None:
         super().__init__(limits=limits)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_DeadlineBackend(),
+        ssl_context = httpx.create_ssl_context()  # loads the CA store: one for all pools
+
+        def pool(max_keepalive_connections: int | None) -> httpcore.ConnectionPool:
+            return httpcore.ConnectionPool(
+                ssl_context=ssl_context,
+                max_connections=limits.max_connections,
+                max_keepalive_connections=max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=_DeadlineBackend(),
+            )
+
+        keepalive = limits.max_keepalive_connections
+        if not keepalive:  # nothing kept alive: no idle connections to look through
+            self._pool = pool(keepalive)
+            return
+        # A pool per site (pools.py), keeping at most as many idle connections as
+        # ``limits`` says in all: SITE_KEEPALIVE each, for the most recently used sites.
+        self._pool = PoolPerSite(  # type: ignore[assignment]  # httpcore's interface
+            lambda: pool(SITE_KEEPALIVE),
+            most_idle=max(1, keepalive // SITE_KEEPALIVE),
+            keepalive_expiry=limits.keepalive_expiry or 0.0,
         )
 
 
