@@ -129,6 +129,7 @@ def test_closing_closes_every_pool() -> None:
     sites.pools.close()
     assert all(pool.closed for pool in sites.made)
     in_flight.close()  # a response closed after the pools: nothing left to release into
+    assert sites.pools._idle == 0 and not sites.pools._sites
 
 
 # --------------------------------------------------------------------------- real sockets

@@ -94,10 +94,10 @@ class PoolPerSite:
         with self._lock:
             entry.in_flight -= 1
             entry.last_used = self._clock()
-            if not entry.in_flight:
-                self._idle += 1
-            if self._sites.get(site) is entry:  # the most recently used now
-                self._sites[site] = self._sites.pop(site)
+            if self._sites.get(site) is entry:  # not closed meanwhile (``close``)
+                if not entry.in_flight:
+                    self._idle += 1
+                self._sites[site] = self._sites.pop(site)  # the most recently used now
             closing = self._idle_to_close()
         for pool in closing:
             pool.close()

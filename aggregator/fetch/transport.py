@@ -9,6 +9,7 @@ httpx's eager body reads and decompression within bounds.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -109,7 +110,7 @@ class DeadlineTransport(httpx.HTTPTransport):
             )
 
         keepalive = limits.max_keepalive_connections
-        if not keepalive:  # nothing kept alive: no idle connections to look through
+        if not keepalive:  # 0: no idle connections to look through; None: no bound at all
             self._pool = pool(keepalive)
             return
         # A pool per site (pools.py), keeping at most as many idle connections as
@@ -117,7 +118,9 @@ class DeadlineTransport(httpx.HTTPTransport):
         self._pool = PoolPerSite(  # type: ignore[assignment]  # httpcore's interface
             lambda: pool(SITE_KEEPALIVE),
             most_idle=max(1, keepalive // SITE_KEEPALIVE),
-            keepalive_expiry=limits.keepalive_expiry or 0.0,
+            keepalive_expiry=math.inf
+            if limits.keepalive_expiry is None
+            else limits.keepalive_expiry,
         )
 
 
