@@ -43,8 +43,8 @@ class PoolPerSite:
 
     Idle pools are closed when ``keepalive_expiry`` has passed since their last request
     (every connection in them has expired then), and beyond ``most_idle`` of them the
-    least recently used are closed: so no more connections stay open than with one pool
-    of ``most_idle`` kept-alive connections of a site or two each.
+    least recently used are closed: at most ``most_idle`` sites keep idle connections,
+    each no more than its pool keeps alive.
     """
 
     def __init__(
