@@ -7,6 +7,7 @@ servers then show the real thing: connections are kept alive per site and reused
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,7 @@ import pytest
 from aggregator.config import Settings
 from aggregator.fetch import fetch_page, make_client
 from aggregator.fetch.pools import PoolPerSite
+from aggregator.fetch.transport import SITE_KEEPALIVE, DeadlineTransport
 
 
 class FakePool:
@@ -196,3 +198,15 @@ def test_transport_errors_still_map_to_httpx_errors() -> None:
     with make_client(settings, guard=True) as client:
         with pytest.raises(httpx.ConnectError):
             client.get("http://127.0.0.1:9/")  # the discard port: nothing listens
+
+
+def test_only_transports_keeping_connections_alive_pool_them_per_site() -> None:
+    per_site = DeadlineTransport(httpx.Limits(max_keepalive_connections=40))._pool
+    assert isinstance(per_site, PoolPerSite)
+    assert per_site._most_idle == 40 // SITE_KEEPALIVE  # at most 40 idle connections in all
+    none_kept = DeadlineTransport(httpx.Limits(max_keepalive_connections=0))._pool
+    assert isinstance(none_kept, httpcore.ConnectionPool)  # the guarded page clients
+    never_expiring = DeadlineTransport(
+        httpx.Limits(max_keepalive_connections=8, keepalive_expiry=None)
+    )._pool
+    assert isinstance(never_expiring, PoolPerSite) and never_expiring._expiry == math.inf
