@@ -235,13 +235,7 @@ def term_stats(
 def weigh(terms: Mapping[str, float], idf_of: Mapping[str, float]) -> dict[str, float]:
     """TF-IDF vector of ``terms``, scaled to unit length (C-level passes where it can:
     the same products and sums, in the same order, as one term at a time)."""
-    return dict(zip(terms, weighed_values(terms, idf_of), strict=True))
-
-
-def weighed_values(terms: Mapping[str, float], idf_of: Mapping[str, float]) -> list[float]:
-    """``weigh``'s values, in the order of ``terms``, without the dict: for a caller
-    that keeps them as an array (the refinement's window)."""
-    return _unit_weights(list(map(mul, terms.values(), map(idf_of.__getitem__, terms))))
+    return _unit_vector(terms, list(map(mul, terms.values(), map(idf_of.__getitem__, terms))))
 
 
 def _unit_vector(terms: Iterable[str], weights: list[float]) -> dict[str, float]:
