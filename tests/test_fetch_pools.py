@@ -1,8 +1,10 @@
 """Tests for aggregator.fetch.pools: a connection pool per site.
 
 Most tests hand ``PoolPerSite`` fake pools and a fake clock, so they show which pool
-each request goes to and when idle pools are closed without any socket. Two loopback
-servers then show the real thing: connections are kept alive per site and reused.
+each request goes to and when idle pools are closed without any socket. Loopback
+servers then show the real thing: connections are kept alive per site and reused, and
+behind the private-address guard a connection made for one host name never carries a
+request for another name at the same address.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import httpx
 import pytest
 
 from aggregator.config import Settings
-from aggregator.fetch import fetch_page, make_client
-from aggregator.fetch.pools import PoolPerSite
+from aggregator.fetch import fetch_page, guard, make_client
+from aggregator.fetch.guard import GuardedTransport
+from aggregator.fetch.pools import PoolPerSite, site_of
 from aggregator.fetch.transport import SITE_KEEPALIVE, DeadlineTransport
 
 
@@ -85,6 +88,24 @@ def test_each_site_has_its_own_pool_and_keeps_it() -> None:
     ]
 
 
+def test_a_site_is_the_address_and_the_name_connected_for() -> None:
+    # What the guard sends: the checked address in the URL, the host's name as the TLS
+    # server name (https) or in the Host header (http).
+    def pinned(url: str, name: str) -> httpcore.Request:
+        extensions = {"sni_hostname": name} if url.startswith("https") else {}
+        return httpcore.Request("GET", url, headers={"Host": name}, extensions=extensions)
+
+    a, b = pinned("https://192.0.2.7/", "a.test"), pinned("https://192.0.2.7/", "b.test")
+    assert site_of(a) == (b"https", b"192.0.2.7", 443, b"a.test")
+    assert site_of(a) != site_of(b)  # one CDN address, two hosts: two pools
+    assert site_of(pinned("http://192.0.2.7/", "A.Test")) == (b"http", b"192.0.2.7", 80, b"a.test")
+    assert site_of(pinned("http://192.0.2.7/", "a.test")) != site_of(
+        pinned("http://192.0.2.7/", "b.test")
+    )
+    plain = httpcore.Request("GET", "http://feed.test:8080/", headers={"Host": "feed.test:8080"})
+    assert site_of(plain) == (b"http", b"feed.test", 8080, b"feed.test:8080")
+
+
 def test_idle_pools_beyond_the_limit_close_least_recently_used_first() -> None:
     sites = Sites(most_idle=2)
     for url in ("http://a.test/", "http://b.test/", "http://a.test/again", "http://c.test/"):
@@ -143,6 +164,7 @@ class CountingHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.server.peers.add(self.client_address)
+        self.server.hosts.setdefault(self.headers.get("Host", ""), set()).add(self.client_address)
         body = b"<html><body><p>page</p></body></html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -162,6 +184,7 @@ class CountingServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), CountingHandler)
         self.peers: set[tuple[str, int]] = set()
+        self.hosts: dict[str, set[tuple[str, int]]] = {}  # the connections of each Host
 
 
 @pytest.fixture
@@ -193,6 +216,28 @@ def test_connections_are_kept_alive_per_site(two_sites: list[CountingServer]) ->
     assert [len(server.peers) for server in two_sites] == [1, 1]
 
 
+def test_guarded_connections_are_kept_alive_per_host_name(
+    two_sites: list[CountingServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two host names at one address (a CDN), fetched through the guard with the
+    # default settings: the loopback server stands for a public address here.
+    checked = guard._blocked_reason
+    monkeypatch.setattr(guard, "_blocked_reason", lambda a: "" if a.is_loopback else checked(a))
+    port = two_sites[0].server_address[1]
+    names = ("a.test", "b.test")
+    with make_client(Settings(), guard=True, resolve=lambda host, port: ["127.0.0.1"]) as client:
+        assert isinstance(client._transport, GuardedTransport)
+        for _ in range(3):
+            for name in names:
+                page = fetch_page(client, f"http://{name}:{port}/page", max_bytes=10_000)
+                assert b"page" in page.content
+    hosts = two_sites[0].hosts
+    # three requests a name, each name over one connection of its own
+    assert sorted(hosts) == [f"{name}:{port}" for name in names]
+    assert [len(connections) for connections in hosts.values()] == [1, 1]
+    assert len(two_sites[0].peers) == 2
+
+
 def test_transport_errors_still_map_to_httpx_errors() -> None:
     settings = Settings.model_validate({"allow_private_addresses": True, "timeout": "2s"})
     with make_client(settings, guard=True) as client:
@@ -205,7 +250,7 @@ def test_only_transports_keeping_connections_alive_pool_them_per_site() -> None:
     assert isinstance(per_site, PoolPerSite)
     assert per_site._most_idle == 40 // SITE_KEEPALIVE  # at most 40 idle connections in all
     none_kept = DeadlineTransport(httpx.Limits(max_keepalive_connections=0))._pool
-    assert isinstance(none_kept, httpcore.ConnectionPool)  # the guarded page clients
+    assert isinstance(none_kept, httpcore.ConnectionPool)
     never_expiring = DeadlineTransport(
         httpx.Limits(max_keepalive_connections=8, keepalive_expiry=None)
     )._pool

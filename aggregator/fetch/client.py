@@ -28,12 +28,12 @@ def make_client(
     lookups for the guard's checks (tests).
     """
     guarded = guard and not settings.allow_private_addresses
-    inner = transport if transport is not None else _default_transport(guarded)
+    inner = transport if transport is not None else _default_transport()
     wrapped: httpx.BaseTransport = SafeBodyTransport(inner)
     if guarded:
         wrapped = GuardedTransport(wrapped, resolve=resolve)
     elif not settings.allow_private_addresses:
-        hops = transport if transport is not None else _default_transport(True)
+        hops = transport if transport is not None else _default_transport()
         guarded_hops = GuardedTransport(SafeBodyTransport(hops), resolve=resolve)
         wrapped = FeedRedirectGuard(wrapped, guarded_hops, resolve=resolve)
     return httpx.Client(
@@ -47,10 +47,9 @@ def make_client(
     )
 
 
-def _default_transport(guarded: bool) -> httpx.BaseTransport:
-    if not guarded:
-        return DeadlineTransport(httpx.Limits(max_connections=100, max_keepalive_connections=40))
-    # The guard sends requests to an IP, so the pool keys connections by IP. Keeping
-    # none alive stops an https request for one host from reusing a TLS session that
-    # was verified for another host behind the same (CDN) address.
-    return DeadlineTransport(httpx.Limits(max_keepalive_connections=0))
+def _default_transport() -> httpx.BaseTransport:
+    """Connections kept alive in a pool per site, guarded or not: the guard sends a
+    request to the address it checked with the host's name as the TLS server name,
+    and a site is the address and that name (pools.py), so a connection verified for
+    one host never carries a request for another host behind the same address."""
+    return DeadlineTransport(httpx.Limits(max_connections=100, max_keepalive_connections=40))

@@ -13,6 +13,13 @@ connections), and checks only those.
 ``PoolPerSite`` bounds the whole as the single pool did: pools whose connections all
 expired are closed, and beyond ``most_idle`` sites the least recently used idle ones
 are closed too. A pool with a request in flight is never closed.
+
+A site is the address connected to *and the name the connection is made for*: the
+private-address guard sends each request to the address it checked, with the host's
+name as the TLS server name and the ``Host`` header (guard.py). httpcore matches a
+kept-alive connection by address alone, so a shared pool could send a request for one
+host over a connection verified for another host behind the same (CDN) address; a
+pool per name never does, so guarded clients keep connections alive too.
 """
 
 from __future__ import annotations
@@ -24,9 +31,22 @@ from dataclasses import dataclass
 
 import httpcore
 
-__all__ = ["PoolPerSite"]
+__all__ = ["PoolPerSite", "site_of"]
 
-Site = tuple[bytes, bytes, int]  # scheme, host, port
+Site = tuple[bytes, bytes, int, bytes]  # scheme, host, port, the name connected for
+
+
+def site_of(request: httpcore.Request) -> Site:
+    """Where a request's connection goes (scheme, address or host, port) and the name
+    it is made for: the TLS server name when one is set (a request the guard pinned
+    to an address), else the ``Host`` header (the URL's own host, or the guard's)."""
+    origin = request.url.origin
+    server_name = request.extensions.get("sni_hostname")
+    if isinstance(server_name, str):
+        name = server_name.encode("ascii", "replace")
+    else:
+        name = next((value for key, value in request.headers if key.lower() == b"host"), b"")
+    return (origin.scheme, origin.host, origin.port, name.lower())
 
 
 @dataclass
@@ -65,8 +85,7 @@ class PoolPerSite:
         self._idle = 0  # pools without a request in flight
 
     def handle_request(self, request: httpcore.Request) -> httpcore.Response:
-        origin = request.url.origin
-        site = (origin.scheme, origin.host, origin.port)
+        site = site_of(request)
         with self._lock:
             entry = self._sites.pop(site, None)
             if entry is None:
