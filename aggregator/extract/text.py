@@ -45,6 +45,9 @@ def lines_of(root: Any) -> str:
 def text_of(element: Any) -> str:
     """``element.text_content()``, the same text (libxml2's content of the element) read
     without running an XPath query per call: half the time, on the hundreds of links
-    and paragraphs of a page."""
+    and paragraphs of a page. An element without children (most links, many paragraphs)
+    holds its text alone: it is read as it is, without serialising."""
+    if not len(element):
+        return element.text or ""
     text: str = lxml.etree.tostring(element, method="text", encoding=str, with_tail=False)
     return text
