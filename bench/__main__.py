@@ -24,10 +24,13 @@ The loopback server's own CPU is printed too: on a 2-core machine it competes wi
 refresh (the floor reads the bytes from disk instead).
 
     .venv/bin/python -m bench [--size small|medium|large] [--repeat 3] [--profile FILE]
-                              [--grown 100000] [--also serve,cluster,fetch]
+                              [--grown 100000] [--also serve,cluster,fetch,pages]
 
 Other parts of issue 8 have their own scripts: bench/fetch_bench.py (1,000 feeds,
-all-304), bench/cluster_eval.py (clustering), bench/serve_bench.py (/feed.xml req/s).
+all-304), bench/cluster_eval.py (clustering), bench/serve_bench.py (/feed.xml req/s),
+bench/page_fetch_bench.py (article pages as production fetches them: behind the
+private-address guard, which the refreshes here run without, their pages being on
+loopback).
 Run by hand: the machine is shared and noisy, so compare ratios from one run.
 Nothing here talks to anything but 127.0.0.1.
 """
@@ -68,6 +71,8 @@ OTHER_BENCHES = {
         "1000,10000",
     ],
     "fetch": [str(HERE / "fetch_bench.py"), "--repeat", "1"],
+    # article pages behind the private-address guard, as production fetches them
+    "pages": [str(HERE / "page_fetch_bench.py"), "--repeat", "3"],
 }
 
 # --------------------------------------------------------------------------- measuring
@@ -387,7 +392,9 @@ def main() -> None:
         "--also",
         default="",
         help="comma-separated: serve (bench/serve_bench.py), cluster (bench/cluster_eval.py"
-        " scale only), fetch (bench/fetch_bench.py); run after the table",
+        " scale only), fetch (bench/fetch_bench.py), pages (bench/page_fetch_bench.py:"
+        " article pages behind the guard, which the refreshes here do not use); run after"
+        " the table",
     )
     args = parser.parse_args()
     feeds, items = SIZES[args.size]
