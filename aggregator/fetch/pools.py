@@ -58,8 +58,8 @@ class _SitePool:
 
 class PoolPerSite:
     """An httpcore request interface (``handle_request``, ``close``) that sends each
-    request through the pool of its site (scheme, host and port), made by ``make_pool``
-    on the site's first request.
+    request through the pool of its site (``site_of``: scheme, host, port and the name
+    connected for), made by ``make_pool`` on the site's first request.
 
     Idle pools are closed when ``keepalive_expiry`` has passed since their last request
     (every connection in them has expired then), and beyond ``most_idle`` of them the
