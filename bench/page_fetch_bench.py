@@ -113,7 +113,13 @@ def _timed(client: Any, urls: list[str], fetch: Callable[[Any, str], bytes]) -> 
     return cpu / len(urls), wall / len(urls)
 
 
-def _variants(scheme: str) -> dict[str, Callable[[], Any]]:
+# What one variant is: how to make its client, which URLs it fetches, and how.
+Variant = tuple[Callable[[], Any], list[str], Callable[[Any, str], bytes]]
+
+
+def _variants(floor_urls: list[str], urls: list[str]) -> dict[str, Variant]:
+    """The floor (httpx alone, by address) and the guarded path (by name), before and
+    after connections were kept alive."""
     import httpx
 
     from aggregator.config import Settings
@@ -126,14 +132,26 @@ def _variants(scheme: str) -> dict[str, Callable[[], Any]]:
         return ["127.0.0.1"]
 
     return {
-        "floor": lambda: httpx.Client(verify=ssl.create_default_context()),
-        "guarded, new connection each": lambda: make_client(
-            settings,
-            guard=True,
-            resolve=resolve,
-            transport=DeadlineTransport(httpx.Limits(max_keepalive_connections=0)),
+        "floor": (
+            lambda: httpx.Client(verify=ssl.create_default_context()),
+            floor_urls,
+            _fetch_plain,
         ),
-        "guarded, kept alive": lambda: make_client(settings, guard=True, resolve=resolve),
+        "guarded, new connection each": (
+            lambda: make_client(
+                settings,
+                guard=True,
+                resolve=resolve,
+                transport=DeadlineTransport(httpx.Limits(max_keepalive_connections=0)),
+            ),
+            urls,
+            _fetch_page,
+        ),
+        "guarded, kept alive": (
+            lambda: make_client(settings, guard=True, resolve=resolve),
+            urls,
+            _fetch_page,
+        ),
     }
 
 
@@ -181,15 +199,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"{scheme}://{names[n % len(names)]}:{port}/a{n}" for n in range(args.pages)
                 ]
                 runs: dict[str, list[tuple[float, float]]] = {}
+                variants = _variants(floor_urls, urls)
                 for _ in range(args.repeat):  # the variants alternate: the same load
-                    for name, make in _variants(scheme).items():
+                    for name, (make, fetched, fetch) in variants.items():
                         with make() as client:
-                            if name == "floor":
-                                runs.setdefault(name, []).append(
-                                    _timed(client, floor_urls, _fetch_plain)
-                                )
-                            else:
-                                runs.setdefault(name, []).append(_timed(client, urls, _fetch_page))
+                            runs.setdefault(name, []).append(_timed(client, fetched, fetch))
                 floor_cpu = statistics.median(cpu for cpu, _ in runs["floor"])
                 for name, measured in runs.items():
                     cpu = statistics.median(cpu for cpu, _ in measured)
