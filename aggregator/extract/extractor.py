@@ -50,6 +50,7 @@ from trafilatura.htmlprocessing import convert_to_html
 from trafilatura.settings import Document
 
 from aggregator.errors import ExtractTimeout
+from aggregator.extract import xpath_subset
 from aggregator.extract.markup import (
     MAX_LINK_SHARE,
     PageParagraphs,
@@ -74,6 +75,10 @@ from aggregator.extract.text import lines_of
 from aggregator.models import SHORT_FOR_THE_PAGE, Article
 
 log = logging.getLogger(__name__)
+
+# trafilatura's pruning expressions evaluated in Python, the same elements pruned
+# (xpath_subset's docstring): here because every extraction imports this module first.
+xpath_subset.install()
 
 # The step of the chain that produced the text (stored as ``extraction_step``).
 STEP_PRECISION = "precision"
