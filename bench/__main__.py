@@ -24,7 +24,7 @@ The loopback server's own CPU is printed too: on a 2-core machine it competes wi
 refresh (the floor reads the bytes from disk instead).
 
     .venv/bin/python -m bench [--size small|medium|large] [--repeat 3] [--profile FILE]
-                              [--grown 100000] [--also serve,cluster,fetch,pages]
+                              [--grown 100000] [--also serve,cluster,fetch,pages,xpath]
 
 Other parts of issue 8 have their own scripts: bench/fetch_bench.py (1,000 feeds,
 all-304), bench/cluster_eval.py (clustering), bench/serve_bench.py (/feed.xml req/s),
@@ -61,6 +61,7 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 HERE = Path(__file__).parent
 # The other parts of issue 8, each its own script (see their docstrings).
 OTHER_BENCHES = {
+    "xpath": ["-m", "bench.xpath_bench", "--pages", "200", "--repeat", "3"],
     "serve": [str(HERE / "serve_bench.py"), "--seconds", "3", "--rounds", "3"],
     "cluster": [
         "-m",
@@ -393,7 +394,9 @@ def main() -> None:
         default="",
         help="comma-separated: serve (bench/serve_bench.py), cluster (bench/cluster_eval.py"
         " scale only), fetch (bench/fetch_bench.py), pages (bench/page_fetch_bench.py:"
-        " article pages behind the guard, which the refreshes here do not use); run after"
+        " article pages behind the guard, which the refreshes here do not use), xpath"
+        " (bench/xpath_bench.py: trafilatura's pruning expressions, lxml against compiled);"
+        " run after"
         " the table",
     )
     args = parser.parse_args()

@@ -20,7 +20,7 @@ from trafilatura.utils import load_html
 
 from aggregator.demo import SITE_DIR
 from aggregator.extract import xpath_subset
-from aggregator.extract.xpath_subset import PRUNING_LISTS, CompiledXPath, Unsupported, compiled
+from aggregator.extract.xpath_subset import TRAFILATURA_LISTS, CompiledXPath, Unsupported, compiled
 
 PAGES = Path(__file__).parent / "data" / "pages"
 NS = {"re": "http://exslt.org/regular-expressions"}
@@ -29,7 +29,7 @@ NS = {"re": "http://exslt.org/regular-expressions"}
 def _originals() -> list[tuple[str, Any]]:
     """trafilatura's pruning expressions as lxml XPath, whether or not already swapped."""
     found = []
-    for list_name in PRUNING_LISTS:
+    for list_name in TRAFILATURA_LISTS:
         for index, expression in enumerate(getattr(trafilatura.xpaths, list_name, [])):
             source = expression.path
             original = XPath(source, namespaces=NS) if "re:" in source else XPath(source)
@@ -68,16 +68,25 @@ _WORDS = sorted(
         if word not in {"self", "contains", "starts-with", "translate", "test", "not", "and"}
     }
 )
-# And the expressions' own strings, their regular expressions' alternatives read as text.
-_FRAGMENTS = sorted(
-    {
-        re.sub(r"[\^$()?:\[\]]", "", fragment.replace("\\s", " "))
-        for _, expression in _originals()
-        for literal in re.findall(r"'([^']*)'", expression.path)
-        for fragment in literal.split("|")
-    }
-    - {""}
-)
+
+
+def _fragments(source: str) -> list[str]:
+    """An expression's own strings, its regular expressions' alternatives read as text."""
+    return sorted(
+        {
+            re.sub(r"[\^$()?:\[\]]", "", fragment.replace("\\s", " "))
+            for literal in re.findall(r"'([^']*)'", source)
+            for fragment in literal.split("|")
+        }
+        - {""}
+    )
+
+
+# Each random tree draws its values from one expression's strings, or from all.
+_FRAGMENT_POOLS = [_fragments(expression.path) for _, expression in _originals()]
+_FRAGMENT_POOLS = [pool for pool in _FRAGMENT_POOLS if pool] + [
+    sorted(set().union(*_FRAGMENT_POOLS))
+]
 _TAGS = [
     "div",
     "section",
@@ -112,9 +121,9 @@ _ATTRIBUTES = [
 ]
 
 
-def _value(rng: random.Random) -> str:
+def _value(rng: random.Random, fragments: list[str]) -> str:
     if rng.random() < 0.5:
-        core = rng.choice(_FRAGMENTS)
+        core = rng.choice(fragments)
     else:
         words = [rng.choice(_WORDS) for _ in range(rng.randint(1, 3))]
         cased = [
@@ -128,6 +137,7 @@ def _value(rng: random.Random) -> str:
 
 
 def _random_tree(rng: random.Random) -> Any:
+    fragments = rng.choice(_FRAGMENT_POOLS)
     root = lxml.etree.Element("body")
     nodes = [root]
     for _ in range(rng.randint(5, 60)):
@@ -135,7 +145,8 @@ def _random_tree(rng: random.Random) -> Any:
         names = rng.sample(_ATTRIBUTES, rng.randint(0, 4))  # also the order written
         for name in names:
             element.set(
-                name, "true" if name == "aria-hidden" and rng.random() < 0.5 else _value(rng)
+                name,
+                "true" if name == "aria-hidden" and rng.random() < 0.5 else _value(rng, fragments),
             )
         if rng.random() < 0.1:
             element.set("style", rng.choice(["display:none", "display: none", "border: 1px"]))
@@ -145,7 +156,7 @@ def _random_tree(rng: random.Random) -> Any:
 
 def test_every_pruning_expression_of_this_trafilatura_is_compiled() -> None:
     originals = _originals()
-    assert originals, "trafilatura.xpaths has none of the lists: see PRUNING_LISTS"
+    assert originals, "trafilatura.xpaths has none of the lists: see TRAFILATURA_LISTS"
     left = [
         name
         for name, expression in originals
@@ -206,6 +217,10 @@ def test_a_union_of_attributes_reads_the_first_in_source_order() -> None:
         ".//*[re:test(@class, 'HIDDEN', 'i')]",
         ".//cite|.//quote|.//p[@class]",
         ".//p",
+        ".//*[self::div or self::p][1]",
+        ".//p[@class][1]",
+        "(.//*[self::div or self::p][@class])[1]|(.//quote)[1]",
+        "(.//cite)[1]",
     ],
 )
 def test_small_expressions_agree_with_lxml(expression: str) -> None:
@@ -223,9 +238,11 @@ def test_small_expressions_agree_with_lxml(expression: str) -> None:
 @pytest.mark.parametrize(
     "expression",
     [
-        "(.//main)[1]",
+        "(.//main)[2]",
         "//div[@class]",
-        ".//div[1]",
+        ".//div[2]",
+        ".//div[1][@class]",
+        "(.//main)",
         ".//*[count(.//p) > 2]",
         ".//*[@class != 'x']",
         ".//*[text()]",
@@ -256,10 +273,22 @@ def test_remembered_answers_stay_right_past_the_memory_bound() -> None:
 def test_the_extractor_installs_them_in_place_and_installing_again_changes_nothing() -> None:
     import aggregator.extract.extractor  # noqa: F401  (its import installs them)
 
-    lists = [getattr(trafilatura.xpaths, name) for name in PRUNING_LISTS]
+    lists = [getattr(trafilatura.xpaths, name) for name in TRAFILATURA_LISTS]
     assert all(isinstance(expression, CompiledXPath) for found in lists for expression in found)
     before = [list(expressions) for expressions in lists]
     assert xpath_subset.install() == 0
     assert [list(expressions) for expressions in lists] == before
     # trafilatura's modules hold the same list objects, so they call the compiled ones.
     assert vars(main_extractor)["OVERALL_DISCARD_XPATH"] is trafilatura.xpaths.OVERALL_DISCARD_XPATH
+
+
+def test_a_union_of_many_elements_comes_in_document_order() -> None:
+    expression = ".//p[@class]|.//quote|(.//cite)[1]"
+    tree = lxml.html.fromstring(
+        "<div>"
+        + "".join(f"<p class='c{i}'>x<quote>q</quote></p><cite>{i}</cite>" for i in range(30))
+        + "</div>"
+    )
+    expected = XPath(expression)(tree)
+    assert len(expected) == 61
+    assert _same(expected, CompiledXPath(expression)(tree))

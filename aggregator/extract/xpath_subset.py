@@ -1,27 +1,30 @@
-"""trafilatura's pruning expressions, evaluated in Python instead of by lxml's XPath.
+"""trafilatura's pruning and content-finding XPath, evaluated in Python instead of by lxml.
 
 trafilatura removes boilerplate (navigation, share bars, comments, captions,
-teasers) with XPath expressions that test every block's ``class``, ``id`` and
-``style`` with EXSLT regular expressions (``re:test``). lxml runs each ``re:test``
-as a call back into Python, converting the pattern (500 characters for the largest)
-and the attribute on every element, and libxml2 builds a node-set for every
-``self::div`` test: on news pages of some thousand elements these expressions were
-a quarter of an extraction worker's CPU. They use a small part of XPath 1.0, which
-this module compiles into Python predicates over lxml elements with the same
-meaning: the same elements, in document order, from the same regular expressions.
+teasers) and finds the article's block with XPath expressions that test every
+block's ``class``, ``id`` and ``style`` with EXSLT regular expressions
+(``re:test``). lxml runs each ``re:test`` as a call back into Python, converting the
+pattern (500 characters for the largest) and the attribute on every element, and
+libxml2 builds a node-set for every ``self::div`` test: on news pages of some
+thousand elements these expressions were a quarter of an extraction worker's CPU.
+They use a small part of XPath 1.0, which this module compiles into Python
+predicates over lxml elements with the same meaning: the same elements, in
+document order, from the same regular expressions.
 
 The part understood (anything else raises ``Unsupported``, and that expression is
-left to lxml, so an upgrade of trafilatura never changes what is pruned):
+left to lxml, so an upgrade of trafilatura never changes what is selected):
 
-- paths ``.//*`` or ``.//name``, with predicates, joined by ``|``;
+- paths ``.//*`` or ``.//name``, with predicates, ending in ``[1]`` or not, or
+  ``(path)[1]``; joined by ``|``;
 - in predicates: ``or``, ``and``, ``not(...)``, parentheses, ``self::name``, ``@a``
   (present), ``@a='x'``, ``.//name`` (a descendant exists), and
   ``contains``/``starts-with``/``re:test`` of ``@a``, ``@a|@b`` (XPath's string value
   of a node-set: the first attribute in source order) or ``translate(...)`` of one.
 
-``install()`` swaps the compiled expressions into trafilatura's lists in place; it is
-called once in each extraction worker. ``bench/xpath_subset_bench.py`` measures it, and
-``tests/test_xpath_subset.py`` checks every swapped expression against lxml's result.
+``install()`` swaps the compiled expressions into trafilatura's lists in place; the
+extractor calls it when imported, in each extraction worker. ``bench/xpath_bench.py``
+measures them, and ``tests/test_xpath_subset.py`` checks every swapped expression
+against lxml's result.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import lxml.etree
@@ -77,14 +80,6 @@ def _tokens(source: str) -> list[str]:
 
 def _first_value(names: tuple[str, ...]) -> StringOf:
     """XPath's string value of ``@a|@b``: the value of the first present in source order."""
-    if len(names) == 1:
-        name = names[0]
-
-        def value(element: Any) -> str:
-            found = element.get(name)
-            return "" if found is None else str(found)
-
-        return value
 
     def first(element: Any) -> str:
         present = [(name, found) for name in names if (found := element.get(name)) is not None]
@@ -98,13 +93,59 @@ def _first_value(names: tuple[str, ...]) -> StringOf:
     return first
 
 
-def _translate(string_of: StringOf, source: str, target: str) -> StringOf:
+def _translation(source: str, target: str) -> dict[int, int | None]:
     # XPath's translate: each character of source becomes the one at its place in
     # target; those past target's end are removed; a repeated one counts first only.
     table: dict[int, int | None] = {}
     for index, char in enumerate(source):
         table.setdefault(ord(char), ord(target[index]) if index < len(target) else None)
-    return lambda element: string_of(element).translate(table)
+    return table
+
+
+def _translated(
+    check: Callable[[str], bool], table: dict[int, int | None]
+) -> Callable[[str], bool]:
+    return lambda value: check(value.translate(table))
+
+
+def _on_value(
+    names: tuple[str, ...], table: dict[int, int | None] | None, check: Callable[[str], bool]
+) -> Predicate:
+    """A test of an attribute's string value, its answer remembered per value.
+
+    Pages repeat their class names, sites repeat them across pages, and the
+    regular expressions are long alternations: each value is tested once (the memory
+    bounded). Written out for one attribute, the common case: this runs on most of a
+    page's elements.
+    """
+    if table is not None:
+        check = _translated(check, table)
+    answers: dict[str, bool] = {}
+    if len(names) == 1:
+        name = names[0]
+
+        def test_one(element: Any) -> bool:
+            value = element.get(name) or ""
+            answer = answers.get(value)
+            if answer is None:
+                if len(answers) >= _MEMO_SIZE:
+                    answers.clear()
+                answer = answers[value] = check(value)
+            return answer
+
+        return test_one
+    value_of = _first_value(names)
+
+    def test_first(element: Any) -> bool:
+        value = value_of(element)
+        answer = answers.get(value)
+        if answer is None:
+            if len(answers) >= _MEMO_SIZE:
+                answers.clear()
+            answer = answers[value] = check(value)
+        return answer
+
+    return test_first
 
 
 @dataclass(frozen=True)
@@ -119,6 +160,10 @@ class _Step:
     # When the predicates read only these attributes and are false on an element that
     # has none of them (most of a page's elements), the walk skips such elements unread.
     attribute_names: frozenset[str] | None
+    # ``.//x[...][1]``: only the first match among each parent's children (the child
+    # step's position); ``(.//x[...])[1]``: only the first match in the document.
+    first_of_parent: bool = False
+    first_only: bool = False
 
 
 class _Parser:
@@ -155,13 +200,28 @@ class _Parser:
 
     # -- the grammar
     def union(self) -> list[_Step]:
-        steps = [self.step()]
+        steps = [self.path()]
         while self.peek() == "|":
             self.take()
-            steps.append(self.step())
+            steps.append(self.path())
         if self.peek() is not None:
             raise Unsupported(f"unexpected {self.peek()!r}")
         return steps
+
+    def path(self) -> _Step:
+        if self.peek() != "(":
+            return self.step()
+        self.take()
+        step = self.step()
+        self.take(")")
+        self.position_one()
+        return replace(step, first_only=True)
+
+    def position_one(self) -> None:
+        """``[1]``, the only position understood."""
+        self.take("[")
+        self.take("1")
+        self.take("]")
 
     def step(self) -> _Step:
         self.take(".//")
@@ -172,7 +232,12 @@ class _Parser:
         tags: tuple[str, ...] | None = None
         attribute_names: set[str] | None = set()
         first = True
+        first_of_parent = False
         while self.peek() == "[":
+            if self.tokens[self.position + 1 : self.position + 3] == ["1", "]"]:
+                self.position_one()
+                first_of_parent = True
+                break  # a predicate after the position would test one element: not understood
             self.take()
             start = self.position
             self.read, self.structural = set(), False
@@ -192,7 +257,13 @@ class _Parser:
         test = _all_of(predicates) if predicates else None
         if test is None or not attribute_names or test(lxml.etree.Element("bare")):
             attribute_names = None
-        return _Step(tag, test, tags, frozenset(attribute_names) if attribute_names else None)
+        return _Step(
+            tag,
+            test,
+            tags,
+            frozenset(attribute_names) if attribute_names else None,
+            first_of_parent=first_of_parent,
+        )
 
     def or_expr(self) -> Predicate:
         parts = [self.and_expr()]
@@ -249,13 +320,20 @@ class _Parser:
             return lambda element: next(element.iterdescendants(tag), None) is not None
         if token == "@":
             names = self.attributes()
+            if self.peek() in ("!=", "<", ">", "<=", ">="):
+                raise Unsupported("only = compares")
+            wanted = None
             if self.peek() == "=":
                 self.take()
                 wanted = self.literal()
-                return lambda element: any(element.get(name) == wanted for name in names)
-            if self.peek() in ("!=", "<", ">", "<=", ">="):
-                raise Unsupported("only = compares")
-            return lambda element: any(element.get(name) is not None for name in names)
+            if len(names) == 1:
+                name = names[0]
+                if wanted is None:
+                    return lambda element: element.get(name) is not None
+                return lambda element: bool(element.get(name) == wanted)
+            if wanted is None:
+                return lambda element: any(element.get(name) is not None for name in names)
+            return lambda element: any(element.get(name) == wanted for name in names)
         if token in ("contains", "starts-with", "re:test"):
             return self.function(self.take())
         raise Unsupported(f"unexpected {token!r}")
@@ -270,25 +348,28 @@ class _Parser:
                 return tuple(names)
             self.take("|")
 
-    def string(self) -> StringOf:
+    def string(self) -> tuple[tuple[str, ...], dict[int, int | None] | None]:
+        """An attribute's string value, translated or not: the names and the table."""
         token = self.peek()
         if token == "@":
-            return _first_value(self.attributes())
+            return self.attributes(), None
         if token == "translate":
             self.take()
             self.take("(")
-            inner = self.string()
+            names, inner = self.string()
+            if inner is not None:
+                raise Unsupported("translate of translate")
             self.take(",")
             source = self.literal()
             self.take(",")
             target = self.literal()
             self.take(")")
-            return _translate(inner, source, target)
+            return names, _translation(source, target)
         raise Unsupported(f"unexpected {token!r} as a string")
 
     def function(self, name: str) -> Predicate:
         self.take("(")
-        string_of = self.string()
+        names, table = self.string()
         self.take(",")
         argument = self.literal()
         flags = ""
@@ -296,26 +377,28 @@ class _Parser:
             self.take()
             flags = self.literal()
         self.take(")")
+        check: Callable[[str], bool]
         if name == "contains":
-            return lambda element: argument in string_of(element)
-        if name == "starts-with":
-            return lambda element: string_of(element).startswith(argument)
-        # As lxml's EXSLT re:test: Python's re, case folded when the flags hold "i".
-        search = re.compile(argument, re.IGNORECASE if "i" in flags else 0).search
-        # Pages repeat their class names, sites repeat them across pages, and the
-        # alternations are long: each value is searched once (the memory bounded).
-        answers: dict[str, bool] = {}
+            if len(names) == 1 and table is None:  # a substring test costs less than a lookup
+                attribute = names[0]
+                return lambda element: argument in (element.get(attribute) or "")
 
-        def test(element: Any) -> bool:
-            value = string_of(element)
-            answer = answers.get(value)
-            if answer is None:
-                if len(answers) >= _MEMO_SIZE:
-                    answers.clear()
-                answer = answers[value] = search(value) is not None
-            return answer
+            def check(value: str) -> bool:
+                return argument in value
 
-        return test
+        elif name == "starts-with":
+
+            def check(value: str) -> bool:
+                return value.startswith(argument)
+
+        else:
+            # As lxml's EXSLT re:test: Python's re, case folded when the flags hold "i".
+            search = re.compile(argument, re.IGNORECASE if "i" in flags else 0).search
+
+            def check(value: str) -> bool:
+                return search(value) is not None
+
+        return _on_value(names, table, check)
 
 
 def _all_of(parts: Sequence[Predicate]) -> Predicate:
@@ -349,18 +432,49 @@ class CompiledXPath:
 
     def __init__(self, source: str) -> None:
         self.path = source
-        self._steps = _Parser(source).union()
+        steps = _Parser(source).union()
+        plain = [
+            step.tag
+            for step in steps
+            if step.tag is not None and step == _Step(step.tag, None, None, None)
+        ]
+        if len(steps) > 1 and len(plain) == len(steps):
+            # .//a|.//b: one walk asks lxml for both, in document order
+            steps = [_Step(None, None, tuple(plain), None)]
+        self._steps = steps
 
     def __call__(self, context: Any) -> list[Any]:
         if isinstance(context, lxml.etree._ElementTree):
             context = context.getroot()  # lxml's XPath starts from the root element too
         if len(self._steps) == 1:
-            return list(self._walk(context, self._steps[0]))
+            return self._select(context, self._steps[0])
         # Held, not only their ids: lxml keeps one proxy per node while it is referenced.
         found = {
-            id(element): element for step in self._steps for element in self._walk(context, step)
+            id(element): element for step in self._steps for element in self._select(context, step)
         }
+        if len(found) <= 1:
+            return list(found.values())
+        if len(found) <= _FEW:
+            return sorted(found.values(), key=_document_position)
         return [element for element in context.iterdescendants(_ELEMENTS) if id(element) in found]
+
+    @classmethod
+    def _select(cls, context: Any, step: _Step) -> list[Any]:
+        matches = cls._walk(context, step)
+        if step.first_only:
+            first = next(matches, None)
+            return [] if first is None else [first]
+        if step.first_of_parent:
+            # Document order meets each parent's children in order: its first match first.
+            parents: dict[int, Any] = {}
+            firsts = []
+            for element in matches:
+                parent = element.getparent()
+                if id(parent) not in parents:
+                    parents[id(parent)] = parent
+                    firsts.append(element)
+            return firsts
+        return list(matches)
 
     def __repr__(self) -> str:
         return f"CompiledXPath({self.path!r})"
@@ -386,9 +500,28 @@ class CompiledXPath:
                     yield element
 
 
-# The lists of trafilatura.xpaths that trafilatura only ever hands to
-# prune_unwanted_nodes, which calls each item with a tree.
-PRUNING_LISTS = (
+# A union of this many elements or fewer is put in document order by their positions
+# rather than by a walk over the whole tree.
+_FEW = 16
+
+
+def _document_position(element: Any) -> list[int]:
+    """The element's place in the document: its index among its siblings, from the root down."""
+    position = []
+    parent = element.getparent()
+    while parent is not None:
+        position.append(parent.index(element))
+        element, parent = parent, parent.getparent()
+    position.reverse()
+    return position
+
+
+# The lists of trafilatura.xpaths that an extraction runs on every page, whose items
+# trafilatura only calls with a tree: the pruning ones (prune_unwanted_nodes) and
+# the content finders (extract_content takes the first element of the first that
+# finds one).
+TRAFILATURA_LISTS = (
+    "BODY_XPATH",
     "RAW_TREE_PRUNE_XPATH",
     "REMOVE_COMMENTS_XPATH",
     "REMOVE_COMMENTS_AND_LISTS_XPATH",
@@ -423,7 +556,7 @@ def install() -> int:
     import trafilatura.xpaths
 
     swapped = 0
-    for list_name in PRUNING_LISTS:
+    for list_name in TRAFILATURA_LISTS:
         expressions = getattr(trafilatura.xpaths, list_name, None)
         if not isinstance(expressions, list):
             continue
