@@ -19,7 +19,7 @@ from trafilatura.settings import Extractor
 from trafilatura.utils import load_html
 
 from aggregator.demo import SITE_DIR
-from aggregator.extract import xpath_subset
+from aggregator.extract import xpath_parse, xpath_subset
 from aggregator.extract.xpath_subset import TRAFILATURA_LISTS, CompiledXPath, Unsupported, compiled
 
 PAGES = Path(__file__).parent / "data" / "pages"
@@ -260,7 +260,7 @@ def test_expressions_beyond_the_subset_are_left_to_lxml(expression: str) -> None
 
 def test_remembered_answers_stay_right_past_the_memory_bound() -> None:
     fast = CompiledXPath(".//*[re:test(@class, '^keep-[0-9]+$')]")
-    count = xpath_subset._MEMO_SIZE + 500
+    count = xpath_parse._MEMO_SIZE + 500
     tree = lxml.html.fromstring(
         "<div>"
         + "".join(f"<p class='{kind}-{i}'>x</p>" for i in range(count) for kind in ("keep", "drop"))
