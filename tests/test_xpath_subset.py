@@ -1,4 +1,5 @@
-"""trafilatura's pruning expressions compiled to Python select exactly what lxml selects."""
+"""trafilatura's pruning and content-finding expressions compiled to Python select exactly
+what lxml selects."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ NS = {"re": "http://exslt.org/regular-expressions"}
 
 
 def _originals() -> list[tuple[str, Any]]:
-    """trafilatura's pruning expressions as lxml XPath, whether or not already swapped."""
+    """trafilatura's expressions of TRAFILATURA_LISTS as lxml XPath, swapped already or not."""
     found = []
     for list_name in TRAFILATURA_LISTS:
         for index, expression in enumerate(getattr(trafilatura.xpaths, list_name, [])):
@@ -154,7 +155,7 @@ def _random_tree(rng: random.Random) -> Any:
     return root
 
 
-def test_every_pruning_expression_of_this_trafilatura_is_compiled() -> None:
+def test_every_expression_of_this_trafilatura_is_compiled() -> None:
     originals = _originals()
     assert originals, "trafilatura.xpaths has none of the lists: see TRAFILATURA_LISTS"
     left = [

@@ -16,10 +16,10 @@ from typing import Any
 import lxml.etree
 
 Predicate = Callable[[Any], bool]
-
-# Attribute values whose regular-expression answer each re:test remembers.
-_MEMO_SIZE = 4096
 StringOf = Callable[[Any], str]
+
+# The attribute values whose answer each test of a value remembers.
+_MEMO_SIZE = 4096
 
 
 class Unsupported(ValueError):

@@ -154,7 +154,11 @@ TRAFILATURA_LISTS = (
 
 
 def compiled(expression: Any) -> Any:
-    """The compiled form of an lxml ``XPath``, or the expression itself when outside the subset."""
+    """The compiled form of an lxml ``XPath``, or the expression itself when outside the subset.
+
+    Its source is read from ``path``; the prefix ``re:`` is taken for EXSLT's regular
+    expressions, as every trafilatura expression maps it.
+    """
     if isinstance(expression, CompiledXPath):
         return expression
     source = getattr(expression, "path", None)
@@ -168,7 +172,7 @@ def compiled(expression: Any) -> Any:
 
 
 def install() -> int:
-    """Swap the compiled expressions into trafilatura's pruning lists; how many were swapped.
+    """Swap the compiled expressions into trafilatura's lists; how many were swapped.
 
     In place, because trafilatura's modules imported the lists themselves. Running it
     again changes nothing.
