@@ -293,3 +293,14 @@ def test_a_union_of_many_elements_comes_in_document_order() -> None:
     expected = XPath(expression)(tree)
     assert len(expected) == 61
     assert _same(expected, CompiledXPath(expression)(tree))
+
+
+def test_uninstalled_gives_trafilatura_its_own_expressions_for_a_while() -> None:
+    import aggregator.extract.extractor  # noqa: F401  (its import installs them)
+
+    overall = trafilatura.xpaths.OVERALL_DISCARD_XPATH
+    with xpath_subset.uninstalled():
+        assert all(isinstance(expression, lxml.etree.XPath) for expression in overall)
+        page = (PAGES / "split-chrome.html").read_bytes()
+        assert trafilatura.extract(page)  # trafilatura works with them, of course
+    assert all(isinstance(expression, CompiledXPath) for expression in overall)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from operator import methodcaller
 from typing import Any
 
 import lxml.etree
@@ -87,28 +88,15 @@ def _on_value(
 
     Pages repeat their class names, sites repeat them across pages, and the
     regular expressions are long alternations: each value is tested once (the memory
-    bounded). Written out for one attribute, the common case: this runs on most of a
-    page's elements.
+    bounded).
     """
     if table is not None:
         check = _translated(check, table)
     answers: dict[str, bool] = {}
-    if len(names) == 1:
-        name = names[0]
+    # One attribute, the common case: read by a C call, without a Python frame.
+    value_of = methodcaller("get", names[0], "") if len(names) == 1 else _first_value(names)
 
-        def test_one(element: Any) -> bool:
-            value = element.get(name) or ""
-            answer = answers.get(value)
-            if answer is None:
-                if len(answers) >= _MEMO_SIZE:
-                    answers.clear()
-                answer = answers[value] = check(value)
-            return answer
-
-        return test_one
-    value_of = _first_value(names)
-
-    def test_first(element: Any) -> bool:
+    def test(element: Any) -> bool:
         value = value_of(element)
         answer = answers.get(value)
         if answer is None:
@@ -117,7 +105,7 @@ def _on_value(
             answer = answers[value] = check(value)
         return answer
 
-    return test_first
+    return test
 
 
 @dataclass(frozen=True)

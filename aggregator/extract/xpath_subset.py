@@ -32,13 +32,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lxml.etree
 
 from aggregator.extract.xpath_parse import Step, Unsupported, parse
 
-__all__ = ["TRAFILATURA_LISTS", "CompiledXPath", "Unsupported", "compiled", "install"]
+__all__ = [
+    "TRAFILATURA_LISTS",
+    "CompiledXPath",
+    "Unsupported",
+    "compiled",
+    "install",
+    "uninstalled",
+]
 
 log = logging.getLogger(__name__)
 
@@ -188,5 +196,30 @@ def install() -> int:
             replacement = compiled(expression)
             if replacement is not expression:
                 expressions[index] = replacement
+                _ORIGINALS[(list_name, index)] = expression
                 swapped += 1
     return swapped
+
+
+# lxml's expressions that install() replaced, by list and place.
+_ORIGINALS: dict[tuple[str, int], Any] = {}
+
+
+@contextmanager
+def uninstalled() -> Iterator[None]:
+    """trafilatura's own lxml expressions inside the block, the compiled ones after it.
+
+    For benchmarks that time trafilatura alone in a process that also extracts with it.
+    """
+    import trafilatura.xpaths
+
+    compiled_ones = {}
+    for (list_name, index), original in _ORIGINALS.items():
+        expressions = getattr(trafilatura.xpaths, list_name)
+        compiled_ones[(list_name, index)] = expressions[index]
+        expressions[index] = original
+    try:
+        yield
+    finally:
+        for (list_name, index), replacement in compiled_ones.items():
+            getattr(trafilatura.xpaths, list_name)[index] = replacement
