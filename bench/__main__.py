@@ -395,7 +395,7 @@ def main() -> None:
         help="comma-separated: serve (bench/serve_bench.py), cluster (bench/cluster_eval.py"
         " scale only), fetch (bench/fetch_bench.py), pages (bench/page_fetch_bench.py:"
         " article pages behind the guard, which the refreshes here do not use), xpath"
-        " (bench/xpath_bench.py: trafilatura's pruning expressions, lxml against compiled);"
+        " (bench/xpath_bench.py: trafilatura's expressions, lxml's against compiled ones);"
         " run after"
         " the table",
     )

@@ -1,11 +1,14 @@
-"""Benchmark: trafilatura's pruning expressions, lxml's XPath against the compiled ones.
+"""Benchmark: trafilatura's pruning and content-finding expressions, lxml's XPath against
+the compiled ones.
 
-``aggregator/extract/xpath_subset.py`` swaps trafilatura's pruning XPath expressions
-for Python predicates that select the same elements. This times each expression both
-ways over the bench corpus's article pages, on the two trees trafilatura runs them on:
-the page as loaded, and the page after its cleaning and tag conversion. Medians of
-``--repeat`` passes, milliseconds a page (one page = both trees); every result is also
-compared, element for element, and a difference stops the run.
+``aggregator/extract/xpath_subset.py`` swaps trafilatura's XPath expressions for Python
+predicates that select the same elements. This times each expression both ways over
+the bench corpus's article pages, on the two trees trafilatura runs them on: the page
+as loaded, and the page after its cleaning and tag conversion (in an extraction each
+runs on one of them, on what earlier steps left). Medians of ``--repeat`` passes,
+milliseconds a page (one page = both trees); the compiled ones remember their answers
+per attribute value, warm after the first pass. Every result is also compared, element
+for element, and a difference stops the run.
 
     .venv/bin/python -m bench.xpath_bench [--pages 400] [--repeat 5]
 
