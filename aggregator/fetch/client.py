@@ -33,8 +33,10 @@ def make_client(
     if guarded:
         wrapped = GuardedTransport(wrapped, resolve=resolve)
     elif not settings.allow_private_addresses:
-        hops = transport if transport is not None else _default_transport()
-        guarded_hops = GuardedTransport(SafeBodyTransport(hops), resolve=resolve)
+        # The hops share the feed's own transport: their requests, pinned to the
+        # addresses checked, fall in pools of their own (a site is the address and
+        # the name connected for), so one CA store and one set of pools serve both.
+        guarded_hops = GuardedTransport(wrapped, resolve=resolve)
         wrapped = FeedRedirectGuard(wrapped, guarded_hops, resolve=resolve)
     return httpx.Client(
         transport=wrapped,
