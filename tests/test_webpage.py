@@ -363,14 +363,21 @@ def test_a_single_outlet_story_opens_its_reading_view_in_chromium(
 
 def test_search_box_and_tag_filter_work_in_chromium(browser: Any, site_url: str) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.wait import WebDriverWait
 
     browser.get(site_url + "/")
     box = browser.find_element(By.CSS_SELECTOR, "input[type=search]")
     box.send_keys("frigate b")
     box.submit()
+    # Both are plain navigations: read the stories once the old page is gone, not
+    # while it is still there (its elements go stale under the reads).
+    WebDriverWait(browser, 10).until(staleness_of(box))
     titles = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "li.story h2")]
     assert titles == ["Frigate b floated out"]
-    browser.find_element(By.LINK_TEXT, "naval").click()
+    tag = browser.find_element(By.LINK_TEXT, "naval")
+    tag.click()
+    WebDriverWait(browser, 10).until(staleness_of(tag))
     titles = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "li.story h2")]
     assert titles == ["Frigate a floated out"]
     # Autodiscovery as a feed reader sees it: resolved against the page's address.
