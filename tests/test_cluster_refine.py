@@ -73,6 +73,49 @@ def test_reports_weighed_together_are_the_floats_weighed_one_at_a_time() -> None
     assert together.vector(1) == clusterer.weigh(reports[0], idf_of)
 
 
+def test_a_story_summed_on_arrays_is_the_centroid_grown_one_report_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The refinement rebuilds a changed story from its reports: the same terms, order
+    # and floats as grown_centroid folded over them, its pruning to the heaviest terms
+    # at every step included (a term pruned early and met again starts from 0), with
+    # ties broken by the term (weights from a few values, so ties are common).
+    monkeypatch.setattr(clusterer, "STORY_PROFILE_TERMS", 12)
+    rng = random.Random(7)
+    words = [f"w{n}" for n in range(60)] + ["Émile", "zulu", "ägir", "a", "b10"]
+    vectors = [
+        {
+            word: rng.choice([0.1, 0.2, 0.25, 0.3, 0.5])
+            for word in rng.sample(words, rng.randint(1, 30))
+        }
+        for _ in range(40)
+    ]
+    rows = cluster_refine.SparseRows.of(vectors)
+    for group in ([0], [3, 1], list(range(40)), [39, 5, 5, 2], []):
+        grown: dict[str, float] = {}
+        for index in group:
+            grown = clusterer.grown_centroid(grown, vectors[index])
+        assert list(rows.summed(group).items()) == list(grown.items())
+    assert not rows._dense.any()  # left at zero for the next story
+
+
+def test_a_reports_fit_on_arrays_is_the_fit_summed_term_by_term() -> None:
+    rng = random.Random(3)
+    words = [f"w{n}" for n in range(50)]
+    vectors = [
+        unit({word: rng.random() for word in rng.sample(words, rng.randint(1, 25))})
+        for _ in range(12)
+    ]
+    rows = cluster_refine.SparseRows.of(vectors)
+    for unit_index, others in ((0, [1]), (4, [0, 2, 9, 11]), (7, list(range(7)))):
+        mine = vectors[unit_index]
+        total = 0.0
+        for other in others:
+            total += sum(w * vectors[other].get(term, 0.0) for term, w in mine.items())
+        assert rows.mean_dot(unit_index, others) == total / len(others)
+    assert not rows._dense.any()
+
+
 def test_only_the_distinctive_terms_entries_are_gathered_to_find_pairs() -> None:
     # "navy" is in all sixty reports (not distinctive: in more than KEY_MIN_DF); each
     # report's own name is. The postings hold the names' entries, not navy's sixty.

@@ -50,6 +50,8 @@ class SparseRows:
         self.vocabulary: dict[str, int] = {}
         self.rows: list[tuple[np.ndarray, np.ndarray]] = []
         self._names: list[str] = []
+        self._dense = np.zeros(0)  # one weight per term; all zeros between calls
+        self._ranks = np.zeros(0, dtype=np.intp)  # each term's place in code-point order
 
     @classmethod
     def of(cls, vectors: Iterable[Mapping[str, float]]) -> SparseRows:
@@ -86,12 +88,65 @@ class SparseRows:
         return len(self.rows)
 
     def vector(self, index: int) -> dict[str, float]:
-        if len(self._names) < len(self.vocabulary):
-            self._names = list(self.vocabulary)  # ids are given in insertion order
         terms, weights = self.rows[index]
-        names = self._names
+        names = self._term_names()
         pairs = zip(terms.tolist(), weights.tolist(), strict=True)
         return {names[term]: weight for term, weight in pairs}
+
+    def mean_dot(self, index: int, others: Sequence[int]) -> float:
+        """The mean of row ``index``'s dot product with each of ``others`` (at least
+        one): the same floats as summing ``weight * theirs.get(term, 0.0)`` over
+        ``vector(index)`` for each, the products made on arrays."""
+        terms, weights = self.rows[index]
+        dense = self._zeros()
+        total = 0.0
+        for other in others:
+            their_terms, their_weights = self.rows[other]
+            dense[their_terms] = their_weights
+            total += sum((weights * dense[terms]).tolist())  # left to right, as one by one
+            dense[their_terms] = 0.0
+        return total / len(others)
+
+    def summed(self, indices: Sequence[int]) -> dict[str, float]:
+        """``clusterer.grown_centroid`` folded over rows ``indices`` in order from an
+        empty centroid: the same terms, floats and order, with each step's sums and its
+        pruning to the STORY_PROFILE_TERMS heaviest (ties: the term first in code-point
+        order) made on arrays. The refinement rebuilds every story it changed so."""
+        keep = clusterer.STORY_PROFILE_TERMS
+        sums, ranks = self._zeros(), self._term_ranks()
+        held = np.empty(0, dtype=np.int32)
+        for index in indices:
+            terms, weights = self.rows[index]
+            sums[terms] += weights  # a row's terms are distinct; a pruned term is at 0.0
+            held = np.union1d(held, terms)
+            if len(held) > keep:
+                order = np.lexsort((ranks[held], -sums[held]))
+                sums[held[order[keep:]]] = 0.0
+                held = held[order[:keep]]
+        ranked = held[np.lexsort((ranks[held], -sums[held]))]
+        names = self._term_names()
+        terms = map(names.__getitem__, ranked.tolist())
+        summed = dict(zip(terms, sums[ranked].tolist(), strict=True))
+        sums[held] = 0.0
+        return summed
+
+    def _term_names(self) -> list[str]:
+        if len(self._names) < len(self.vocabulary):
+            self._names = list(self.vocabulary)  # ids are given in insertion order
+        return self._names
+
+    def _zeros(self) -> np.ndarray:
+        if len(self._dense) < len(self.vocabulary):
+            self._dense = np.zeros(len(self.vocabulary))
+        return self._dense
+
+    def _term_ranks(self) -> np.ndarray:
+        if len(self._ranks) < len(self.vocabulary):
+            names = self._term_names()
+            order = sorted(range(len(names)), key=names.__getitem__)
+            self._ranks = np.empty(len(names), dtype=np.intp)
+            self._ranks[order] = np.arange(len(names))
+        return self._ranks
 
 
 def similarity_edges(

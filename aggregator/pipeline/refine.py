@@ -197,14 +197,7 @@ def _kept_apart(storage: Storage, reports: Sequence[Report]) -> list[tuple[int, 
 def _fit(unit: int, group: Sequence[int], vectors: cluster_refine.SparseRows) -> float | None:
     """A report's average similarity to the other reports of its group (None: alone)."""
     others = [other for other in group if other != unit]
-    if not others:
-        return None
-    mine = vectors.vector(unit)
-    total = 0.0
-    for other in others:
-        theirs = vectors.vector(other)
-        total += sum(weight * theirs.get(term, 0.0) for term, weight in mine.items())
-    return round(total / len(others), 3)
+    return round(vectors.mean_dot(unit, others), 3) if others else None
 
 
 def _apply(
@@ -237,9 +230,7 @@ def _apply(
         # A story with no stored sum yet (a migration dropped the old centroids) gets
         # one too, without its date moving: its members did not change.
         if story_id in touched or story_id in unbuilt:
-            centroid: dict[str, float] = {}
-            for unit in group:
-                centroid = clusterer.grown_centroid(centroid, vectors.vector(unit))
-            save_profile(storage, story_id, centroid)
+            # grown_centroid one report at a time, as the story grew (on arrays)
+            save_profile(storage, story_id, vectors.summed(group))
         if story_id in touched:
             storage.refresh_story(story_id, now)
