@@ -14,8 +14,7 @@ are refined (``refine``): stories merge and split there, never on one article.
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -450,61 +449,6 @@ def test_event_terms_weigh_title_and_names_over_body_words() -> None:
     )
     assert terms["stormcrest"] > terms["ship"]
     assert "the" not in terms
-
-
-def _terms_word_by_word(title: str, text: str) -> dict[str, float]:
-    """event_terms as first written: the term pattern over each field's whole text,
-    word by word; event_terms reads each whitespace token once and remembers its terms."""
-    body = text[len(title) :] if title and text.startswith(title) else text
-    words = body.split()
-    lead = clusterer.LEAD_WORDS
-    fields = [
-        (title, clusterer.TITLE_WEIGHT),
-        (" ".join(words[:lead]), clusterer.LEAD_WEIGHT),
-        (" ".join(words[lead:]), clusterer.BODY_WEIGHT),
-    ]
-    counts: dict[str, float] = {}
-    for part, weight in fields:
-        for word, times in Counter(clusterer._TERM.findall(part)).items():
-            term = word.lower().strip("'’-")
-            if len(term) < 2 or term in clusterer._STOPWORDS:
-                continue
-            if "0" <= term[0] <= "9":
-                boost = clusterer.FIGURE_BOOST
-            else:
-                boost = clusterer.CAPITALISED_BOOST if word[0].isupper() else 1.0
-            counts[term] = counts.get(term, 0.0) + times * weight * boost
-    return {term: 1.0 + math.log(value) if value > 1 else value for term, value in counts.items()}
-
-
-MESSY_TEXTS = [
-    ("Kelvik's F-35A jets land", "Kelvik's F-35A jets land. (Kelvik) said: “2,300.5 tonnes”"),
-    ("", "The navy's 4th Brigade—and 22nd—moved x86_64 kit; ‘Osk’ said 'no' to Osk-class"),
-    ("Title", "Title\u00a0repeated\tat the start, then Title again: TITLE, title; 7.62mm"),
-    ("Frigate", " ".join(f"Word{n % 37} word{n % 11}, {n}." for n in range(200))),
-    ("Časlav strike", "Über die Grenze: Časlav, Łódź, São Tomé — 1.5 km; -- ' ’ 12,000 ٣٤ ２０"),
-]
-
-
-@pytest.mark.parametrize(("title", "text"), MESSY_TEXTS)
-def test_event_terms_are_the_terms_read_word_by_word(title: str, text: str) -> None:
-    # The same terms, in the same order, with the same floats: term order decides the
-    # order of every sum the grouping makes over a vector.
-    expected = _terms_word_by_word(title, text)
-    assert list(clusterer.event_terms(title, text).items()) == list(expected.items())
-    again = clusterer.event_terms(title, text)  # every token remembered now
-    assert list(again.items()) == list(expected.items())
-
-
-def test_remembered_tokens_are_forgotten_when_memory_is_full(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(clusterer, "_TOKEN_TERMS", {})
-    monkeypatch.setattr(clusterer, "MAX_TOKEN_TERMS", 5)
-    title, text = MESSY_TEXTS[0]
-    terms = clusterer.event_terms(title, text)
-    assert len(clusterer._TOKEN_TERMS) <= 5
-    assert list(terms.items()) == list(_terms_word_by_word(title, text).items())
 
 
 def test_place_article_joins_the_best_average_fit_above_the_threshold() -> None:

@@ -74,59 +74,32 @@ def event_terms(title: str, text: str) -> dict[str, float]:
     return _weighted_terms(_fields(title, text))
 
 
-def _fields(title: str, text: str) -> list[tuple[list[str], float]]:
-    """The article's title, lead and rest of the body, each as its whitespace-separated
-    tokens, with its weight."""
+def _fields(title: str, text: str) -> list[tuple[str, float]]:
+    """The article's title, lead and rest of the body, each with its weight."""
     body = text[len(title) :] if title and text.startswith(title) else text
     words = body.split()
     return [
-        (title.split(), TITLE_WEIGHT),
-        (words[:LEAD_WORDS], LEAD_WEIGHT),
-        (words[LEAD_WORDS:], BODY_WEIGHT),
+        (title, TITLE_WEIGHT),
+        (" ".join(words[:LEAD_WORDS]), LEAD_WEIGHT),
+        (" ".join(words[LEAD_WORDS:]), BODY_WEIGHT),
     ]
 
 
-def _weighted_terms(fields: list[tuple[list[str], float]]) -> dict[str, float]:
+def _weighted_terms(fields: list[tuple[str, float]]) -> dict[str, float]:
     counts: dict[str, float] = {}
-    count, known = counts.get, _TOKEN_TERMS.get
-    for tokens, weight in fields:
-        # Each distinct token once, times its count: the same sums as word by word
-        # (weights and boosts are multiples of 0.5, so every partial sum is exact in
-        # any order), and terms first met in the same order (a term's first token is
-        # the first one holding it), so the same dict.
-        for token, times in Counter(tokens).items():
-            found = known(token)
-            if found is None:  # not `or`: a token of no terms ("the") is an empty tuple
-                found = _token_terms(token)
-            for term, boost in found:
-                counts[term] = count(term, 0.0) + times * weight * boost
+    for part, weight in fields:
+        # Each distinct word once, times its count: the same sums (weights and boosts
+        # are multiples of 0.5, so every partial sum is exact in any order).
+        for word, times in Counter(_TERM.findall(part)).items():
+            term = word.lower().strip("'’-")
+            if len(term) < 2 or term in _STOPWORDS:
+                continue
+            if "0" <= term[0] <= "9":  # a figure: only figures start with a digit (_TERM)
+                boost = FIGURE_BOOST
+            else:
+                boost = CAPITALISED_BOOST if word[0].isupper() else 1.0
+            counts[term] = counts.get(term, 0.0) + times * weight * boost
     return {term: 1.0 + math.log(value) if value > 1 else value for term, value in counts.items()}
-
-
-def _token_terms(token: str) -> tuple[tuple[str, float], ...]:
-    """The terms in one whitespace-separated token, each with its boost, remembered: a
-    term never spans whitespace (``_TERM`` holds none), so an article's terms are its
-    tokens' terms in order, and most tokens were met before (a regular expression and
-    the tests per word were most of ``event_terms``' time)."""
-    found = []
-    for word in _TERM.findall(token):
-        term = word.lower().strip("'’-")
-        if len(term) < 2 or term in _STOPWORDS:
-            continue
-        if "0" <= term[0] <= "9":  # a figure: only figures start with a digit (_TERM)
-            found.append((term, FIGURE_BOOST))
-        else:
-            found.append((term, CAPITALISED_BOOST if word[0].isupper() else 1.0))
-    if len(_TOKEN_TERMS) >= MAX_TOKEN_TERMS:
-        _TOKEN_TERMS.clear()
-    _TOKEN_TERMS[token] = terms = tuple(found)
-    return terms
-
-
-# _token_terms' memory: some 250 bytes a token; cleared when full (a worker meets a
-# few tens of thousands of distinct tokens in a day of news).
-_TOKEN_TERMS: dict[str, tuple[tuple[str, float], ...]] = {}
-MAX_TOKEN_TERMS = 50_000
 
 
 def background_share(term: str) -> float:
