@@ -96,7 +96,7 @@ def test_a_story_summed_on_arrays_is_the_centroid_grown_one_report_at_a_time(
         for index in group:
             grown = clusterer.grown_centroid(grown, vectors[index])
         assert list(rows.summed(group).items()) == list(grown.items())
-    assert not rows._dense.any()  # left at zero for the next story
+    assert not rows._dense.any() and not rows._held_mask.any()  # cleared for the next story
 
 
 def test_a_reports_fit_on_arrays_is_the_fit_summed_term_by_term() -> None:

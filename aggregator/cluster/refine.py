@@ -51,6 +51,7 @@ class SparseRows:
         self.rows: list[tuple[np.ndarray, np.ndarray]] = []
         self._names: list[str] = []
         self._dense = np.zeros(0)  # one weight per term; all zeros between calls
+        self._held_mask = np.zeros(0, dtype=bool)  # all False between calls
         self._ranks = np.zeros(0, dtype=np.intp)  # each term's place in code-point order
 
     @classmethod
@@ -113,21 +114,26 @@ class SparseRows:
         pruning to the STORY_PROFILE_TERMS heaviest (ties: the term first in code-point
         order) made on arrays. The refinement rebuilds every story it changed so."""
         keep = clusterer.STORY_PROFILE_TERMS
-        sums, ranks = self._zeros(), self._term_ranks()
-        held = np.empty(0, dtype=np.int32)
+        sums, held_mask, ranks = self._zeros(), self._held(), self._term_ranks()
+        held = np.empty(0, dtype=np.int32)  # the terms of the sum so far, in no order
         for index in indices:
             terms, weights = self.rows[index]
             sums[terms] += weights  # a row's terms are distinct; a pruned term is at 0.0
-            held = np.union1d(held, terms)
+            new = terms[~held_mask[terms]]
+            held_mask[new] = True
+            held = np.concatenate((held, new))
             if len(held) > keep:
                 order = np.lexsort((ranks[held], -sums[held]))
-                sums[held[order[keep:]]] = 0.0
+                dropped = held[order[keep:]]
+                sums[dropped] = 0.0
+                held_mask[dropped] = False
                 held = held[order[:keep]]
         ranked = held[np.lexsort((ranks[held], -sums[held]))]
         names = self._term_names()
-        terms = map(names.__getitem__, ranked.tolist())
-        summed = dict(zip(terms, sums[ranked].tolist(), strict=True))
+        ranked_names = map(names.__getitem__, ranked.tolist())
+        summed = dict(zip(ranked_names, sums[ranked].tolist(), strict=True))
         sums[held] = 0.0
+        held_mask[held] = False
         return summed
 
     def _term_names(self) -> list[str]:
@@ -139,6 +145,11 @@ class SparseRows:
         if len(self._dense) < len(self.vocabulary):
             self._dense = np.zeros(len(self.vocabulary))
         return self._dense
+
+    def _held(self) -> np.ndarray:
+        if len(self._held_mask) < len(self.vocabulary):
+            self._held_mask = np.zeros(len(self.vocabulary), dtype=bool)
+        return self._held_mask
 
     def _term_ranks(self) -> np.ndarray:
         if len(self._ranks) < len(self.vocabulary):
