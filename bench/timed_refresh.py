@@ -15,12 +15,21 @@ workers are not in it):
 At exit it prints one line, ``bench-timings: {json}``, that ``python -m bench`` reads.
 Measuring from outside keeps bench hooks out of the product; the wrappers call the
 product's own functions unchanged.
+
+With ``BENCH_CAPTURE=FILE`` in the environment, and no FILE yet, it also pickles what
+each feed's storing received (the feed's work and its prepared pages, in the order
+stored) into FILE, and copies the config beside it as FILE.yaml:
+``bench/store_replay.py`` stores them again. A FILE already there (a later refresh of
+the same bench run) is left alone.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import os
+import pickle
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +43,13 @@ _writes: list[float] = []
 
 
 def _timed_finish(original: Callable[..., Any]) -> Callable[..., Any]:
+    capture = os.environ.get("BENCH_CAPTURE", "")
+    if os.path.exists(capture):
+        capture = ""  # captured by an earlier refresh of this run
+
     def finish(ctx: Any, work: Any, pages: list[Any]) -> Any:
+        if capture:
+            _capture(capture, ctx, work, pages)
         started, written = time.thread_time(), sum(_writes)
         try:
             return original(ctx, work, pages)
@@ -44,6 +59,13 @@ def _timed_finish(original: Callable[..., Any]) -> Callable[..., Any]:
                 _per_article.append((len(pages), time.thread_time() - started - writing))
 
     return finish
+
+
+def _capture(path: str, ctx: Any, work: Any, pages: list[Any]) -> None:
+    if not os.path.exists(path + ".yaml"):
+        shutil.copy(ctx.config.path, path + ".yaml")
+    with open(path, "ab") as captured:
+        pickle.dump((work, pages), captured, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _timed_refine(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -141,3 +141,18 @@ def test_the_bench_times_the_real_refresh_command(tmp_path: Path) -> None:
     line = [line for line in done.stdout.splitlines() if line.startswith(PREFIX)][-1]
     timings = json.loads(line[len(PREFIX) :])
     assert timings["store"] == [] and len(timings["refine"]) == 1 and timings["write"]
+
+
+def test_the_storing_replay_stores_a_capture_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # bench/store_replay.py calls the pipeline's storing steps by their names too.
+    from bench import store_replay
+
+    capture = tmp_path / "capture.pkl"
+    capture.write_bytes(b"")  # a refresh that stored no feed
+    (tmp_path / "capture.pkl.yaml").write_text(
+        f"settings:\n  database: {tmp_path / 'unused.sqlite'}\nfeeds: []\n"
+    )
+    assert store_replay.main([str(capture), "--repeat", "2"]) == 0
+    assert capsys.readouterr().out.startswith("0 feeds, 0 articles, median of 2: store")
