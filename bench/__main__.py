@@ -20,11 +20,14 @@ the whole process tree (sampled), articles, articles/s; the headline is first/fl
 copy of a database that already holds N articles (synthetic news, bench/cluster_eval.py,
 all inside the clustering window), built once before the repeats; the report compares
 the two, so it shows whether a refresh costs more as the database grows.
+``--ablate grouping``: the refreshes run without the grouping (bench/timed_refresh.py),
+so that the difference from a run without it is what the grouping costs.
 The loopback server's own CPU is printed too: on a 2-core machine it competes with the
 refresh (the floor reads the bytes from disk instead).
 
     .venv/bin/python -m bench [--size small|medium|large] [--repeat 3] [--profile FILE]
                               [--grown 100000] [--also serve,cluster,fetch,pages,xpath]
+                              [--ablate grouping]
 
 Other parts of issue 8 have their own scripts: bench/fetch_bench.py (1,000 feeds,
 all-304), bench/cluster_eval.py (clustering), bench/serve_bench.py (/feed.xml req/s),
@@ -54,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.corpus import Corpus, build_corpus, resolve, serve_corpus
+from bench.timed_refresh import ABLATIONS
 from bench.timed_refresh import PREFIX as TIMINGS_PREFIX
 
 SIZES = {"small": (20, 20), "medium": (200, 20), "large": (2000, 10)}
@@ -352,6 +356,11 @@ def report(
         " counted in memory, the search index's queue) over all new articles (a mean:"
         " add it to the store figure for the whole storing); refine s: the refinement's CPU"
     )
+    if args.ablate:
+        print(
+            f"ablation: the refreshes ran without {args.ablate} (--ablate): what it costs is"
+            " the difference from a run without --ablate; these are not the product's figures"
+        )
     walls = "; ".join("{:.1f} / {:.1f}".format(*run["floor"]["walls"]) for run in runs)
     print(f"floor: the mean of a run before the refreshes and one after (wall s: {walls})")
     libraries = runs[-1]["floor"]["by_library"]
@@ -383,6 +392,13 @@ def main() -> None:
     )
     parser.add_argument("--profile", help="write a cProfile of the first refresh here")
     parser.add_argument(
+        "--ablate",
+        choices=ABLATIONS,
+        help="refresh without this part of the pipeline, to measure what it costs"
+        " (grouping: every article a story of its own, no refinement; a measurement,"
+        " never the product: bench/timed_refresh.py)",
+    )
+    parser.add_argument(
         "--grown",
         type=int,
         default=0,
@@ -400,6 +416,8 @@ def main() -> None:
         " the table",
     )
     args = parser.parse_args()
+    if args.ablate:  # read by bench/timed_refresh.py in each refresh's process
+        os.environ["BENCH_ABLATE"] = args.ablate
     feeds, items = SIZES[args.size]
     corpus = build_corpus(args.feeds or feeds, args.items or items, feeds_per_site=args.per_site)
     context = multiprocessing.get_context("spawn")

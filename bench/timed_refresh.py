@@ -21,6 +21,14 @@ each feed's storing received (the feed's work and its prepared pages, in the ord
 stored) into FILE, and copies the config beside it as FILE.yaml:
 ``bench/store_replay.py`` stores them again. A FILE already there (a later refresh of
 the same bench run) is left alone.
+
+With ``BENCH_ABLATE=grouping`` (``python -m bench --ablate grouping``) the refresh runs
+without its grouping, to measure what the grouping costs: each article is stored as a
+story of its own (no copy found, no story compared, no story profile grown) and the
+open stories are not refined. Everything else is the product's: the downloads, the
+extraction workers (which still compute the grouping's features), the article and
+story rows, the search index, the document frequencies. Its figures are a
+measurement, never the product's.
 """
 
 from __future__ import annotations
@@ -34,7 +42,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aggregator.config import Settings
+from aggregator.models import Assignment, NewArticle
+from aggregator.pipeline import articles as articles_module
 from aggregator.pipeline import refresh as refresh_module
+from aggregator.pipeline.stories import StoryAssignment
+from aggregator.storage import Storage
 
 PREFIX = "bench-timings: "
 _per_article: list[tuple[int, float]] = []  # (new articles, CPU seconds) per stored feed
@@ -90,12 +103,43 @@ def _timed_write(original: Callable[..., Any]) -> Callable[..., Any]:
     return write
 
 
+ABLATIONS = ("grouping",)
+
+
+def stored_alone(
+    storage: Storage, article: NewArticle, settings: Settings, *, new_story_id: str
+) -> StoryAssignment:
+    """``add_article_to_story`` without the grouping: the article stored as a story of
+    its own, its terms still counted into the document frequencies."""
+    article_id = storage.add_article(article, Assignment(None, "new"), new_story_id)
+    storage.count_document(article_id, article.terms or {})
+    return StoryAssignment(article_id, new_story_id, "new", None)
+
+
+def _not_refined(ctx: Any) -> bool:
+    return False
+
+
+def ablate(name: str) -> None:
+    """Take ``name`` (one of ABLATIONS) out of this process's refresh."""
+    if name not in ABLATIONS:
+        raise SystemExit(f"BENCH_ABLATE={name!r}: not one of {', '.join(ABLATIONS)}")
+    for module, function, replacement in (
+        (articles_module, "add_article_to_story", stored_alone),
+        (refresh_module, "refine_if_due", _not_refined),
+    ):
+        getattr(module, function)  # renamed in the pipeline: fail here, not silently
+        setattr(module, function, replacement)
+
+
 def _report() -> None:
     timings = {"store": _per_article, "refine": _refine, "write": _writes}
     print(PREFIX + json.dumps(timings), flush=True)
 
 
 def main() -> None:
+    if ablation := os.environ.get("BENCH_ABLATE", ""):
+        ablate(ablation)
     for name, wrap in (
         ("_finish_feed", _timed_finish),
         ("refine_if_due", _timed_refine),

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from aggregator.cli import cli
 from aggregator.demo import DemoSite, demo_config_text
+from aggregator.storage import Storage
 
 
 @pytest.fixture
@@ -141,6 +142,55 @@ def test_the_bench_times_the_real_refresh_command(tmp_path: Path) -> None:
     line = [line for line in done.stdout.splitlines() if line.startswith(PREFIX)][-1]
     timings = json.loads(line[len(PREFIX) :])
     assert timings["store"] == [] and len(timings["refine"]) == 1 and timings["write"]
+
+
+def test_the_bench_ablation_stores_copies_as_stories_of_their_own(storage: Storage) -> None:
+    # `python -m bench --ablate grouping` measures the grouping's cost by leaving it
+    # out: two copies of one page, which the grouping puts in one story, stay apart.
+    from aggregator.config import Settings
+    from aggregator.pipeline.stories import add_article_to_story
+    from bench.timed_refresh import stored_alone
+    from tests.test_storage import WIRE, feed_ids, new_article
+
+    (feed,) = feed_ids(storage, WIRE)
+    copies = [new_article(feed, key, canonical_url="https://news.example/one") for key in "ab"]
+    with storage.transaction():
+        grouped = [add_article_to_story(storage, copies[0], Settings(), new_story_id="s1")]
+        grouped.append(add_article_to_story(storage, copies[1], Settings(), new_story_id="s2"))
+    assert grouped[0].story_id == grouped[1].story_id == "s1"
+    alone = [new_article(feed, key, canonical_url="https://news.example/two") for key in "cd"]
+    with storage.transaction():
+        placed = [
+            stored_alone(storage, article, Settings(), new_story_id=f"s{n}")
+            for n, article in enumerate(alone, start=3)
+        ]
+    assert [assignment.story_id for assignment in placed] == ["s3", "s4"]
+    assert storage.pending_counts() == 4  # its terms still counted, as the product does
+
+
+def test_the_bench_ablation_runs_the_real_command_and_refuses_unknown_names(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  database: db.sqlite\nfeeds: []\n")
+    command = [sys.executable, "-m", "bench.timed_refresh", "--config", str(config), "refresh"]
+    root = Path(__file__).resolve().parent.parent
+    for name, code in (("grouping", 0), ("storage", 1)):
+        done = subprocess.run(
+            command,
+            cwd=root,
+            env={**os.environ, "BENCH_ABLATE": name},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == code, done.stderr
+    assert "BENCH_ABLATE='storage': not one of grouping" in done.stderr
 
 
 def test_the_storing_replay_stores_a_capture_again(
